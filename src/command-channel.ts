@@ -1,0 +1,99 @@
+/**
+ * Control thread -> worker transactions over shared memory. A busy worker never runs its event loop,
+ * so postMessage would never be read; instead the control thread writes a batch of operations into
+ * the request area, bumps COMMAND_SEQ, and the worker applies the whole batch between two packet
+ * batches, writes one status per operation into the reply area and publishes REPLY_SEQ (like
+ * nl_transact_multiple: a result per operation, the others applied even when one fails).
+ *
+ * Encoding (Int32 words): each operation is [opcode, argumentCount, ...arguments]. A status is 0 or
+ * a negative errno. One transaction is in flight per worker; the control side queues the rest.
+ */
+import { ControlWord, WorkerState } from './worker-layout';
+
+export const enum Opcode {
+  /** [inputSlot, outputSlot or -1]: where frames from a port go (until flows decide it). */
+  SET_OUTPUT = 1,
+}
+
+export const REQUEST_WORDS = 1 << 14;
+export const REPLY_WORDS = 1 << 12;
+
+export const EINVAL = 22;
+export const ENOSYS = 38;
+
+export interface Operation {
+  opcode: Opcode;
+  args: number[];
+}
+
+export class CommandChannel {
+  private readonly control: Int32Array;
+  private readonly request: Int32Array;
+  private readonly reply: Int32Array;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(control: SharedArrayBuffer, request: SharedArrayBuffer, reply: SharedArrayBuffer) {
+    this.control = new Int32Array(control);
+    this.request = new Int32Array(request);
+    this.reply = new Int32Array(reply);
+  }
+
+  /** Runs the operations on the worker; resolves with one status per operation. */
+  transact(operations: Operation[], timeoutMs = 2000): Promise<number[]> {
+    const run = this.tail.then(() => this.post(operations, timeoutMs));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async post(operations: Operation[], timeoutMs: number): Promise<number[]> {
+    if (operations.length > REPLY_WORDS) throw new RangeError(`at most ${REPLY_WORDS} operations per transaction`);
+    let word = 0;
+    for (const { opcode, args } of operations) {
+      if (word + 2 + args.length > REQUEST_WORDS) throw new RangeError('transaction larger than the request area');
+      this.request[word++] = opcode;
+      this.request[word++] = args.length;
+      for (const arg of args) this.request[word++] = arg;
+    }
+    const state = Atomics.load(this.control, ControlWord.STATE);
+    if (state !== WorkerState.RUNNING && state !== WorkerState.STARTING) throw new Error('worker is not running');
+    const seq = (Atomics.load(this.control, ControlWord.COMMAND_SEQ) + 1) | 0;
+    Atomics.store(this.control, ControlWord.COMMAND_COUNT, operations.length);
+    Atomics.store(this.control, ControlWord.COMMAND_SEQ, seq);
+    Atomics.notify(this.control, ControlWord.DOORBELL);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const replied = Atomics.load(this.control, ControlWord.REPLY_SEQ);
+      if (replied === seq) break;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`worker did not answer a transaction within ${timeoutMs} ms`);
+      const waiter = Atomics.waitAsync(this.control, ControlWord.REPLY_SEQ, replied, Math.min(remaining, 50));
+      if (waiter.async) await waiter.value;
+    }
+    return Array.from(this.reply.subarray(0, operations.length));
+  }
+}
+
+/**
+ * Worker side: applies the posted transaction if there is one. `apply` runs one operation and
+ * returns its status; the request words are read in place (no allocation).
+ */
+export function serveCommands(
+  control: Int32Array,
+  request: Int32Array,
+  reply: Int32Array,
+  apply: (opcode: number, request: Int32Array, argsAt: number, argCount: number) => number,
+): boolean {
+  const seq = Atomics.load(control, ControlWord.COMMAND_SEQ);
+  if (seq === Atomics.load(control, ControlWord.REPLY_SEQ)) return false;
+  const count = Atomics.load(control, ControlWord.COMMAND_COUNT);
+  let word = 0;
+  for (let i = 0; i < count; i++) {
+    const opcode = request[word];
+    const argCount = request[word + 1];
+    reply[i] = apply(opcode, request, word + 2, argCount);
+    word += 2 + argCount;
+  }
+  Atomics.store(control, ControlWord.REPLY_SEQ, seq);
+  Atomics.notify(control, ControlWord.REPLY_SEQ);
+  return true;
+}

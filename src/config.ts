@@ -1,0 +1,146 @@
+/**
+ * The datapath configuration (`xdp-ts run --config FILE`, JSON). Every key is checked; a bad one is
+ * refused with its path and what was expected, e.g.
+ * `config.ports[1].xdpMode: expected one of native, generic, auto, got "fast"`.
+ * The keys are documented in README.md.
+ */
+import type { XdpMode, ZeroCopyPolicy } from './native';
+
+export interface PortConfig {
+  name: string;
+  type: 'afxdp' | 'memory';
+  /** odp port number (1..65279); assigned in order when omitted. */
+  number: number;
+  interface: string;
+  xdpMode: XdpMode;
+  zeroCopy: ZeroCopyPolicy;
+}
+
+export interface DatapathConfig {
+  datapath: string;
+  ports: PortConfig[];
+  workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive' };
+  umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
+  /** Port name -> port name frames received there are sent to (until flows decide it). */
+  forward: Record<string, string>;
+  control: { socket: string | null };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Json = unknown;
+
+function fail(path: string, expected: string, got: Json): never {
+  throw new ConfigError(`${path}: expected ${expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)}`);
+}
+
+function object(path: string, value: Json, keys: string[]): Record<string, Json> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(path, 'an object', value);
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key)) throw new ConfigError(`${path}.${key}: unknown key (known: ${keys.join(', ')})`);
+  }
+  return value as Record<string, Json>;
+}
+
+function string(path: string, value: Json, fallback?: string): string {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'string' || value.length === 0) fail(path, 'a non-empty string', value);
+  return value;
+}
+
+function integer(path: string, value: Json, min: number, max: number, fallback?: number): number {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(path, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(path: string, value: Json, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !choices.includes(value as T)) fail(path, `one of ${choices.join(', ')}`, value);
+  return value as T;
+}
+
+function powerOfTwo(path: string, value: Json, min: number, max: number, fallback: number): number {
+  const n = integer(path, value, min, max, fallback);
+  if ((n & (n - 1)) !== 0) fail(path, `a power of two from ${min} to ${max}`, value);
+  return n;
+}
+
+const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+export function parseConfig(input: Json): DatapathConfig {
+  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'control']);
+  const datapath = string('config.datapath', root.datapath, 'xdp-ts');
+
+  const rawPorts = root.ports;
+  if (!Array.isArray(rawPorts) || rawPorts.length === 0) fail('config.ports', 'a non-empty list of ports', rawPorts);
+  const explicitNumbers = new Set(rawPorts.map((o: Json) => (o as { number?: unknown } | null)?.number));
+  const ports: PortConfig[] = [];
+  const usedNumbers = new Set<number>();
+  rawPorts.forEach((raw: Json, i: number) => {
+    const path = `config.ports[${i}]`;
+    const p = object(path, raw, ['name', 'type', 'number', 'interface', 'xdpMode', 'zeroCopy']);
+    const type = oneOf(`${path}.type`, p.type, ['afxdp', 'memory'] as const, 'afxdp');
+    const name = string(`${path}.name`, p.name, typeof p.interface === 'string' ? p.interface : undefined);
+    if (ports.some((q) => q.name === name)) throw new ConfigError(`${path}.name: port ${name} is declared twice`);
+    const iface = type === 'afxdp' ? string(`${path}.interface`, p.interface, name) : '';
+    if (type === 'afxdp' && !INTERFACE_NAME.test(iface)) fail(`${path}.interface`, 'an interface name of at most 15 characters', p.interface);
+    if (type === 'memory' && (p.interface !== undefined || p.xdpMode !== undefined || p.zeroCopy !== undefined)) {
+      throw new ConfigError(`${path}: interface, xdpMode and zeroCopy apply to afxdp ports only`);
+    }
+    let number = p.number === undefined ? 0 : integer(`${path}.number`, p.number, 1, 65279);
+    if (number === 0) for (number = 1; usedNumbers.has(number) || explicitNumbers.has(number); number++);
+    if (usedNumbers.has(number)) throw new ConfigError(`${path}.number: port number ${number} is used twice`);
+    usedNumbers.add(number);
+    ports.push({
+      name,
+      type,
+      number,
+      interface: iface,
+      xdpMode: oneOf(`${path}.xdpMode`, p.xdpMode, ['native', 'generic', 'auto'] as const, 'native'),
+      zeroCopy: oneOf(`${path}.zeroCopy`, p.zeroCopy, ['auto', 'force', 'off'] as const, 'auto'),
+    });
+  });
+
+  const w = object('config.workers', root.workers ?? {}, ['count', 'cpus', 'idle']);
+  const count = integer('config.workers.count', w.count, 1, 64, 1);
+  let cpus: (number | null)[] = new Array(count).fill(null);
+  if (w.cpus !== undefined) {
+    if (!Array.isArray(w.cpus) || w.cpus.length !== count) fail('config.workers.cpus', `a list of ${count} CPU numbers (or null)`, w.cpus);
+    cpus = w.cpus.map((c: Json, i: number) => (c === null ? null : integer(`config.workers.cpus[${i}]`, c, 0, 4095)));
+  }
+  const idle = oneOf('config.workers.idle', w.idle, ['busy', 'adaptive'] as const, 'adaptive');
+
+  const u = object('config.umem', root.umem ?? {}, ['frameSize', 'framesPerPort', 'ringSize', 'hugepages']);
+  const frameSize = powerOfTwo('config.umem.frameSize', u.frameSize, 2048, 4096, 4096);
+  const ringSize = powerOfTwo('config.umem.ringSize', u.ringSize, 64, 16384, 2048);
+  const framesPerPort = integer('config.umem.framesPerPort', u.framesPerPort, 2 * 64, 1 << 20, 2 * ringSize);
+  if (framesPerPort * ports.length * frameSize > 2 ** 31) {
+    throw new ConfigError('config.umem: framesPerPort x ports x frameSize must stay within 2 GiB per worker');
+  }
+  if (u.hugepages !== undefined && typeof u.hugepages !== 'boolean') fail('config.umem.hugepages', 'true or false', u.hugepages);
+
+  const forward: Record<string, string> = {};
+  const f = object('config.forward', root.forward ?? {}, ports.map((p) => p.name));
+  for (const [from, to] of Object.entries(f)) {
+    const target = string(`config.forward.${from}`, to);
+    if (!ports.some((p) => p.name === target)) fail(`config.forward.${from}`, `a port name (${ports.map((p) => p.name).join(', ')})`, to);
+    forward[from] = target;
+  }
+
+  const c = object('config.control', root.control ?? {}, ['socket']);
+  const socket = c.socket === undefined || c.socket === null ? null : string('config.control.socket', c.socket);
+
+  return {
+    datapath,
+    ports,
+    workers: { count, cpus, idle },
+    umem: { frameSize, framesPerPort, ringSize, hugepages: u.hugepages === true },
+    forward,
+    control: { socket },
+  };
+}

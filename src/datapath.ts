@@ -1,0 +1,263 @@
+/**
+ * The datapath, control-thread side: opens the ports, gives every worker its UMEM and its queue on
+ * every port, starts the workers, attaches the XDP programs, and on stop undoes all of it in reverse,
+ * checking that every frame of every UMEM is accounted for.
+ *
+ * Operations (as lib/dpif-provider.h, for what exists so far):
+ *  - Datapath.start(config): everything up, or everything that was opened closed again and the error
+ *    thrown (the message names the operation, interface and queue).
+ *  - portStats(): OVS vport stats per port, summed over workers, plus the kernel's counters.
+ *  - setOutput(from, to): where frames received on `from` go (null: dropped); applied by every worker
+ *    between batches through its command channel; resolves once all applied it.
+ *  - wire(port, worker): the MemoryWire of a memory port's queue (tests, engine benchmark).
+ *  - stop(): detach, stop workers (they drain their tx rings), close; returns the frame accounting.
+ * Ownership: the Datapath owns every descriptor, mapping and thread it made; callers own nothing.
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { DatapathConfig } from './config';
+import { CommandChannel, Opcode, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
+import { native } from './native';
+import { AfxdpVport } from './vport-afxdp';
+import { MemoryVport } from './vport-memory';
+import type { MemoryWire } from './memory-wire';
+import type { PortQueue, Vport, VportStats, WorkerUmem } from './vport';
+import {
+  ControlWord, FrameAccount, PortStat, PORT_STAT_NAMES, PortStatName, WorkerState, WorkerStat,
+  WORKER_STAT_NAMES, WorkerStatName, frameAccount,
+} from './worker-layout';
+import type { ForwarderInit } from '../workers/forwarder';
+
+const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
+const START_TIMEOUT_MS = 5000;
+const STOP_TIMEOUT_MS = 5000;
+
+interface WorkerHandle {
+  index: number;
+  thread: Worker;
+  control: Int32Array;
+  channel: CommandChannel;
+  workerStats: Float64Array;
+  portStats: Float64Array;
+  umem: WorkerUmem;
+  exited: Promise<void>;
+  failure: string | null;
+}
+
+export interface PortReport {
+  name: string;
+  number: number;
+  type: string;
+  stats: VportStats;
+  counters: Record<PortStatName, number>;
+  kernel: Record<string, number>;
+  info: Record<string, unknown>;
+}
+
+export interface StopReport {
+  frames: FrameAccount[];
+}
+
+export type LogFunction = (event: string, fields: Record<string, unknown>) => void;
+
+async function waitForState(control: Int32Array, done: (state: number) => boolean, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = Atomics.load(control, ControlWord.STATE);
+    if (done(state)) return state;
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return state;
+    const waiter = Atomics.waitAsync(control, ControlWord.STATE, state, Math.min(remaining, 50));
+    if (waiter.async) await waiter.value;
+  }
+}
+
+export class Datapath {
+  readonly config: DatapathConfig;
+  readonly ports: Vport[];
+  private readonly workers: WorkerHandle[] = [];
+  private readonly log: LogFunction;
+  private stopped = false;
+
+  private constructor(config: DatapathConfig, log: LogFunction) {
+    this.config = config;
+    this.log = log;
+    this.ports = config.ports.map((p) =>
+      p.type === 'afxdp'
+        ? new AfxdpVport({ name: p.name, number: p.number, interface: p.interface, xdpMode: p.xdpMode, zeroCopy: p.zeroCopy })
+        : new MemoryVport(p.name, p.number),
+    );
+  }
+
+  static async start(config: DatapathConfig, log: LogFunction = () => {}): Promise<Datapath> {
+    const dp = new Datapath(config, log);
+    try {
+      await dp.bringUp();
+    } catch (error) {
+      await dp.tearDown().catch(() => undefined);
+      throw error;
+    }
+    return dp;
+  }
+
+  private async bringUp(): Promise<void> {
+    const { workers, umem } = this.config;
+    const needsKernelUmem = this.ports.some((p) => p.type === 'afxdp');
+    const outputs = this.ports.map((p) => {
+      const target = this.config.forward[p.name];
+      return target === undefined ? -1 : this.ports.findIndex((q) => q.name === target);
+    });
+    for (let index = 0; index < workers.count; index++) {
+      const frameCount = umem.framesPerPort * this.ports.length;
+      const bytes = frameCount * umem.frameSize;
+      const area = needsKernelUmem ? native().umemCreate(bytes, umem.hugepages) : new SharedArrayBuffer(bytes);
+      const workerUmem: WorkerUmem = { worker: index, area, frameSize: umem.frameSize, frameCount, ringSize: umem.ringSize, ownerFd: -1 };
+      const queues: PortQueue[] = this.ports.map((port) => port.openQueue(workerUmem));
+      const control = new SharedArrayBuffer(ControlWord.COUNT * 4);
+      const request = new SharedArrayBuffer(REQUEST_WORDS * 4);
+      const reply = new SharedArrayBuffer(REPLY_WORDS * 4);
+      const workerStats = new SharedArrayBuffer(WorkerStat.COUNT * 8);
+      const portStats = new SharedArrayBuffer(this.ports.length * PortStat.COUNT * 8);
+      this.ports.forEach((port) => port instanceof MemoryVport && port.bindControl(index, control));
+      const init: ForwarderInit = {
+        index,
+        cpu: workers.cpus[index] ?? null,
+        idle: workers.idle,
+        umem: area,
+        frameSize: umem.frameSize,
+        frameCount,
+        control,
+        request,
+        reply,
+        workerStats,
+        portStats,
+        outputs,
+        ports: queues.map((q, slot) => ({ slot, name: this.ports[slot].name, kind: q.kind, fd: q.fd, rings: q.rings })),
+      };
+      const thread = new Worker(FORWARDER, { workerData: init, name: `xdp-ts worker ${index}` });
+      const handle: WorkerHandle = {
+        index, thread, control: new Int32Array(control), channel: new CommandChannel(control, request, reply),
+        workerStats: new Float64Array(workerStats), portStats: new Float64Array(portStats), umem: workerUmem,
+        exited: new Promise((resolve) => thread.once('exit', () => resolve())), failure: null,
+      };
+      thread.on('message', (m: { type: string; message: string }) => {
+        if (m.type === 'failed') {
+          handle.failure = m.message;
+          this.log('worker_failed', { worker: index, error: m.message });
+        }
+      });
+      thread.on('error', (error) => {
+        handle.failure = error.stack ?? String(error);
+        Atomics.store(handle.control, ControlWord.STATE, WorkerState.FAILED);
+        Atomics.notify(handle.control, ControlWord.STATE);
+      });
+      this.workers.push(handle);
+    }
+    for (const w of this.workers) {
+      const state = await waitForState(w.control, (s) => s !== WorkerState.STARTING, START_TIMEOUT_MS);
+      if (state !== WorkerState.RUNNING) {
+        throw new Error(`worker ${w.index} did not start: ${w.failure ?? `state ${state} after ${START_TIMEOUT_MS} ms`}`);
+      }
+    }
+    for (const port of this.ports) {
+      port.start();
+      this.log('port_up', { port: port.name, number: port.number, type: port.type, ...port.describe() });
+    }
+  }
+
+  /** Stops everything that was started; safe on a half-started datapath and idempotent. */
+  private async tearDown(): Promise<FrameAccount[]> {
+    const errors: unknown[] = [];
+    for (const port of this.ports) {
+      try {
+        port.stop();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    for (const w of this.workers) {
+      Atomics.compareExchange(w.control, ControlWord.STATE, WorkerState.RUNNING, WorkerState.STOP_REQUESTED);
+      Atomics.compareExchange(w.control, ControlWord.STATE, WorkerState.STARTING, WorkerState.STOP_REQUESTED);
+      Atomics.notify(w.control, ControlWord.DOORBELL);
+    }
+    const frames: FrameAccount[] = [];
+    for (const w of this.workers) {
+      const state = await waitForState(w.control, (s) => s === WorkerState.STOPPED || s === WorkerState.FAILED, STOP_TIMEOUT_MS);
+      if (state !== WorkerState.STOPPED && state !== WorkerState.FAILED) await w.thread.terminate();
+      await w.exited;
+      frames.push(frameAccount(w.workerStats, w.portStats, this.ports.length));
+    }
+    for (const port of this.ports) {
+      try {
+        port.close();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
+    return frames;
+  }
+
+  async stop(): Promise<StopReport> {
+    if (this.stopped) throw new Error('datapath already stopped');
+    this.stopped = true;
+    const frames = await this.tearDown();
+    frames.forEach((account, worker) => this.log('worker_frames', { worker, ...account }));
+    return { frames };
+  }
+
+  get workerCount(): number {
+    return this.workers.length;
+  }
+
+  port(name: string): Vport {
+    const port = this.ports.find((p) => p.name === name);
+    if (!port) throw new RangeError(`no port named ${name}`);
+    return port;
+  }
+
+  wire(portName: string, worker = 0): MemoryWire {
+    const port = this.port(portName);
+    if (!(port instanceof MemoryVport)) throw new TypeError(`port ${portName} is not a memory port`);
+    return port.wire(worker);
+  }
+
+  async setOutput(from: string, to: string | null): Promise<void> {
+    const input = this.ports.indexOf(this.port(from));
+    const output = to === null ? -1 : this.ports.indexOf(this.port(to));
+    for (const w of this.workers) {
+      const [status] = await w.channel.transact([{ opcode: Opcode.SET_OUTPUT, args: [input, output] }]);
+      if (status !== 0) throw new Error(`worker ${w.index} refused set-output ${from} -> ${to}: status ${status}`);
+    }
+  }
+
+  portStats(): PortReport[] {
+    return this.ports.map((port, slot) => {
+      const counters = Object.fromEntries(PORT_STAT_NAMES.map((n) => [n, 0])) as Record<PortStatName, number>;
+      for (const w of this.workers) {
+        PORT_STAT_NAMES.forEach((name, i) => (counters[name] += w.portStats[slot * PortStat.COUNT + i]));
+      }
+      const kernel = port.kernelStats();
+      const stats: VportStats = {
+        rxPackets: counters.rxPackets,
+        rxBytes: counters.rxBytes,
+        rxErrors: counters.rxErrors + kernel.rxErrors,
+        rxDropped: counters.rxDropped + kernel.rxDropped,
+        txPackets: counters.txPackets,
+        txBytes: counters.txBytes,
+        txErrors: counters.txErrors + kernel.txErrors,
+        txDropped: counters.txDropped,
+      };
+      return { name: port.name, number: port.number, type: port.type, stats, counters, kernel: kernel.detail, info: port.describe() };
+    });
+  }
+
+  workerStats(): (Record<WorkerStatName, number> & { worker: number; state: number; frames: FrameAccount })[] {
+    return this.workers.map((w) => ({
+      worker: w.index,
+      state: Atomics.load(w.control, ControlWord.STATE),
+      ...(Object.fromEntries(WORKER_STAT_NAMES.map((n, i) => [n, w.workerStats[i]])) as Record<WorkerStatName, number>),
+      frames: frameAccount(w.workerStats, w.portStats, this.ports.length),
+    }));
+  }
+}

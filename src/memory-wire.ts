@@ -1,0 +1,129 @@
+/**
+ * The far side of a memory port: it plays the kernel (or a NIC) for one worker queue. It takes frames
+ * from the fill ring and posts them on rx with the bytes a test injects, and it takes what the worker
+ * put on tx and posts it on the completion ring. It can run in any thread: everything it touches is
+ * shared memory.
+ */
+import { ConsumerRing, ProducerRing, PACKET_DESC_WORDS, ADDRESS_DESC_WORDS, RingLayout } from './ring';
+import { ControlWord } from './worker-layout';
+
+export const RX_DATA_OFFSET = 256;
+
+/** What a wire needs; plain data, so it can be posted to another thread. */
+export interface MemoryWireInit {
+  umem: SharedArrayBuffer;
+  frameSize: number;
+  /** The worker's control block, for its doorbell. */
+  control: SharedArrayBuffer;
+  rings: { rx: RingLayout; tx: RingLayout; fill: RingLayout; comp: RingLayout };
+}
+
+export class MemoryWire {
+  readonly init: MemoryWireInit;
+  private readonly bytes: Uint8Array;
+  private readonly control: Int32Array;
+  private readonly rx: ProducerRing;
+  private readonly tx: ConsumerRing;
+  private readonly fill: ConsumerRing;
+  private readonly comp: ProducerRing;
+  private readonly maxFrame: number;
+  /** Frames refused because the worker gave no fill frame (as XDP_STATISTICS rx_fill_ring_empty_descs). */
+  fillEmpty = 0;
+  /** Frames refused because the rx ring was full (rx_ring_full). */
+  rxRingFull = 0;
+  /** Frames longer than a frame can hold (rx_dropped). */
+  rxDropped = 0;
+
+  constructor(init: MemoryWireInit) {
+    this.init = init;
+    this.bytes = new Uint8Array(init.umem);
+    this.control = new Int32Array(init.control);
+    this.rx = new ProducerRing(init.rings.rx);
+    this.tx = new ConsumerRing(init.rings.tx);
+    this.fill = new ConsumerRing(init.rings.fill);
+    this.comp = new ProducerRing(init.rings.comp);
+    this.maxFrame = init.frameSize - RX_DATA_OFFSET;
+  }
+
+  /** Delivers one frame to the worker; false (and counted) when there is no room, as a NIC drops. */
+  inject(frame: Uint8Array): boolean {
+    if (frame.length > this.maxFrame) {
+      this.rxDropped++;
+      return false;
+    }
+    if (this.rx.freeSlots(1) < 1) {
+      this.rxRingFull++;
+      return false;
+    }
+    if (this.fill.available(1) < 1) {
+      this.fillEmpty++;
+      return false;
+    }
+    const base = this.fill.words[this.fill.entryWord(0, ADDRESS_DESC_WORDS)];
+    this.fill.release(1);
+    const addr = base + RX_DATA_OFFSET;
+    this.bytes.set(frame, addr);
+    const word = this.rx.slotWord(0, PACKET_DESC_WORDS);
+    this.rx.words[word] = addr;
+    this.rx.words[word + 1] = 0;
+    this.rx.words[word + 2] = frame.length;
+    this.rx.words[word + 3] = 0;
+    this.rx.submit(1);
+    this.ring();
+    return true;
+  }
+
+  /**
+   * Takes up to `max` transmitted frames, in order; `onFrame` sees each one's bytes (a view valid only
+   * during the call). Returns how many were taken.
+   */
+  receive(onFrame: ((frame: Uint8Array) => void) | null, max = 1 << 30): number {
+    const count = this.tx.available(max);
+    const space = this.comp.freeSlots(count);
+    const n = count < space ? count : space;
+    for (let i = 0; i < n; i++) {
+      const word = this.tx.entryWord(i, PACKET_DESC_WORDS);
+      const addr = this.tx.words[word];
+      if (onFrame) onFrame(this.bytes.subarray(addr, addr + this.tx.words[word + 2]));
+      const slot = this.comp.slotWord(i, ADDRESS_DESC_WORDS);
+      this.comp.words[slot] = addr;
+      this.comp.words[slot + 1] = 0;
+    }
+    this.tx.release(n);
+    this.comp.submit(n);
+    return n;
+  }
+
+  /**
+   * Benchmark feed: posts up to `max` fill frames on rx as `length`-byte frames without writing them
+   * (their bytes were laid down once, e.g. by prefillUmem). Returns how many were posted.
+   */
+  reflect(length: number, max: number): number {
+    const ready = this.fill.available(max);
+    const space = this.rx.freeSlots(ready);
+    const n = ready < space ? ready : space;
+    for (let i = 0; i < n; i++) {
+      const word = this.rx.slotWord(i, PACKET_DESC_WORDS);
+      this.rx.words[word] = this.fill.words[this.fill.entryWord(i, ADDRESS_DESC_WORDS)] + RX_DATA_OFFSET;
+      this.rx.words[word + 1] = 0;
+      this.rx.words[word + 2] = length;
+      this.rx.words[word + 3] = 0;
+    }
+    this.fill.release(n);
+    this.rx.submit(n);
+    if (n !== 0) this.ring();
+    return n;
+  }
+
+  /** Writes `frame` at the data offset of every frame of the UMEM (for reflect()). */
+  prefillUmem(frame: Uint8Array): void {
+    for (let base = 0; base + this.init.frameSize <= this.bytes.length; base += this.init.frameSize) {
+      this.bytes.set(frame, base + RX_DATA_OFFSET);
+    }
+  }
+
+  private ring(): void {
+    Atomics.add(this.control, ControlWord.DOORBELL, 1);
+    Atomics.notify(this.control, ControlWord.DOORBELL);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The memory a worker shares with the control thread: its state word, its counters, and the
+ * per-port counters it keeps for each port it serves. Workers write their counters with plain stores
+ * (one writer each); the control thread reads and sums them when asked (a dump, a scrape), so nothing
+ * is ever updated per packet outside the worker itself.
+ */
+
+/** Words of the worker's control block (Int32Array). */
+export const enum ControlWord {
+  /** WorkerState, written by both sides with Atomics. */
+  STATE = 0,
+  /** Bumped by a memory wire after it produced rx frames, so a sleeping worker wakes. */
+  DOORBELL = 1,
+  /** Sequence number of the last command transaction posted by the control thread. */
+  COMMAND_SEQ = 2,
+  /** Sequence number of the last transaction the worker finished. */
+  REPLY_SEQ = 3,
+  /** Number of operations in the posted transaction. */
+  COMMAND_COUNT = 4,
+  COUNT = 16,
+}
+
+export const enum WorkerState {
+  STARTING = 0,
+  RUNNING = 1,
+  STOP_REQUESTED = 2,
+  STOPPED = 3,
+  FAILED = 4,
+}
+
+/** Per-port counters kept by each worker (Float64Array, exact to 2^53). */
+export const enum PortStat {
+  RX_PACKETS = 0,
+  RX_BYTES,
+  /** Descriptors the worker refused (bad address or length): counted, the frame reclaimed. */
+  RX_ERRORS,
+  RX_DROPPED,
+  TX_PACKETS,
+  TX_BYTES,
+  /** Kicks the kernel refused with an error other than back-pressure. */
+  TX_ERRORS,
+  /** Frames that found the tx ring full. */
+  TX_DROPPED,
+  /** Frame accounting: given to the fill ring, taken from rx, put on tx, taken from completion. */
+  FRAMES_FILLED,
+  FRAMES_RECEIVED,
+  FRAMES_SENT,
+  FRAMES_COMPLETED,
+  TX_KICKS,
+  RX_KICKS,
+  /** Times the fill ring could not be topped up because the free-frame stack was empty. */
+  FILL_STARVED,
+  COUNT,
+}
+
+/** Worker-wide counters (Float64Array). */
+export const enum WorkerStat {
+  LOOPS = 0,
+  IDLE_LOOPS,
+  SLEEPS,
+  BATCHES,
+  /** Frames on the free stack and in the worker's hands (between rx and tx) right now. */
+  FRAMES_FREE,
+  FRAMES_IN_FLIGHT,
+  FRAMES_TOTAL,
+  /** Frames dropped because their input port has no output (until flows decide it). */
+  DROPPED_NO_OUTPUT,
+  COMMANDS,
+  COUNT,
+}
+
+export const PORT_STAT_NAMES = [
+  'rxPackets', 'rxBytes', 'rxErrors', 'rxDropped', 'txPackets', 'txBytes', 'txErrors', 'txDropped',
+  'framesFilled', 'framesReceived', 'framesSent', 'framesCompleted', 'txKicks', 'rxKicks', 'fillStarved',
+] as const;
+export type PortStatName = (typeof PORT_STAT_NAMES)[number];
+
+export const WORKER_STAT_NAMES = [
+  'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
+  'droppedNoOutput', 'commands',
+] as const;
+export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
+
+/** Frames a worker's UMEM holds, by where they are; `lost` must always be 0. */
+export interface FrameAccount {
+  total: number;
+  free: number;
+  inFlight: number;
+  /** Given to fill rings and not yet back through rx (in the fill ring, the kernel, or the rx ring). */
+  rxSide: number;
+  /** Put on tx rings and not yet back through completion. */
+  txSide: number;
+  lost: number;
+}
+
+/** Reads a worker's frame accounting from its counters. */
+export function frameAccount(workerStats: Float64Array, portStats: Float64Array, ports: number): FrameAccount {
+  let rxSide = 0;
+  let txSide = 0;
+  for (let p = 0; p < ports; p++) {
+    const base = p * PortStat.COUNT;
+    rxSide += portStats[base + PortStat.FRAMES_FILLED] - portStats[base + PortStat.FRAMES_RECEIVED];
+    txSide += portStats[base + PortStat.FRAMES_SENT] - portStats[base + PortStat.FRAMES_COMPLETED];
+  }
+  const total = workerStats[WorkerStat.FRAMES_TOTAL];
+  const free = workerStats[WorkerStat.FRAMES_FREE];
+  const inFlight = workerStats[WorkerStat.FRAMES_IN_FLIGHT];
+  return { total, free, inFlight, rxSide, txSide, lost: total - free - inFlight - rxSide - txSide };
+}

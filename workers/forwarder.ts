@@ -1,0 +1,393 @@
+/**
+ * The per-queue forwarding worker. Worker q owns one UMEM and, on every port, the socket (or memory
+ * ring set) of queue q. Its loop, as a dpif-netdev PMD thread's:
+ *
+ *   for each port: rx batch (<= 64) -> decide each frame's output -> stage per output port
+ *                  -> flush staged frames to the output ports' tx rings (one kick per port)
+ *   for each port: reap the completion ring into the free stack, top the fill ring up
+ *   between batches: apply control transactions; when idle long enough, sleep on the sockets
+ *
+ * A frame is always in exactly one place: the free stack, a fill ring (or the kernel behind it), an
+ * rx ring, the worker's hands (in flight), a tx ring (or the kernel behind it), a completion ring.
+ * The counters in worker-layout.ts make that checkable.
+ *
+ * Hot-path rules: typed arrays with fixed layouts, no allocation, no closures or exceptions per
+ * packet, one native call per kicked batch at most; every function here sees one shape.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { ConsumerRing, ProducerRing, PACKET_DESC_WORDS, ADDRESS_DESC_WORDS, RingLayout } from '../src/ring';
+import { ControlWord, PortStat, WorkerState, WorkerStat } from '../src/worker-layout';
+import { Opcode, serveCommands, EINVAL, ENOSYS } from '../src/command-channel';
+import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
+
+export const BATCH = 64;
+export const PORT_KIND_AFXDP = 0;
+export const PORT_KIND_MEMORY = 1;
+/** Copy-mode and memory rx put the frame data this far into a frame (XDP_PACKET_HEADROOM). */
+export const RX_DATA_OFFSET = 256;
+
+export interface WorkerPortInit {
+  slot: number;
+  name: string;
+  kind: number;
+  fd: number;
+  rings: { rx: RingLayout; tx: RingLayout; fill: RingLayout; comp: RingLayout };
+}
+
+export interface ForwarderInit {
+  index: number;
+  cpu: number | null;
+  idle: 'busy' | 'adaptive';
+  umem: SharedArrayBuffer;
+  frameSize: number;
+  frameCount: number;
+  control: SharedArrayBuffer;
+  request: SharedArrayBuffer;
+  reply: SharedArrayBuffer;
+  workerStats: SharedArrayBuffer;
+  portStats: SharedArrayBuffer;
+  /** Output slot per input slot (-1: drop). */
+  outputs: number[];
+  ports: WorkerPortInit[];
+}
+
+/** Empty loops spun before an adaptive worker sleeps, and how long it sleeps at most. */
+const IDLE_SPINS = 4096;
+const SLEEP_MS = 2;
+const DRAIN_MS = 500;
+
+class WorkerPort {
+  readonly slot: number;
+  readonly kind: number;
+  readonly fd: number;
+  readonly rx: ConsumerRing;
+  readonly tx: ProducerRing;
+  readonly fill: ProducerRing;
+  readonly comp: ConsumerRing;
+  /** Index of this port's first counter in portStats. */
+  readonly statBase: number;
+
+  constructor(init: WorkerPortInit) {
+    this.slot = init.slot;
+    this.kind = init.kind;
+    this.fd = init.fd;
+    this.rx = new ConsumerRing(init.rings.rx);
+    this.tx = new ProducerRing(init.rings.tx);
+    this.fill = new ProducerRing(init.rings.fill);
+    this.comp = new ConsumerRing(init.rings.comp);
+    this.statBase = init.slot * PortStat.COUNT;
+  }
+}
+
+class Forwarder {
+  readonly control: Int32Array;
+  readonly request: Int32Array;
+  readonly reply: Int32Array;
+  readonly workerStats: Float64Array;
+  readonly portStats: Float64Array;
+  readonly ports: WorkerPort[];
+  readonly portCount: number;
+  readonly outputs: Int32Array;
+  readonly native: NativeAddon | null;
+  readonly socketFds: Int32Array;
+  readonly socketCount: number;
+  readonly hasMemoryPorts: boolean;
+  readonly adaptive: boolean;
+
+  readonly frameSize: number;
+  readonly frameMask: number;
+  readonly umemBytes: number;
+  /** Free-frame stack: frame base addresses. */
+  readonly free: Int32Array;
+  freeCount: number;
+
+  /** Frames staged per output slot during one rx batch: address and length. */
+  readonly stagedAddr: Int32Array;
+  readonly stagedLen: Int32Array;
+  readonly stagedCount: Int32Array;
+  /** Output slots with staged frames, in first-use order. */
+  readonly stagedPorts: Int32Array;
+  stagedPortCount: number;
+  inFlight: number;
+
+  constructor(init: ForwarderInit) {
+    this.control = new Int32Array(init.control);
+    this.request = new Int32Array(init.request);
+    this.reply = new Int32Array(init.reply);
+    this.workerStats = new Float64Array(init.workerStats);
+    this.portStats = new Float64Array(init.portStats);
+    this.ports = init.ports.map((p) => new WorkerPort(p));
+    this.portCount = this.ports.length;
+    this.outputs = Int32Array.from(init.outputs);
+    const sockets = this.ports.filter((p) => p.kind === PORT_KIND_AFXDP);
+    this.native = sockets.length > 0 ? native() : null;
+    this.socketFds = Int32Array.from(sockets.map((p) => p.fd));
+    this.socketCount = sockets.length;
+    this.hasMemoryPorts = sockets.length < this.ports.length;
+    this.adaptive = init.idle === 'adaptive';
+
+    this.frameSize = init.frameSize;
+    this.frameMask = init.frameSize - 1;
+    this.umemBytes = init.frameSize * init.frameCount;
+    this.free = new Int32Array(init.frameCount);
+    for (let i = 0; i < init.frameCount; i++) this.free[i] = i * init.frameSize;
+    this.freeCount = init.frameCount;
+    this.stagedAddr = new Int32Array(this.portCount * BATCH);
+    this.stagedLen = new Int32Array(this.portCount * BATCH);
+    this.stagedCount = new Int32Array(this.portCount);
+    this.stagedPorts = new Int32Array(this.portCount);
+    this.stagedPortCount = 0;
+    this.inFlight = 0;
+    this.workerStats[WorkerStat.FRAMES_TOTAL] = init.frameCount;
+    this.publishFrames();
+  }
+
+  run(): void {
+    const control = this.control;
+    const stats = this.workerStats;
+    let idleLoops = 0;
+    for (let p = 0; p < this.portCount; p++) this.refill(this.ports[p]);
+    Atomics.store(control, ControlWord.STATE, WorkerState.RUNNING);
+    Atomics.notify(control, ControlWord.STATE);
+    while (Atomics.load(control, ControlWord.STATE) === WorkerState.RUNNING) {
+      const bell = Atomics.load(control, ControlWord.DOORBELL);
+      if (serveCommands(control, this.request, this.reply, applyCommand)) stats[WorkerStat.COMMANDS]++;
+      let received = 0;
+      for (let p = 0; p < this.portCount; p++) received += this.receive(this.ports[p]);
+      for (let p = 0; p < this.portCount; p++) {
+        const port = this.ports[p];
+        this.reap(port);
+        this.refill(port);
+      }
+      stats[WorkerStat.LOOPS]++;
+      this.publishFrames();
+      if (received !== 0) {
+        idleLoops = 0;
+        continue;
+      }
+      stats[WorkerStat.IDLE_LOOPS]++;
+      if (this.adaptive && ++idleLoops >= IDLE_SPINS) {
+        idleLoops = 0;
+        stats[WorkerStat.SLEEPS]++;
+        this.sleep(bell);
+      }
+    }
+    this.drain();
+  }
+
+  /** One rx batch from a port: each frame is staged on its output port, then all are flushed. */
+  receive(port: WorkerPort): number {
+    const rx = port.rx;
+    const count = rx.available(BATCH);
+    if (count === 0) return 0;
+    const words = rx.words;
+    const stats = this.portStats;
+    const output = this.outputs[port.slot];
+    let bytes = 0;
+    let errors = 0;
+    let noOutput = 0;
+    this.inFlight = count;
+    for (let i = 0; i < count; i++) {
+      const word = rx.entryWord(i, PACKET_DESC_WORDS);
+      const addr = words[word];
+      const len = words[word + 2];
+      if (addr < 0 || addr >= this.umemBytes) {
+        // Not a frame of ours: nothing to give back; counted so the producer's bug is visible.
+        errors++;
+        this.inFlight--;
+        continue;
+      }
+      if (len <= 0 || (addr & this.frameMask) + len > this.frameSize) {
+        errors++;
+        this.release(addr);
+        continue;
+      }
+      bytes += len;
+      if (output < 0) {
+        noOutput++;
+        this.release(addr);
+        continue;
+      }
+      this.stage(output, addr, len);
+    }
+    rx.release(count);
+    stats[port.statBase + PortStat.FRAMES_RECEIVED] += count;
+    stats[port.statBase + PortStat.RX_PACKETS] += count - errors;
+    stats[port.statBase + PortStat.RX_BYTES] += bytes;
+    stats[port.statBase + PortStat.RX_ERRORS] += errors;
+    this.workerStats[WorkerStat.DROPPED_NO_OUTPUT] += noOutput;
+    this.workerStats[WorkerStat.BATCHES]++;
+    this.flush();
+    return count;
+  }
+
+  stage(slot: number, addr: number, len: number): void {
+    let n = this.stagedCount[slot];
+    if (n === 0) this.stagedPorts[this.stagedPortCount++] = slot;
+    this.stagedAddr[slot * BATCH + n] = addr;
+    this.stagedLen[slot * BATCH + n] = len;
+    this.stagedCount[slot] = n + 1;
+  }
+
+  /** Sends every staged frame: one tx ring publication and at most one kick per output port. */
+  flush(): void {
+    for (let s = 0; s < this.stagedPortCount; s++) {
+      const slot = this.stagedPorts[s];
+      this.transmit(this.ports[slot], this.stagedCount[slot]);
+      this.stagedCount[slot] = 0;
+    }
+    this.stagedPortCount = 0;
+  }
+
+  transmit(port: WorkerPort, count: number): void {
+    const tx = port.tx;
+    const words = tx.words;
+    const stats = this.portStats;
+    const base = port.slot * BATCH;
+    const free = tx.freeSlots(count);
+    const sent = free < count ? free : count;
+    let bytes = 0;
+    for (let i = 0; i < sent; i++) {
+      const word = tx.slotWord(i, PACKET_DESC_WORDS);
+      const len = this.stagedLen[base + i];
+      words[word] = this.stagedAddr[base + i];
+      words[word + 1] = 0;
+      words[word + 2] = len;
+      words[word + 3] = 0;
+      bytes += len;
+    }
+    tx.submit(sent);
+    for (let i = sent; i < count; i++) this.release(this.stagedAddr[base + i]);
+    this.inFlight -= sent;
+    stats[port.statBase + PortStat.FRAMES_SENT] += sent;
+    stats[port.statBase + PortStat.TX_PACKETS] += sent;
+    stats[port.statBase + PortStat.TX_BYTES] += bytes;
+    stats[port.statBase + PortStat.TX_DROPPED] += count - sent;
+    if (sent !== 0 && tx.needsWakeup()) this.kickTx(port);
+  }
+
+  kickTx(port: WorkerPort): void {
+    this.portStats[port.statBase + PortStat.TX_KICKS]++;
+    if (port.kind === PORT_KIND_MEMORY) {
+      Atomics.notify(port.tx.words, port.tx.producerWord);
+      return;
+    }
+    const err = (this.native as NativeAddon).kickTx(port.fd);
+    if (err !== 0 && err !== EAGAIN && err !== EBUSY && err !== ENOBUFS) {
+      this.portStats[port.statBase + PortStat.TX_ERRORS]++;
+    }
+  }
+
+  /** Completed transmissions back to the free stack. */
+  reap(port: WorkerPort): void {
+    const comp = port.comp;
+    const count = comp.available(comp.size);
+    if (count === 0) return;
+    const words = comp.words;
+    for (let i = 0; i < count; i++) {
+      this.free[this.freeCount++] = words[comp.entryWord(i, ADDRESS_DESC_WORDS)] & ~this.frameMask;
+    }
+    comp.release(count);
+    this.portStats[port.statBase + PortStat.FRAMES_COMPLETED] += count;
+  }
+
+  /** Tops the fill ring up from the free stack, in one publication. */
+  refill(port: WorkerPort): void {
+    const fill = port.fill;
+    let count = fill.freeSlots(BATCH);
+    if (count < BATCH) return;
+    if (count > this.freeCount) {
+      if (this.freeCount === 0) {
+        this.portStats[port.statBase + PortStat.FILL_STARVED]++;
+        return;
+      }
+      count = this.freeCount;
+    }
+    const words = fill.words;
+    for (let i = 0; i < count; i++) {
+      const word = fill.slotWord(i, ADDRESS_DESC_WORDS);
+      words[word] = this.free[--this.freeCount];
+      words[word + 1] = 0;
+    }
+    fill.submit(count);
+    this.portStats[port.statBase + PortStat.FRAMES_FILLED] += count;
+    if (port.kind === PORT_KIND_AFXDP && fill.needsWakeup()) {
+      this.portStats[port.statBase + PortStat.RX_KICKS]++;
+      (this.native as NativeAddon).kickRx(port.fd);
+    }
+  }
+
+  /** A frame the worker holds goes back to the free stack. */
+  release(addr: number): void {
+    this.free[this.freeCount++] = addr & ~this.frameMask;
+    this.inFlight--;
+  }
+
+  publishFrames(): void {
+    this.workerStats[WorkerStat.FRAMES_FREE] = this.freeCount;
+    this.workerStats[WorkerStat.FRAMES_IN_FLIGHT] = this.inFlight;
+  }
+
+  /** Sleeps until a socket has frames, a memory wire rings, a command arrives, or SLEEP_MS pass. */
+  sleep(bell: number): void {
+    if (this.socketCount > 0) {
+      (this.native as NativeAddon).waitReadable(this.socketFds, this.socketCount, this.hasMemoryPorts ? 1 : SLEEP_MS);
+    } else {
+      Atomics.wait(this.control, ControlWord.DOORBELL, bell, SLEEP_MS);
+    }
+  }
+
+  /** On stop: no more rx; wait for what is on the tx rings to complete, so every frame is home. */
+  drain(): void {
+    const deadline = Date.now() + DRAIN_MS;
+    for (;;) {
+      let pending = 0;
+      for (let p = 0; p < this.portCount; p++) {
+        const port = this.ports[p];
+        this.reap(port);
+        const outstanding = port.tx.outstanding();
+        if (outstanding !== 0 || this.portStats[port.statBase + PortStat.FRAMES_SENT] !== this.portStats[port.statBase + PortStat.FRAMES_COMPLETED]) {
+          pending++;
+          if (outstanding !== 0 && port.tx.needsWakeup()) this.kickTx(port);
+        }
+      }
+      this.publishFrames();
+      if (pending === 0 || Date.now() > deadline) break;
+      Atomics.wait(this.control, ControlWord.DOORBELL, Atomics.load(this.control, ControlWord.DOORBELL), 1);
+    }
+  }
+}
+
+let forwarder: Forwarder;
+
+function applyCommand(opcode: number, request: Int32Array, at: number, argCount: number): number {
+  switch (opcode) {
+    case Opcode.SET_OUTPUT: {
+      if (argCount !== 2) return -EINVAL;
+      const input = request[at];
+      const output = request[at + 1];
+      if (input < 0 || input >= forwarder.portCount || output < -1 || output >= forwarder.portCount) return -EINVAL;
+      forwarder.outputs[input] = output;
+      return 0;
+    }
+    default:
+      return -ENOSYS;
+  }
+}
+
+function main(): void {
+  const init = workerData as ForwarderInit;
+  const control = new Int32Array(init.control);
+  try {
+    if (init.cpu !== null) native().pinThread(init.cpu);
+    forwarder = new Forwarder(init);
+    forwarder.run();
+    Atomics.store(control, ControlWord.STATE, WorkerState.STOPPED);
+  } catch (error) {
+    Atomics.store(control, ControlWord.STATE, WorkerState.FAILED);
+    parentPort?.postMessage({ type: 'failed', message: (error as Error).stack ?? String(error) });
+  }
+  Atomics.notify(control, ControlWord.STATE);
+}
+
+main();
