@@ -195,6 +195,7 @@ Napi::Value XdpRunLive(const Napi::CallbackInfo& info) {
   Napi::Uint8Array frame = info[2].As<Napi::Uint8Array>();
   struct xdp_md context = {};
   context.ingress_ifindex = ifindex;
+  context.data_end = static_cast<__u32>(frame.ByteLength());  // the kernel requires data_end == size
   LIBBPF_OPTS(bpf_test_run_opts, opts);
   opts.data_in = frame.Data();
   opts.data_size_in = static_cast<__u32>(frame.ByteLength());

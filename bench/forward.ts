@@ -1,0 +1,151 @@
+/**
+ * The first throughput benchmark, on the veth rig (root needed):
+ *
+ *   node dist/bench/forward.js [--seconds 3] [--rounds 3] [--sizes 64,1500] [--flows 1] [--out FILE]
+ *
+ * For each frame size and round, one after another in the same rig: the kernel-only XDP redirect
+ * d0->d1 (the ceiling), the C AF_XDP forwarder (bench/c, the reference), and xdp-ts with one worker.
+ * Each forwarder runs on CPU 1; the generator (live-frames XDP_TX from gen:g0) on CPU 0; the sink
+ * counts at gen:g1. Offered and delivered rates are medians over the rounds; ratios are taken per
+ * round against the C forwarder of the same round, then the median. Prints a table, writes JSON.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Rig } from '../src/rig/rig';
+import { runScript, startDatapath } from '../src/rig/datapath-process';
+
+const ROOT = path.join(__dirname, '..', '..');
+const TRAFFIC = path.join(__dirname, 'traffic.js');
+const KERNEL_REDIRECT = path.join(__dirname, 'kernel-redirect.js');
+const C_FORWARDER = path.join(ROOT, 'build', 'bench', 'xsk_fwd');
+const STEER_OBJECT = path.join(ROOT, 'build', 'bpf', 'xdp_steer.o');
+const FORWARDER_CPU = 1;
+const GENERATOR_CPU = 0;
+
+type Peer = 'kernel-redirect' | 'c-afxdp' | 'xdp-ts';
+const PEERS: Peer[] = ['kernel-redirect', 'c-afxdp', 'xdp-ts'];
+
+interface Run {
+  peer: Peer;
+  size: number;
+  round: number;
+  offeredPps: number;
+  deliveredPps: number;
+}
+
+function argValue(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function waitReady(child: import('node:child_process').ChildProcess, what: string): Promise<void> {
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} not ready: ${stderr}`)), 10000);
+    child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+      if (stderr.includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${stderr}`));
+    });
+  });
+}
+
+async function stopChild(child: import('node:child_process').ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<{ offeredPps: number; deliveredPps: number }> {
+  let stop: () => Promise<unknown>;
+  if (peer === 'xdp-ts') {
+    const dp = await startDatapath(rig, {
+      datapath: 'bench',
+      ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }],
+      workers: { count: 1, cpus: [FORWARDER_CPU], idle: 'busy' },
+      forward: { d0: 'd1', d1: 'd0' },
+    });
+    stop = async () => {
+      const result = await dp.stop();
+      const lost = (result.stopped as { lost?: number } | undefined)?.lost;
+      if (result.code !== 0 || lost !== 0) throw new Error(`xdp-ts exit ${result.code}, frames lost ${lost}`);
+    };
+  } else {
+    const child = peer === 'c-afxdp'
+      ? rig.spawn(rig.dut, C_FORWARDER, ['--in', 'd0', '--out', 'd1', '--bidirectional', '--obj', STEER_OBJECT, '--cpu', String(FORWARDER_CPU)])
+      : rig.spawn(rig.dut, process.execPath, [KERNEL_REDIRECT, '--in', 'd0', '--out', 'd1'], { cpu: FORWARDER_CPU });
+    child.stdout?.resume();
+    await waitReady(child, peer);
+    stop = () => stopChild(child);
+  }
+  try {
+    const lines = await runScript(rig, rig.gen, TRAFFIC, ['--tx', 'g0', '--sink', 'g1', '--size', String(size),
+      '--flows', String(flows), '--seconds', String(seconds), '--warmup', '1'], { cpu: GENERATOR_CPU });
+    const summary = lines.find((l) => l.type === 'summary') as { offeredPps: number; deliveredPps: number } | undefined;
+    if (!summary) throw new Error('generator printed no summary');
+    return summary;
+  } finally {
+    await stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(argValue('seconds', '3'));
+  const rounds = Number(argValue('rounds', '3'));
+  const sizes = argValue('sizes', '64,1500').split(',').map(Number);
+  const flows = Number(argValue('flows', '1'));
+  const out = argValue('out', path.join(ROOT, 'bench', 'results', `forward-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+  if (os.cpus().length < 2) throw new Error('needs 2 CPUs: the generator and the forwarder each get one');
+  const rig = Rig.create();
+  const runs: Run[] = [];
+  try {
+    for (const size of sizes) {
+      for (let round = 0; round < rounds; round++) {
+        for (const peer of PEERS) {
+          const r = await measure(rig, peer, size, seconds, flows);
+          runs.push({ peer, size, round, ...r });
+          process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps\n`);
+        }
+      }
+    }
+  } finally {
+    rig.destroy();
+  }
+  const table = sizes.flatMap((size) => PEERS.map((peer) => {
+    const mine = runs.filter((r) => r.size === size && r.peer === peer);
+    const ratios = mine.map((r) => r.deliveredPps / runs.find((c) => c.size === size && c.round === r.round && c.peer === 'c-afxdp')!.deliveredPps);
+    return { size, peer, offeredMpps: median(mine.map((r) => r.offeredPps)) / 1e6, deliveredMpps: median(mine.map((r) => r.deliveredPps)) / 1e6,
+      ratioToC: median(ratios), ratios };
+  }));
+  console.log(`\nveth rig, copy-mode AF_XDP, 1 forwarding core (CPU ${FORWARDER_CPU}), generator on CPU ${GENERATOR_CPU}, ${flows} flow(s), ${rounds} rounds x ${seconds} s`);
+  console.log('frame  peer              offered Mpps  delivered Mpps  ratio to C (per-round)');
+  for (const row of table) {
+    console.log(`${String(row.size).padStart(5)}  ${row.peer.padEnd(16)}  ${row.offeredMpps.toFixed(3).padStart(12)}  ${row.deliveredMpps.toFixed(3).padStart(14)}  ${row.ratioToC.toFixed(3)} (${row.ratios.map((x) => x.toFixed(3)).join(', ')})`);
+  }
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify({
+    benchmark: 'forward', date: new Date().toISOString(), kernel: os.release(), node: process.version, cpu: os.cpus()[0]?.model,
+    rig: 'veth, copy-mode AF_XDP, native XDP', generator: 'BPF_PROG_TEST_RUN live frames, XDP_TX', flows, seconds, rounds,
+    forwarderCpu: FORWARDER_CPU, generatorCpu: GENERATOR_CPU, workers: 1, batch: 64, ringSize: 2048, table, runs,
+  }, null, 2));
+  console.log(`results: ${out}`);
+}
+
+main().catch((error) => {
+  console.error(`bench: ${(error as Error).message}`);
+  process.exit(1);
+});

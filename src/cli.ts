@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * xdp-ts command line.
+ *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT
+ *   xdp-ts show [--socket PATH] [--json]   ports and workers of a running datapath
+ *   xdp-ts demo [--seconds N] [--size N] [--rate PPS]   the veth rig, traffic through xdp-ts, live rates
+ * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
+ */
+import * as fs from 'node:fs';
+import { ConfigError, parseConfig } from './config';
+import { Datapath } from './datapath';
+import { ControlServer } from './control/server';
+import { ControlClient } from './control/client';
+import { runDemo } from './demo';
+
+export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
+
+const USAGE = `usage: xdp-ts <command> [options]
+  run --config FILE            run the datapath described by FILE (JSON; keys in README.md)
+  show [--socket PATH] [--json]  ports with stats and workers of a running datapath
+  demo [--seconds N] [--size BYTES] [--rate PPS]  veth rig + generator + xdp-ts, per-second rates
+  --help                       this text`;
+
+class UsageError extends Error {}
+
+function options(argv: string[], known: Record<string, 'value' | 'flag'>): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, '');
+    if (!argv[i].startsWith('--') || !(key in known)) throw new UsageError(`unknown option ${argv[i]}`);
+    if (known[key] === 'flag') out[key] = true;
+    else if (argv[i + 1] === undefined) throw new UsageError(`${argv[i]} needs a value`);
+    else out[key] = argv[++i];
+  }
+  return out;
+}
+
+function log(event: string, fields: Record<string, unknown>): void {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n');
+}
+
+async function run(argv: string[]): Promise<number> {
+  const o = options(argv, { config: 'value' });
+  if (typeof o.config !== 'string') throw new UsageError('run needs --config FILE');
+  let text: string;
+  try {
+    text = fs.readFileSync(o.config, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read ${o.config}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${o.config}: not JSON: ${(error as Error).message}`);
+  }
+  const config = parseConfig(raw);
+  const datapath = await Datapath.start(config, log);
+  let control: ControlServer | null = null;
+  let stopping: Promise<number> | null = null;
+  const stop = (why: string): Promise<number> => {
+    stopping ??= (async () => {
+      log('stopping', { reason: why });
+      await control?.close();
+      const report = await datapath.stop();
+      const lost = report.frames.reduce((sum, f) => sum + f.lost, 0);
+      log('stopped', { ports: datapath.portStats().map((p) => ({ name: p.name, ...p.stats })), frames: report.frames, lost });
+      return lost === 0 ? 0 : 1;
+    })();
+    return stopping;
+  };
+  try {
+    if (config.control.socket) control = await ControlServer.listen(datapath, config.control.socket);
+  } catch (error) {
+    await stop('control socket failed');
+    throw new Error(`control socket ${config.control.socket}: ${(error as Error).message}`);
+  }
+  log('ready', { datapath: config.datapath, workers: datapath.workerCount, socket: config.control.socket,
+    ports: datapath.ports.map((p) => ({ name: p.name, number: p.number, type: p.type, ...p.describe() })) });
+  return new Promise((resolve) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stop(signal).then(resolve));
+  });
+}
+
+async function show(argv: string[]): Promise<number> {
+  const o = options(argv, { socket: 'value', json: 'flag' });
+  const client = new ControlClient(typeof o.socket === 'string' ? o.socket : DEFAULT_SOCKET);
+  const dp = await client.call<{ name: string; ports: { name: string; number: number; type: string; stats: Record<string, number>; info: Record<string, unknown> }[]; workers: { worker: number; frames: Record<string, number> }[] }>('datapath.show');
+  if (o.json) {
+    console.log(JSON.stringify(dp, null, 2));
+    return 0;
+  }
+  console.log(`${dp.name}:`);
+  for (const p of dp.ports) {
+    const s = p.stats;
+    const detail = p.type === 'afxdp' ? ` (afxdp: ${p.info.interface}, xdp ${p.info.xdpMode}, ${p.info.zeroCopy ? 'zero-copy' : 'copy'})` : ' (memory)';
+    console.log(`  port ${p.number}: ${p.name}${detail}`);
+    console.log(`    RX packets:${s.rxPackets} errors:${s.rxErrors} dropped:${s.rxDropped}`);
+    console.log(`    TX packets:${s.txPackets} errors:${s.txErrors} dropped:${s.txDropped}`);
+    console.log(`    RX bytes:${s.rxBytes}  TX bytes:${s.txBytes}`);
+  }
+  for (const w of dp.workers) {
+    console.log(`  worker ${w.worker}: frames total:${w.frames.total} free:${w.frames.free} rx-side:${w.frames.rxSide} tx-side:${w.frames.txSide}`);
+  }
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return run(rest);
+    case 'show':
+      return show(rest);
+    case 'demo': {
+      const o = options(rest, { seconds: 'value', size: 'value', rate: 'value' });
+      return runDemo({ seconds: Number(o.seconds ?? 5), size: Number(o.size ?? 64), rate: Number(o.rate ?? 0) });
+    }
+    case undefined:
+    case '--help':
+    case 'help':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (error: Error) => {
+      const usage = error instanceof UsageError || error instanceof ConfigError;
+      process.stderr.write(`xdp-ts: ${error.message}\n${error instanceof UsageError ? USAGE + '\n' : ''}`);
+      process.exitCode = usage ? 2 : 1;
+    },
+  );
+}
