@@ -252,10 +252,13 @@ export class Datapath {
     });
   }
 
-  workerStats(): (Record<WorkerStatName, number> & { worker: number; state: number; frames: FrameAccount })[] {
+  workerStats(): (Record<WorkerStatName, number> & { worker: number; state: number; rxPackets: number; txPackets: number; frames: FrameAccount })[] {
+    const total = (w: WorkerHandle, stat: PortStat) => this.ports.reduce((sum, _p, slot) => sum + w.portStats[slot * PortStat.COUNT + stat], 0);
     return this.workers.map((w) => ({
       worker: w.index,
       state: Atomics.load(w.control, ControlWord.STATE),
+      rxPackets: total(w, PortStat.RX_PACKETS),
+      txPackets: total(w, PortStat.TX_PACKETS),
       ...(Object.fromEntries(WORKER_STAT_NAMES.map((n, i) => [n, w.workerStats[i]])) as Record<WorkerStatName, number>),
       frames: frameAccount(w.workerStats, w.portStats, this.ports.length),
     }));

@@ -186,6 +186,7 @@ class Forwarder {
     let bytes = 0;
     let errors = 0;
     let noOutput = 0;
+    let foreign = 0;
     this.inFlight = count;
     for (let i = 0; i < count; i++) {
       const word = rx.entryWord(i, PACKET_DESC_WORDS);
@@ -194,6 +195,7 @@ class Forwarder {
       if (addr < 0 || addr >= this.umemBytes) {
         // Not a frame of ours: nothing to give back; counted so the producer's bug is visible.
         errors++;
+        foreign++;
         this.inFlight--;
         continue;
       }
@@ -211,7 +213,7 @@ class Forwarder {
       this.stage(output, addr, len);
     }
     rx.release(count);
-    stats[port.statBase + PortStat.FRAMES_RECEIVED] += count;
+    stats[port.statBase + PortStat.FRAMES_RECEIVED] += count - foreign;
     stats[port.statBase + PortStat.RX_PACKETS] += count - errors;
     stats[port.statBase + PortStat.RX_BYTES] += bytes;
     stats[port.statBase + PortStat.RX_ERRORS] += errors;
