@@ -29,6 +29,11 @@ import {
 import type { ForwarderInit } from '../workers/forwarder';
 
 const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
+/**
+ * The kernel releases a closed AF_XDP socket's hold on its queue in a deferred work item, so a queue
+ * freed a moment ago can still answer EBUSY; bind is retried this long before the error stands.
+ */
+const BUSY_QUEUE_GRACE_MS = 1000;
 const START_TIMEOUT_MS = 5000;
 const STOP_TIMEOUT_MS = 5000;
 
@@ -72,6 +77,18 @@ async function waitForState(control: Int32Array, done: (state: number) => boolea
   }
 }
 
+async function openQueueWhenFree(port: Vport, umem: WorkerUmem): Promise<PortQueue> {
+  const deadline = Date.now() + BUSY_QUEUE_GRACE_MS;
+  for (;;) {
+    try {
+      return port.openQueue(umem);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EBUSY' || port.type !== 'afxdp' || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
 export class Datapath {
   readonly config: DatapathConfig;
   readonly ports: Vport[];
@@ -112,7 +129,8 @@ export class Datapath {
       const bytes = frameCount * umem.frameSize;
       const area = needsKernelUmem ? native().umemCreate(bytes, umem.hugepages) : new SharedArrayBuffer(bytes);
       const workerUmem: WorkerUmem = { worker: index, area, frameSize: umem.frameSize, frameCount, ringSize: umem.ringSize, ownerFd: -1 };
-      const queues: PortQueue[] = this.ports.map((port) => port.openQueue(workerUmem));
+      const queues: PortQueue[] = [];
+      for (const port of this.ports) queues.push(await openQueueWhenFree(port, workerUmem));
       const control = new SharedArrayBuffer(ControlWord.COUNT * 4);
       const request = new SharedArrayBuffer(REQUEST_WORDS * 4);
       const reply = new SharedArrayBuffer(REPLY_WORDS * 4);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -22,8 +23,12 @@ std::mutex objects_lock;
 std::unordered_map<int, bpf_object*> objects;
 int next_object_handle = 1;
 
+// libbpf's own diagnostics (verifier logs, probe failures) go to stderr only when asked for with
+// XDP_TS_LIBBPF_DEBUG=1; otherwise the error the addon throws is the one message a user sees.
+bool libbpf_debug = false;
+
 int PrintWarnings(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level != LIBBPF_WARN) return 0;
+  if (!libbpf_debug || level == LIBBPF_DEBUG) return 0;
   return vfprintf(stderr, format, args);
 }
 
@@ -216,6 +221,8 @@ Napi::Value XdpRunLive(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitBpfObject(Napi::Env env, Napi::Object exports) {
+  const char* debug = getenv("XDP_TS_LIBBPF_DEBUG");
+  libbpf_debug = debug && debug[0] == '1';
   libbpf_set_print(PrintWarnings);
   exports.Set("bpfObjectLoad", Napi::Function::New(env, BpfObjectLoad));
   exports.Set("bpfObjectClose", Napi::Function::New(env, BpfObjectClose));

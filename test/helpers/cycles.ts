@@ -1,0 +1,54 @@
+/**
+ * Starts and stops the datapath on d0/d1 `--cycles` times in one process (run inside the dut
+ * namespace, node --expose-gc) and reports descriptors, AF_XDP sockets, memory mappings and XDP
+ * attachment after each cycle, as one JSON line.
+ */
+import * as fs from 'node:fs';
+import { Datapath } from '../../src/datapath';
+import { parseConfig } from '../../src/config';
+import { native } from '../../src/native';
+
+const cycles = Number(process.argv[process.argv.indexOf('--cycles') + 1] || 20);
+
+function descriptors(): { fds: number; sockets: number } {
+  const entries = fs.readdirSync('/proc/self/fd');
+  let sockets = 0;
+  for (const fd of entries) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) sockets++;
+    } catch {
+      /* the fd of readdir itself */
+    }
+  }
+  return { fds: entries.length, sockets };
+}
+
+function mappings(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  (globalThis as { gc?: () => void }).gc?.();
+  return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').length;
+}
+
+async function main() {
+  const config = parseConfig({
+    ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }],
+    workers: { count: 1 },
+    forward: { d0: 'd1', d1: 'd0' },
+  });
+  const samples: { fds: number; sockets: number; maps: number; attached: number; lost: number; runningAttached: number }[] = [];
+  const before = { ...descriptors(), maps: mappings() };
+  for (let i = 0; i < cycles; i++) {
+    const dp = await Datapath.start(config);
+    const runningAttached = ['d0', 'd1'].filter((d) => native().xdpQuery(d).progId !== 0).length;
+    const report = await dp.stop();
+    const attached = ['d0', 'd1'].filter((d) => native().xdpQuery(d).progId !== 0).length;
+    await new Promise((r) => setTimeout(r, 10));
+    samples.push({ ...descriptors(), maps: mappings(), attached, runningAttached, lost: report.frames.reduce((n, f) => n + f.lost, 0) });
+  }
+  console.log(JSON.stringify({ before, samples }));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
