@@ -55,6 +55,16 @@ async function run(argv: string[]): Promise<number> {
     throw new ConfigError(`${o.config}: not JSON: ${(error as Error).message}`);
   }
   const config = parseConfig(raw);
+  // Signals are caught from here on: one that arrives during start-up stops the datapath as soon as
+  // it is up, rather than killing the process with XDP programs and sockets half set up.
+  let signalled: (why: string) => void = () => {};
+  let pendingSignal: string | null = null;
+  const onSignal = (signal: string) => {
+    pendingSignal ??= signal;
+    signalled(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   const datapath = await Datapath.start(config, log);
   let control: ControlServer | null = null;
   let stopping: Promise<number> | null = null;
@@ -78,7 +88,8 @@ async function run(argv: string[]): Promise<number> {
   log('ready', { datapath: config.datapath, workers: datapath.workerCount, socket: config.control.socket,
     ports: datapath.ports.map((p) => ({ name: p.name, number: p.number, type: p.type, ...p.describe() })) });
   return new Promise((resolve) => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stop(signal).then(resolve));
+    signalled = (signal) => void stop(signal).then(resolve);
+    if (pendingSignal) signalled(pendingSignal);
   });
 }
 

@@ -19,7 +19,7 @@ export interface DatapathProcess {
   /** Every JSON log line the daemon wrote so far. */
   events: Record<string, unknown>[];
   /** SIGTERM, wait for exit; resolves with the exit code and the `stopped` event. */
-  stop(): Promise<{ code: number | null; stopped: Record<string, unknown> | undefined; stderr: string }>;
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; stopped: Record<string, unknown> | undefined; stderr: string }>;
 }
 
 export async function startDatapath(rig: Rig, config: Record<string, unknown>, options: { cpu?: number; timeoutMs?: number } = {}): Promise<DatapathProcess> {
@@ -33,7 +33,11 @@ export async function startDatapath(rig: Rig, config: Record<string, unknown>, o
   let partial = '';
   child.stderr?.setEncoding('utf8');
   child.stdout?.resume();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let signal: NodeJS.Signals | null = null;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, sig) => {
+    signal = sig;
+    resolve(code);
+  }));
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`datapath not ready within ${options.timeoutMs ?? 15000} ms:\n${stderr}`)), options.timeoutMs ?? 15000);
     child.stderr?.on('data', (chunk: string) => {
@@ -75,7 +79,7 @@ export async function startDatapath(rig: Rig, config: Record<string, unknown>, o
       const code = await exited;
       clearTimeout(timer);
       fs.rmSync(dir, { recursive: true, force: true });
-      return { code, stopped: events.find((e) => e.event === 'stopped'), stderr };
+      return { code, signal, stopped: events.find((e) => e.event === 'stopped'), stderr };
     },
   };
 }

@@ -52,7 +52,7 @@ test('a queue another datapath holds gives "bind d0 queue 0: Device or resource 
     assert.equal(summary.matched, 500);
   } finally {
     const stopped = await first.stop();
-    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(stopped.code, 0, `signal ${stopped.signal}: ${stopped.stderr}`);
     assert.equal((stopped.stopped as { lost: number }).lost, 0);
   }
   assert.deepEqual(rig.attachedXdp(), []);

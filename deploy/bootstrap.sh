@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One-step set-up and run, idempotent: installs what is missing, builds, then runs the named job.
+#   bash deploy/bootstrap.sh demo    # the veth-rig demo (default)
+#   bash deploy/bootstrap.sh test    # the test suite (XDP_TS_REQUIRE_KERNEL=1: rig tests fail, not skip)
+#   bash deploy/bootstrap.sh bench   # forwarding benchmark (kernel redirect, C AF_XDP, xdp-ts)
+#   bash deploy/bootstrap.sh build   # set-up and build only
+# Needs root (or sudo) for Debian packages, bpffs and the rig.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+job="${1:-demo}"
+case "$job" in demo|test|bench|build) ;; *) echo "usage: bash deploy/bootstrap.sh [demo|test|bench|build]" >&2; exit 2 ;; esac
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev iproute2 make g++ python3 util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ]; then echo "bootstrap: Node.js >= 20 is required (found ${node_major})" >&2; exit 1; fi
+
+if ! mountpoint -q /sys/fs/bpf; then as_root mount -t bpf bpf /sys/fs/bpf; fi
+
+# npm ci when the lock file changed since the last install (it runs the build through `prepare`);
+# otherwise an incremental build.
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ ! -f node_modules/.xdp-ts-lock ] || [ "$(cat node_modules/.xdp-ts-lock)" != "$lock_sum" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.xdp-ts-lock
+else
+  npm run --silent build
+fi
+
+case "$job" in
+  demo) exec node dist/src/cli.js demo ;;
+  test) exec npm test --silent ;;
+  bench) exec node dist/bench/forward.js ;;
+  build) echo "bootstrap: built" ;;
+esac
