@@ -2,8 +2,8 @@
  * The per-queue forwarding worker. Worker q owns one UMEM and, on every port, the socket (or memory
  * ring set) of queue q. Its loop, as a dpif-netdev PMD thread's:
  *
- *   for each port: rx batch (<= 64) -> decide each frame's output -> stage per output port
- *                  -> flush staged frames to the output ports' tx rings (one kick per port)
+ *   for each port: rx batch (<= 64) -> decide each frame's output (recorded per frame)
+ *                  -> flush the batch to the output ports' tx rings (one kick per port)
  *   for each port: reap the completion ring into the free stack, top the fill ring up
  *   between batches: apply control transactions; when idle long enough, sleep on the sockets
  *
@@ -15,7 +15,7 @@
  * packet, one native call per kicked batch at most; every function here sees one shape.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { ConsumerRing, ProducerRing, PACKET_DESC_WORDS, ADDRESS_DESC_WORDS, RingLayout } from '../src/ring';
+import { ConsumerRing, ProducerRing, RingLayout } from '../src/ring';
 import { ControlWord, PortStat, WorkerState, WorkerStat } from '../src/worker-layout';
 import { Opcode, serveCommands, EINVAL, ENOSYS } from '../src/command-channel';
 import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
@@ -101,13 +101,10 @@ class Forwarder {
   readonly free: Int32Array;
   freeCount: number;
 
-  /** Frames staged per output slot during one rx batch: address and length. */
-  readonly stagedAddr: Int32Array;
-  readonly stagedLen: Int32Array;
-  readonly stagedCount: Int32Array;
-  /** Output slots with staged frames, in first-use order. */
-  readonly stagedPorts: Int32Array;
-  stagedPortCount: number;
+  /** The current rx batch: each kept frame's address, length and output slot (-1 once sent). */
+  readonly batchAddr: Int32Array;
+  readonly batchLen: Int32Array;
+  readonly batchOut: Int32Array;
   inFlight: number;
 
   constructor(init: ForwarderInit) {
@@ -132,11 +129,9 @@ class Forwarder {
     this.free = new Int32Array(init.frameCount);
     for (let i = 0; i < init.frameCount; i++) this.free[i] = i * init.frameSize;
     this.freeCount = init.frameCount;
-    this.stagedAddr = new Int32Array(this.portCount * BATCH);
-    this.stagedLen = new Int32Array(this.portCount * BATCH);
-    this.stagedCount = new Int32Array(this.portCount);
-    this.stagedPorts = new Int32Array(this.portCount);
-    this.stagedPortCount = 0;
+    this.batchAddr = new Int32Array(BATCH);
+    this.batchLen = new Int32Array(BATCH);
+    this.batchOut = new Int32Array(BATCH);
     this.inFlight = 0;
     this.workerStats[WorkerStat.FRAMES_TOTAL] = init.frameCount;
     this.publishFrames();
@@ -146,12 +141,21 @@ class Forwarder {
     const control = this.control;
     const stats = this.workerStats;
     let idleLoops = 0;
+    let loops = 0;
+    let bell = 0;
+    let servedSeq = Atomics.load(control, ControlWord.REPLY_SEQ);
     for (let p = 0; p < this.portCount; p++) this.refill(this.ports[p]);
     Atomics.store(control, ControlWord.STATE, WorkerState.RUNNING);
     Atomics.notify(control, ControlWord.STATE);
-    while (Atomics.load(control, ControlWord.STATE) === WorkerState.RUNNING) {
-      const bell = Atomics.load(control, ControlWord.DOORBELL);
-      if (serveCommands(control, this.request, this.reply, applyCommand)) stats[WorkerStat.COMMANDS]++;
+    // Atomics are builtin calls in V8, not inlined: the state is checked every 16 loops, and the
+    // doorbell read only on the way to sleep.
+    for (;;) {
+      if ((loops++ & 15) === 0 && Atomics.load(control, ControlWord.STATE) !== WorkerState.RUNNING) break;
+      const seq = Atomics.load(control, ControlWord.COMMAND_SEQ);
+      if (seq !== servedSeq) {
+        if (serveCommands(control, this.request, this.reply, applyCommand)) stats[WorkerStat.COMMANDS]++;
+        servedSeq = seq;
+      }
       let received = 0;
       for (let p = 0; p < this.portCount; p++) received += this.receive(this.ports[p]);
       for (let p = 0; p < this.portCount; p++) {
@@ -166,8 +170,14 @@ class Forwarder {
         continue;
       }
       stats[WorkerStat.IDLE_LOOPS]++;
-      if (this.adaptive && ++idleLoops >= IDLE_SPINS) {
+      if (!this.adaptive) continue;
+      idleLoops++;
+      // Read the bell one loop before sleeping: a wire that rings after this read wakes the wait,
+      // and frames it posted before the read are seen by the last loop.
+      if (idleLoops === IDLE_SPINS - 1) bell = Atomics.load(control, ControlWord.DOORBELL);
+      if (idleLoops >= IDLE_SPINS) {
         idleLoops = 0;
+        if (Atomics.load(control, ControlWord.STATE) !== WorkerState.RUNNING) break;
         stats[WorkerStat.SLEEPS]++;
         this.sleep(bell);
       }
@@ -175,96 +185,124 @@ class Forwarder {
     this.drain();
   }
 
-  /** One rx batch from a port: each frame is staged on its output port, then all are flushed. */
+  /**
+   * One rx batch from a port: each frame's output is decided and recorded in the batch arrays, then
+   * the batch is flushed one output port at a time. Ring slots are computed inline from locals: this
+   * is the per-frame code, so it is kept free of calls.
+   */
   receive(port: WorkerPort): number {
     const rx = port.rx;
     const count = rx.available(BATCH);
     if (count === 0) return 0;
     const words = rx.words;
-    const stats = this.portStats;
+    const descWord = rx.descWord;
+    const mask = rx.mask;
+    const consumer = rx.cachedConsumer;
+    const frameMask = this.frameMask;
+    const frameSize = this.frameSize;
+    const umemBytes = this.umemBytes;
+    const batchAddr = this.batchAddr;
+    const batchLen = this.batchLen;
+    const batchOut = this.batchOut;
     const output = this.outputs[port.slot];
+    let kept = 0;
     let bytes = 0;
     let errors = 0;
-    let noOutput = 0;
     let foreign = 0;
-    this.inFlight = count;
+    let noOutput = 0;
     for (let i = 0; i < count; i++) {
-      const word = rx.entryWord(i, PACKET_DESC_WORDS);
+      const word = descWord + ((((consumer + i) | 0) & mask) << 2);
       const addr = words[word];
       const len = words[word + 2];
-      if (addr < 0 || addr >= this.umemBytes) {
+      if (addr < 0 || addr >= umemBytes) {
         // Not a frame of ours: nothing to give back; counted so the producer's bug is visible.
         errors++;
         foreign++;
-        this.inFlight--;
         continue;
       }
-      if (len <= 0 || (addr & this.frameMask) + len > this.frameSize) {
+      if (len <= 0 || (addr & frameMask) + len > frameSize) {
         errors++;
-        this.release(addr);
+        this.free[this.freeCount++] = addr & ~frameMask;
         continue;
       }
       bytes += len;
       if (output < 0) {
         noOutput++;
-        this.release(addr);
+        this.free[this.freeCount++] = addr & ~frameMask;
         continue;
       }
-      this.stage(output, addr, len);
+      batchAddr[kept] = addr;
+      batchLen[kept] = len;
+      batchOut[kept] = output;
+      kept++;
     }
     rx.release(count);
+    const stats = this.portStats;
     stats[port.statBase + PortStat.FRAMES_RECEIVED] += count - foreign;
     stats[port.statBase + PortStat.RX_PACKETS] += count - errors;
     stats[port.statBase + PortStat.RX_BYTES] += bytes;
     stats[port.statBase + PortStat.RX_ERRORS] += errors;
     this.workerStats[WorkerStat.DROPPED_NO_OUTPUT] += noOutput;
     this.workerStats[WorkerStat.BATCHES]++;
-    this.flush();
+    this.inFlight = kept;
+    this.flush(kept);
     return count;
   }
 
-  stage(slot: number, addr: number, len: number): void {
-    let n = this.stagedCount[slot];
-    if (n === 0) this.stagedPorts[this.stagedPortCount++] = slot;
-    this.stagedAddr[slot * BATCH + n] = addr;
-    this.stagedLen[slot * BATCH + n] = len;
-    this.stagedCount[slot] = n + 1;
-  }
-
-  /** Sends every staged frame: one tx ring publication and at most one kick per output port. */
-  flush(): void {
-    for (let s = 0; s < this.stagedPortCount; s++) {
-      const slot = this.stagedPorts[s];
-      this.transmit(this.ports[slot], this.stagedCount[slot]);
-      this.stagedCount[slot] = 0;
+  /**
+   * Sends the batch's frames, grouped by output port in batch order: one tx-ring publication and at
+   * most one kick per port. A frame handed to its port has its output set to -1.
+   */
+  flush(kept: number): void {
+    const batchOut = this.batchOut;
+    let first = 0;
+    while (first < kept) {
+      const slot = batchOut[first];
+      this.transmit(this.ports[slot], slot, first, kept);
+      while (first < kept && batchOut[first] === -1) first++;
     }
-    this.stagedPortCount = 0;
   }
 
-  transmit(port: WorkerPort, count: number): void {
+  /** Puts the batch frames for `slot` (from index `first` on) on that port's tx ring. */
+  transmit(port: WorkerPort, slot: number, first: number, kept: number): void {
     const tx = port.tx;
     const words = tx.words;
-    const stats = this.portStats;
-    const base = port.slot * BATCH;
-    const free = tx.freeSlots(count);
-    const sent = free < count ? free : count;
+    const descWord = tx.descWord;
+    const mask = tx.mask;
+    const producer = tx.cachedProducer;
+    const batchAddr = this.batchAddr;
+    const batchLen = this.batchLen;
+    const batchOut = this.batchOut;
+    let free = tx.freeSlots(kept - first);
+    let sent = 0;
+    let dropped = 0;
     let bytes = 0;
-    for (let i = 0; i < sent; i++) {
-      const word = tx.slotWord(i, PACKET_DESC_WORDS);
-      const len = this.stagedLen[base + i];
-      words[word] = this.stagedAddr[base + i];
+    for (let i = first; i < kept; i++) {
+      if (batchOut[i] !== slot) continue;
+      batchOut[i] = -1;
+      const addr = batchAddr[i];
+      if (free === 0) {
+        dropped++;
+        this.free[this.freeCount++] = addr & ~this.frameMask;
+        continue;
+      }
+      free--;
+      const len = batchLen[i];
+      const word = descWord + ((((producer + sent) | 0) & mask) << 2);
+      words[word] = addr;
       words[word + 1] = 0;
       words[word + 2] = len;
       words[word + 3] = 0;
       bytes += len;
+      sent++;
     }
     tx.submit(sent);
-    for (let i = sent; i < count; i++) this.release(this.stagedAddr[base + i]);
-    this.inFlight -= sent;
+    this.inFlight -= sent + dropped;
+    const stats = this.portStats;
     stats[port.statBase + PortStat.FRAMES_SENT] += sent;
     stats[port.statBase + PortStat.TX_PACKETS] += sent;
     stats[port.statBase + PortStat.TX_BYTES] += bytes;
-    stats[port.statBase + PortStat.TX_DROPPED] += count - sent;
+    stats[port.statBase + PortStat.TX_DROPPED] += dropped;
     if (sent !== 0 && tx.needsWakeup()) this.kickTx(port);
   }
 
@@ -286,9 +324,14 @@ class Forwarder {
     const count = comp.available(comp.size);
     if (count === 0) return;
     const words = comp.words;
-    for (let i = 0; i < count; i++) {
-      this.free[this.freeCount++] = words[comp.entryWord(i, ADDRESS_DESC_WORDS)] & ~this.frameMask;
-    }
+    const descWord = comp.descWord;
+    const mask = comp.mask;
+    const consumer = comp.cachedConsumer;
+    const notFrame = ~this.frameMask;
+    const free = this.free;
+    let top = this.freeCount;
+    for (let i = 0; i < count; i++) free[top++] = words[descWord + ((((consumer + i) | 0) & mask) << 1)] & notFrame;
+    this.freeCount = top;
     comp.release(count);
     this.portStats[port.statBase + PortStat.FRAMES_COMPLETED] += count;
   }
@@ -306,23 +349,23 @@ class Forwarder {
       count = this.freeCount;
     }
     const words = fill.words;
+    const descWord = fill.descWord;
+    const mask = fill.mask;
+    const producer = fill.cachedProducer;
+    const free = this.free;
+    let top = this.freeCount;
     for (let i = 0; i < count; i++) {
-      const word = fill.slotWord(i, ADDRESS_DESC_WORDS);
-      words[word] = this.free[--this.freeCount];
+      const word = descWord + ((((producer + i) | 0) & mask) << 1);
+      words[word] = free[--top];
       words[word + 1] = 0;
     }
+    this.freeCount = top;
     fill.submit(count);
     this.portStats[port.statBase + PortStat.FRAMES_FILLED] += count;
     if (port.kind === PORT_KIND_AFXDP && fill.needsWakeup()) {
       this.portStats[port.statBase + PortStat.RX_KICKS]++;
       (this.native as NativeAddon).kickRx(port.fd);
     }
-  }
-
-  /** A frame the worker holds goes back to the free stack. */
-  release(addr: number): void {
-    this.free[this.freeCount++] = addr & ~this.frameMask;
-    this.inFlight--;
   }
 
   publishFrames(): void {

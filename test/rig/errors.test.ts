@@ -86,3 +86,9 @@ test('a malformed config is refused with the key and exit code 2', options, asyn
   assert.equal(error.code, 2);
   assert.equal(error.stderr.trim(), 'xdp-ts: config.ports[0].xdpMode: expected one of native, generic, auto, got "fast"');
 });
+
+test('zero-copy forced on an interface without it is refused by name', options, async () => {
+  const line = await startFails(rig, { ports: [{ name: 'd0', interface: 'd0', zeroCopy: 'force' }] });
+  assert.match(line, /^xdp-ts: bind \(zero-copy\) d0 queue 0: .+$/);
+  assert.deepEqual(rig.attachedXdp(), []);
+});

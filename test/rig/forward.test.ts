@@ -84,3 +84,20 @@ test('a 2-queue veth with 2 workers forwards the traffic of both queues', option
     mq.destroy();
   }
 });
+
+test('generic (skb-mode) XDP on request: reported, and it forwards', options, async () => {
+  const dp = await startDatapath(rig, {
+    ports: [{ name: 'd0', interface: 'd0', xdpMode: 'generic' }, { name: 'd1', interface: 'd1', xdpMode: 'generic' }],
+    forward: { d0: 'd1' },
+  });
+  let stopped;
+  try {
+    assert.deepEqual((dp.ready.ports as PortRow['info'][]).map((p) => p.xdpMode), ['generic', 'generic']);
+    assert.match(rig.run(rig.dut, 'ip', ['link', 'show', 'd0']), / xdpgeneric/);
+    const [summary] = (await runScript(rig, rig.gen, PKTIO, ['--tx', 'g0', '--rx', 'g1', '--count', '1000', '--seed', '4'])) as unknown as Summary[];
+    assert.equal(summary.matched, 1000, summary.firstProblem ?? '');
+  } finally {
+    stopped = await dp.stop();
+  }
+  assertClean(stopped);
+});
