@@ -4,7 +4,8 @@
  *   node dist/bench/forward.js [--seconds 3] [--rounds 3] [--sizes 64,1500] [--flows 1] [--out FILE]
  *
  * For each frame size and round, one after another in the same rig: the kernel-only XDP redirect
- * d0->d1 (the ceiling), the C AF_XDP forwarder (bench/c, the reference), and xdp-ts with one worker.
+ * d0->d1 (the ceiling), the C AF_XDP forwarder (bench/c, the reference), and xdp-ts with one worker
+ * (the two AF_XDP forwarders in alternating order from round to round).
  * Each forwarder runs on CPU 1; the generator (live-frames XDP_TX from gen:g0) on CPU 0; the sink
  * counts at gen:g1. Offered and delivered rates are medians over the rounds; ratios are taken per
  * round against the C forwarder of the same round, then the median. Prints a table, writes JSON.
@@ -115,7 +116,10 @@ async function main(): Promise<void> {
   try {
     for (const size of sizes) {
       for (let round = 0; round < rounds; round++) {
-        for (const peer of PEERS) {
+        // Alternate the order of the two AF_XDP forwarders so a drift in the machine's load does
+        // not always favour the same one.
+        const order: Peer[] = round % 2 === 0 ? PEERS : ['kernel-redirect', 'xdp-ts', 'c-afxdp'];
+        for (const peer of order) {
           const r = await measure(rig, peer, size, seconds, flows);
           runs.push({ peer, size, round, ...r });
           process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps\n`);
