@@ -8,16 +8,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { argValue } from '../src/rig/args';
 import { Worker } from 'node:worker_threads';
 import { Datapath } from '../src/datapath';
 import { parseConfig } from '../src/config';
 
 const ROOT = path.join(__dirname, '..', '..');
 
-function argValue(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
 
 async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null) {
   const dp = await Datapath.start(parseConfig({

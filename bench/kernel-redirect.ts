@@ -6,14 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../src/native';
+import { argValue } from '../src/rig/args';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
-};
-const input = option('in', 'd0');
-const output = option('out', 'd1');
+const input = argValue('in', 'd0');
+const output = argValue('out', 'd1');
 const addon = native();
 const object = addon.bpfObjectLoad(path.join(__dirname, '..', '..', 'build', 'bpf', 'bench_redirect.o'));
 const ifindex = Number(fs.readFileSync(`/sys/class/net/${output}/ifindex`, 'utf8'));

@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import { Datapath } from '../../src/datapath';
 import { parseConfig } from '../../src/config';
 import { native } from '../../src/native';
+import { argValue } from '../../src/rig/args';
 
-const cycles = Number(process.argv[process.argv.indexOf('--cycles') + 1] || 20);
+const cycles = Number(argValue('cycles', '20'));
 
 function descriptors(): { fds: number; sockets: number } {
   const entries = fs.readdirSync('/proc/self/fd');

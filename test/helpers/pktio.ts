@@ -9,12 +9,9 @@
  */
 import { native } from '../../src/native';
 import { variedFrame } from '../../src/rig/frames';
+import { argValue } from '../../src/rig/args';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
-};
+const option = argValue;
 const tx = option('tx', 'g0');
 const rx = option('rx', 'g1');
 const count = Number(option('count', '1000'));

@@ -13,7 +13,7 @@ const PKTIO = path.join(__dirname, '..', 'helpers', 'pktio.js');
 const options = kernelTestOptions();
 
 interface Summary { sent: number; received: number; matched: number; mismatched: number; missing: number; duplicates: number; foreign: number; outOfOrder?: number; firstProblem: string | null }
-interface PortRow { name: string; stats: Record<string, number>; info: Record<string, unknown> }
+interface PortRow { name: string; stats: Record<string, number>; kernel: Record<string, number>; info: Record<string, unknown> }
 interface Stopped { lost: number; frames: { lost: number; inFlight: number; txSide: number }[] }
 
 function assertClean(stopped: { code: number | null; stopped: Record<string, unknown> | undefined; stderr: string }) {
@@ -53,6 +53,10 @@ test('10,000 varied frames of 60..1514 bytes cross d0 -> d1 byte-identical and i
     assert.equal(d0.rxBytes, d1.txBytes);
     assert.equal(d0.rxDropped + d0.rxErrors + d1.txDropped + d1.txErrors, 0);
     assert.equal(d1.rxPackets, 0, 'nothing but the test traffic crossed the rig');
+    const d0Kernel = ports.find((p) => p.name === 'd0')!.kernel;
+    assert.equal(d0Kernel.xdp_redirected, 10000, 'the XDP program counted every frame it steered');
+    assert.equal(d0Kernel.xdp_passed + d0Kernel.xdp_errors, 0);
+    assert.equal(d0Kernel.xsk_rxDropped + d0Kernel.xsk_rxRingFull, 0);
   } finally {
     stopped = await dp.stop();
   }
