@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Classifier } from '../../src/classifier';
+import { FLOW_KEY_WORDS, FlowWord } from '../../src/flow-key';
+
+/** The fields the generated megaflows match on, with the masks they may use. */
+const FIELD_MASKS: [FlowWord, number[]][] = [
+  [FlowWord.IN_PORT, [-1]],
+  [FlowWord.ETH_TYPE, [0xffff]],
+  [FlowWord.IP_SRC, [-1, 0xffffff00 | 0, 0xffff0000 | 0]],
+  [FlowWord.IP_DST, [-1, 0xffffff00 | 0]],
+  [FlowWord.IP_PROTO, [0xff]],
+  [FlowWord.TP_DST, [0xffff, 0xff00]],
+];
+
+interface Megaflow { key: Int32Array; mask: Int32Array }
+
+const maskArb = fc.tuple(...FIELD_MASKS.map(([, choices]) => fc.option(fc.constantFrom(...choices), { nil: 0 }))).map((chosen) => {
+  const mask = new Int32Array(FLOW_KEY_WORDS);
+  FIELD_MASKS.forEach(([word], i) => (mask[word] = chosen[i]));
+  mask[FlowWord.IN_PORT] = -1; // in_port is always exact, as dpif-netdev requires
+  return mask;
+});
+
+// Small value ranges so that keys collide often and the overlap rules matter.
+const valueArb = fc.tuple(fc.integer({ min: 1, max: 3 }), fc.constantFrom(0x0800, 0x86dd), fc.integer({ min: 0, max: 7 }).map((x) => (0x0a000000 | (x << 8) | x) | 0),
+  fc.integer({ min: 0, max: 3 }).map((x) => (0x0a010000 | x) | 0), fc.constantFrom(6, 17), fc.integer({ min: 0, max: 600 }));
+
+function keyFrom(values: number[]): Int32Array {
+  const key = new Int32Array(FLOW_KEY_WORDS);
+  FIELD_MASKS.forEach(([word], i) => (key[word] = values[i]));
+  return key;
+}
+
+function overlaps(a: Megaflow, b: Megaflow): boolean {
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) if (((a.key[w] ^ b.key[w]) & a.mask[w] & b.mask[w]) !== 0) return false;
+  return true;
+}
+
+function matches(flow: Megaflow, key: Int32Array): boolean {
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) if (((key[w] ^ flow.key[w]) & flow.mask[w]) !== 0) return false;
+  return true;
+}
+
+const megaflowsArb = fc.array(fc.tuple(maskArb, valueArb), { minLength: 1, maxLength: 120 }).map((pairs) => {
+  const flows: Megaflow[] = [];
+  for (const [mask, values] of pairs) {
+    const key = keyFrom(values as unknown as number[]).map((v, w) => v & mask[w]);
+    const candidate = { key, mask };
+    if (!flows.some((f) => overlaps(f, candidate))) flows.push(candidate);
+  }
+  return flows;
+});
+
+test('the classifier finds the same flow as a naive scan, for random non-overlapping megaflows and frames', () => {
+  fc.assert(
+    fc.property(megaflowsArb, fc.array(valueArb, { minLength: 1, maxLength: 200 }), fc.array(fc.nat(), { maxLength: 40 }), (flows, frames, removals) => {
+      const classifier = new Classifier();
+      const live = new Set<number>();
+      const subtableOf = flows.map((f, id) => classifier.insert(f.key, 0, f.mask, 0, id));
+      flows.forEach((_, id) => live.add(id));
+      for (const r of removals) {
+        const id = r % flows.length;
+        if (!live.has(id)) continue;
+        assert.ok(classifier.remove(subtableOf[id], flows[id].key, 0, id));
+        live.delete(id);
+      }
+      // Frames: random ones, plus one inside each flow (its wildcarded bits randomised).
+      const keys = frames.map((v) => keyFrom(v as unknown as number[]));
+      flows.forEach((f, i) => keys.push(f.key.map((v, w) => v | (keyFrom(frames[i % frames.length] as unknown as number[])[w] & ~f.mask[w]))));
+      for (const key of keys) {
+        const expected = [...live].filter((id) => matches(flows[id], key));
+        assert.ok(expected.length <= 1, 'generated megaflows overlap');
+        assert.equal(classifier.lookup(key, 0), expected.length ? expected[0] : -1);
+      }
+      classifier.rerank();
+      for (const key of keys) {
+        const expected = [...live].filter((id) => matches(flows[id], key));
+        assert.equal(classifier.lookup(key, 0), expected.length ? expected[0] : -1, 'after re-ranking');
+      }
+      assert.equal(classifier.maskCount, new Set([...live].map((id) => flows[id].mask.join())).size, 'one subtable per live mask');
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('subtables grow past their first size and shrink away when emptied', () => {
+  const classifier = new Classifier();
+  const mask = new Int32Array(FLOW_KEY_WORDS);
+  mask[FlowWord.IN_PORT] = -1;
+  mask[FlowWord.IP_DST] = -1;
+  const key = new Int32Array(FLOW_KEY_WORDS);
+  const subtables = [];
+  for (let i = 0; i < 10000; i++) {
+    key[FlowWord.IN_PORT] = 1;
+    key[FlowWord.IP_DST] = i;
+    subtables.push(classifier.insert(key, 0, mask, 0, i));
+  }
+  assert.equal(classifier.maskCount, 1);
+  for (let i = 0; i < 10000; i += 7) {
+    key[FlowWord.IP_DST] = i;
+    assert.equal(classifier.lookup(key, 0), i);
+  }
+  for (let i = 0; i < 10000; i++) {
+    key[FlowWord.IP_DST] = i;
+    assert.ok(classifier.remove(subtables[i], key, 0, i));
+  }
+  assert.equal(classifier.maskCount, 0);
+  key[FlowWord.IP_DST] = 5;
+  assert.equal(classifier.lookup(key, 0), -1);
+});
