@@ -96,12 +96,17 @@ async function run(argv: string[]): Promise<number> {
 async function show(argv: string[]): Promise<number> {
   const o = options(argv, { socket: 'value', json: 'flag' });
   const client = new ControlClient(typeof o.socket === 'string' ? o.socket : DEFAULT_SOCKET);
-  const dp = await client.call<{ name: string; ports: { name: string; number: number; type: string; stats: Record<string, number>; info: Record<string, unknown> }[]; workers: { worker: number; frames: Record<string, number> }[] }>('datapath.show');
+  const dp = await client.call<{ name: string; stats: { hit: number; missed: number; lost: number; flows: number; masks: number; maskHits: number }; ports: { name: string; number: number; type: string; stats: Record<string, number>; info: Record<string, unknown> }[]; workers: { worker: number; frames: Record<string, number> }[] }>('datapath.show');
   if (o.json) {
     console.log(JSON.stringify(dp, null, 2));
     return 0;
   }
   console.log(`${dp.name}:`);
+  const st = dp.stats;
+  console.log(`  lookups: hit:${st.hit} missed:${st.missed} lost:${st.lost}`);
+  console.log(`  flows: ${st.flows}`);
+  // As ovs-dpctl: mask hits are subtable lookups, hit/pkt their number per looked-up packet.
+  console.log(`  masks: hit:${st.maskHits} total:${st.masks} hit/pkt:${st.hit + st.missed > 0 ? (st.maskHits / (st.hit + st.missed)).toFixed(2) : '0.00'}`);
   for (const p of dp.ports) {
     const s = p.stats;
     const detail = p.type === 'afxdp' ? ` (afxdp: ${p.info.interface}, xdp ${p.info.xdpMode}, ${p.info.zeroCopy ? 'zero-copy' : 'copy'})` : ' (memory)';

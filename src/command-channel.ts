@@ -11,12 +11,16 @@
 import { ControlWord, WorkerState } from './worker-layout';
 
 export const enum Opcode {
-  /** [inputSlot, outputSlot or -1]: where frames from a port go (until flows decide it). */
-  SET_OUTPUT = 1,
+  /** [id, generation, outputSlot or -1, zeroStats, key words..., mask words...]: install or modify. */
+  FLOW_PUT = 1,
+  /** [id, key words..., mask words...]: remove. */
+  FLOW_DEL = 2,
+  /** []: remove every flow. */
+  FLOW_FLUSH = 3,
 }
 
-export const REQUEST_WORDS = 1 << 14;
-export const REPLY_WORDS = 1 << 12;
+export const REQUEST_WORDS = 1 << 18;
+export const REPLY_WORDS = 1 << 13;
 
 export const EINVAL = 22;
 export const ENOSYS = 38;

@@ -21,8 +21,9 @@ export interface DatapathConfig {
   ports: PortConfig[];
   workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive' };
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
-  /** Port name -> port name frames received there are sent to (until flows decide it). */
+  /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
   forward: Record<string, string>;
+  flows: { limit: number; emcEntries: number; emcInsertInverse: number };
   control: { socket: string | null };
 }
 
@@ -70,10 +71,16 @@ function powerOfTwo(path: string, value: Json, min: number, max: number, fallbac
   return n;
 }
 
+function powerOfTwoOrZero(path: string, value: Json, fallback: number): number {
+  const n = integer(path, value, 0, 1 << 20, fallback);
+  if (n !== 0 && (n < 2 || (n & (n - 1)) !== 0)) fail(path, '0 (no cache) or a power of two up to 1048576', value);
+  return n;
+}
+
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 export function parseConfig(input: Json): DatapathConfig {
-  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'control']);
+  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control']);
   const datapath = string('config.datapath', root.datapath, 'xdp-ts');
 
   const rawPorts = root.ports;
@@ -132,6 +139,13 @@ export function parseConfig(input: Json): DatapathConfig {
     forward[from] = target;
   }
 
+  const fl = object('config.flows', root.flows ?? {}, ['limit', 'emcEntries', 'emcInsertInverse']);
+  const flows = {
+    limit: integer('config.flows.limit', fl.limit, 1, 1 << 22, 200000),
+    emcEntries: powerOfTwoOrZero('config.flows.emcEntries', fl.emcEntries, 8192),
+    emcInsertInverse: integer('config.flows.emcInsertInverse', fl.emcInsertInverse, 0, 1 << 20, 100),
+  };
+
   const c = object('config.control', root.control ?? {}, ['socket']);
   const socket = c.socket === undefined || c.socket === null ? null : string('config.control.socket', c.socket);
 
@@ -141,6 +155,7 @@ export function parseConfig(input: Json): DatapathConfig {
     workers: { count, cpus, idle },
     umem: { frameSize, framesPerPort, ringSize, hugepages: u.hugepages === true },
     forward,
+    flows,
     control: { socket },
   };
 }

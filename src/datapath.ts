@@ -16,7 +16,9 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DatapathConfig } from './config';
-import { CommandChannel, Opcode, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
+import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
+import { FlowStat, FlowTable, PutFlags } from './flow-table';
+import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { native } from './native';
 import { AfxdpVport } from './vport-afxdp';
 import { MemoryVport } from './vport-memory';
@@ -44,6 +46,7 @@ interface WorkerHandle {
   channel: CommandChannel;
   workerStats: Float64Array;
   portStats: Float64Array;
+  flowStats: Float64Array;
   umem: WorkerUmem;
   exited: Promise<void>;
   failure: string | null;
@@ -94,6 +97,7 @@ export class Datapath {
   readonly ports: Vport[];
   private readonly workers: WorkerHandle[] = [];
   private readonly log: LogFunction;
+  readonly flows: FlowTable;
   private stopped = false;
 
   private constructor(config: DatapathConfig, log: LogFunction) {
@@ -104,6 +108,22 @@ export class Datapath {
         ? new AfxdpVport({ name: p.name, number: p.number, interface: p.interface, xdpMode: p.xdpMode, zeroCopy: p.zeroCopy })
         : new MemoryVport(p.name, p.number),
     );
+    this.flows = new FlowTable(config.flows.limit, {
+      portSlot: (number) => this.ports.findIndex((p) => p.number === number),
+      install: (id, generation, output, zeroStats, key, mask) =>
+        this.toWorkers({ opcode: Opcode.FLOW_PUT, args: [id, generation, output, zeroStats ? 1 : 0, ...key, ...mask] }),
+      remove: (id, key, mask) => this.toWorkers({ opcode: Opcode.FLOW_DEL, args: [id, ...key, ...mask] }),
+      flush: () => this.toWorkers({ opcode: Opcode.FLOW_FLUSH, args: [] }),
+      flowStats: () => this.workers.map((w) => w.flowStats),
+    });
+  }
+
+  /** Runs one operation on every worker; throws if any refuses it. */
+  private async toWorkers(operation: Operation): Promise<void> {
+    for (const w of this.workers) {
+      const [status] = await w.channel.transact([operation]);
+      if (status !== 0) throw new Error(`worker ${w.index} refused operation ${operation.opcode}: status ${status}`);
+    }
   }
 
   static async start(config: DatapathConfig, log: LogFunction = () => {}): Promise<Datapath> {
@@ -120,10 +140,6 @@ export class Datapath {
   private async bringUp(): Promise<void> {
     const { workers, umem } = this.config;
     const needsKernelUmem = this.ports.some((p) => p.type === 'afxdp');
-    const outputs = this.ports.map((p) => {
-      const target = this.config.forward[p.name];
-      return target === undefined ? -1 : this.ports.findIndex((q) => q.name === target);
-    });
     for (let index = 0; index < workers.count; index++) {
       const frameCount = umem.framesPerPort * this.ports.length;
       const bytes = frameCount * umem.frameSize;
@@ -136,6 +152,7 @@ export class Datapath {
       const reply = new SharedArrayBuffer(REPLY_WORDS * 4);
       const workerStats = new SharedArrayBuffer(WorkerStat.COUNT * 8);
       const portStats = new SharedArrayBuffer(this.ports.length * PortStat.COUNT * 8);
+      const flowStats = new SharedArrayBuffer(this.config.flows.limit * FlowStat.COUNT * 8);
       this.ports.forEach((port) => port instanceof MemoryVport && port.bindControl(index, control));
       const init: ForwarderInit = {
         index,
@@ -149,13 +166,16 @@ export class Datapath {
         reply,
         workerStats,
         portStats,
-        outputs,
-        ports: queues.map((q, slot) => ({ slot, name: this.ports[slot].name, kind: q.kind, fd: q.fd, rings: q.rings })),
+        ports: queues.map((q, slot) => ({ slot, number: this.ports[slot].number, name: this.ports[slot].name, kind: q.kind, fd: q.fd, rings: q.rings })),
+        flowLimit: this.config.flows.limit,
+        flowStats,
+        emcEntries: this.config.flows.emcEntries,
+        emcInsertInverse: this.config.flows.emcInsertInverse,
       };
       const thread = new Worker(FORWARDER, { workerData: init, name: `xdp-ts worker ${index}` });
       const handle: WorkerHandle = {
         index, thread, control: new Int32Array(control), channel: new CommandChannel(control, request, reply),
-        workerStats: new Float64Array(workerStats), portStats: new Float64Array(portStats), umem: workerUmem,
+        workerStats: new Float64Array(workerStats), portStats: new Float64Array(portStats), flowStats: new Float64Array(flowStats), umem: workerUmem,
         exited: new Promise((resolve) => thread.once('exit', () => resolve())), failure: null,
       };
       thread.on('message', (m: { type: string; message: string }) => {
@@ -177,6 +197,7 @@ export class Datapath {
         throw new Error(`worker ${w.index} did not start: ${w.failure ?? `state ${state} after ${START_TIMEOUT_MS} ms`}`);
       }
     }
+    for (const [from, to] of Object.entries(this.config.forward)) await this.setOutput(from, to);
     for (const port of this.ports) {
       port.start();
       this.log('port_up', { port: port.name, number: port.number, type: port.type, ...port.describe() });
@@ -240,13 +261,36 @@ export class Datapath {
     return port.wire(worker);
   }
 
+  /**
+   * Sends everything received on port `from` to port `to` (null: drops it), as the flow
+   * `in_port(from) actions:to` with every other field wildcarded.
+   */
   async setOutput(from: string, to: string | null): Promise<void> {
-    const input = this.ports.indexOf(this.port(from));
-    const output = to === null ? -1 : this.ports.indexOf(this.port(to));
+    const key = new Int32Array(FLOW_KEY_WORDS);
+    const mask = new Int32Array(FLOW_KEY_WORDS);
+    key[FlowWord.IN_PORT] = this.port(from).number;
+    mask[FlowWord.IN_PORT] = -1;
+    const actions = to === null ? [{ type: 'drop' as const }] : [{ type: 'output' as const, port: this.port(to).number }];
+    await this.flows.put({ key, mask, actions }, PutFlags.CREATE | PutFlags.MODIFY);
+  }
+
+  /** Datapath stats as `ovs-dpctl show` reports them: lookups hit (by cache level), missed, lost. */
+  lookupStats(): { hit: number; emcHits: number; megaflowHits: number; missed: number; lost: number; flows: number; masks: number; maskHits: number; subtableLookupsPerHit: number } {
+    let emcHits = 0;
+    let megaflowHits = 0;
+    let missed = 0;
+    let probes = 0;
     for (const w of this.workers) {
-      const [status] = await w.channel.transact([{ opcode: Opcode.SET_OUTPUT, args: [input, output] }]);
-      if (status !== 0) throw new Error(`worker ${w.index} refused set-output ${from} -> ${to}: status ${status}`);
+      emcHits += w.workerStats[WorkerStat.EMC_HITS];
+      megaflowHits += w.workerStats[WorkerStat.MEGAFLOW_HITS];
+      missed += w.workerStats[WorkerStat.MISSED];
+      probes += w.workerStats[WorkerStat.SUBTABLE_PROBES];
     }
+    return {
+      hit: emcHits + megaflowHits, emcHits, megaflowHits, missed, lost: 0,
+      flows: this.flows.count, masks: this.flows.maskCount, maskHits: probes,
+      subtableLookupsPerHit: megaflowHits > 0 ? probes / megaflowHits : 0,
+    };
   }
 
   portStats(): PortReport[] {

@@ -63,8 +63,16 @@ export const enum WorkerStat {
   FRAMES_FREE,
   FRAMES_IN_FLIGHT,
   FRAMES_TOTAL,
-  /** Frames dropped because their input port has no output (until flows decide it). */
-  DROPPED_NO_OUTPUT,
+  /** Lookups answered by the exact-match cache, by the megaflow classifier, and misses. */
+  EMC_HITS,
+  MEGAFLOW_HITS,
+  MISSED,
+  /** Subtables probed by classifier lookups (over MEGAFLOW_HITS: subtable lookups per hit). */
+  SUBTABLE_PROBES,
+  /** Frames whose flow's actions drop them. */
+  DROPPED_BY_ACTION,
+  /** Frames whose headers were truncated or malformed (the key stops at the last valid layer). */
+  MALFORMED,
   COMMANDS,
   COUNT,
 }
@@ -77,7 +85,7 @@ export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 
 export const WORKER_STAT_NAMES = [
   'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
-  'droppedNoOutput', 'commands',
+  'emcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
 

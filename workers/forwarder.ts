@@ -19,6 +19,9 @@ import { ConsumerRing, ProducerRing, RingLayout } from '../src/ring';
 import { ControlWord, PortStat, WorkerState, WorkerStat } from '../src/worker-layout';
 import { Opcode, serveCommands, EINVAL, ENOSYS } from '../src/command-channel';
 import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
+import { WorkerFlows } from '../src/worker-flows';
+import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
+import { extractFlowKey } from '../src/flow-extract';
 
 export const BATCH = 64;
 export const PORT_KIND_AFXDP = 0;
@@ -28,6 +31,8 @@ export const RX_DATA_OFFSET = 256;
 
 export interface WorkerPortInit {
   slot: number;
+  /** odp port number (in_port of the flow key). */
+  number: number;
   name: string;
   kind: number;
   fd: number;
@@ -46,9 +51,11 @@ export interface ForwarderInit {
   reply: SharedArrayBuffer;
   workerStats: SharedArrayBuffer;
   portStats: SharedArrayBuffer;
-  /** Output slot per input slot (-1: drop). */
-  outputs: number[];
   ports: WorkerPortInit[];
+  flowLimit: number;
+  flowStats: SharedArrayBuffer;
+  emcEntries: number;
+  emcInsertInverse: number;
 }
 
 /** Empty loops spun before an adaptive worker sleeps, and how long it sleeps at most. */
@@ -58,6 +65,7 @@ const DRAIN_MS = 500;
 
 class WorkerPort {
   readonly slot: number;
+  readonly number: number;
   readonly kind: number;
   readonly fd: number;
   readonly rx: ConsumerRing;
@@ -69,6 +77,7 @@ class WorkerPort {
 
   constructor(init: WorkerPortInit) {
     this.slot = init.slot;
+    this.number = init.number;
     this.kind = init.kind;
     this.fd = init.fd;
     this.rx = new ConsumerRing(init.rings.rx);
@@ -87,7 +96,10 @@ class Forwarder {
   readonly portStats: Float64Array;
   readonly ports: WorkerPort[];
   readonly portCount: number;
-  readonly outputs: Int32Array;
+  readonly flows: WorkerFlows;
+  /** The UMEM as bytes (frames are parsed in place) and the key of the frame being looked up. */
+  readonly packet: Uint8Array;
+  readonly key: Int32Array;
   readonly native: NativeAddon | null;
   readonly socketFds: Int32Array;
   readonly socketCount: number;
@@ -115,7 +127,9 @@ class Forwarder {
     this.portStats = new Float64Array(init.portStats);
     this.ports = init.ports.map((p) => new WorkerPort(p));
     this.portCount = this.ports.length;
-    this.outputs = Int32Array.from(init.outputs);
+    this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse);
+    this.packet = new Uint8Array(init.umem);
+    this.key = new Int32Array(FLOW_KEY_WORDS);
     const sockets = this.ports.filter((p) => p.kind === PORT_KIND_AFXDP);
     this.native = sockets.length > 0 ? native() : null;
     this.socketFds = Int32Array.from(sockets.map((p) => p.fd));
@@ -165,6 +179,8 @@ class Forwarder {
       }
       stats[WorkerStat.LOOPS]++;
       this.publishFrames();
+      // Re-rank the classifier's subtables by hits about once a second, as dpcls does.
+      if ((loops & 0xffff) === 0) this.maybeRerank();
       if (received !== 0) {
         idleLoops = 0;
         continue;
@@ -204,12 +220,18 @@ class Forwarder {
     const batchAddr = this.batchAddr;
     const batchLen = this.batchLen;
     const batchOut = this.batchOut;
-    const output = this.outputs[port.slot];
+    const packet = this.packet;
+    const key = this.key;
+    const flows = this.flows;
+    const outputs = flows.outputs;
+    const inPort = port.number;
+    const now = Date.now();
     let kept = 0;
     let bytes = 0;
     let errors = 0;
     let foreign = 0;
-    let noOutput = 0;
+    let dropped = 0;
+    let malformed = 0;
     for (let i = 0; i < count; i++) {
       const word = descWord + ((((consumer + i) | 0) & mask) << 2);
       const addr = words[word];
@@ -226,8 +248,12 @@ class Forwarder {
         continue;
       }
       bytes += len;
+      if (extractFlowKey(packet, addr, len, inPort, key, 0) !== 0) malformed++;
+      const flow = flows.lookup(key, 0);
+      const output = flow < 0 ? -1 : outputs[flow];
+      if (flow >= 0) flows.count(flow, len, now, key[FlowWord.TCP_FLAGS]);
       if (output < 0) {
-        noOutput++;
+        if (flow >= 0) dropped++;
         this.free[this.freeCount++] = addr & ~frameMask;
         continue;
       }
@@ -242,8 +268,14 @@ class Forwarder {
     stats[port.statBase + PortStat.RX_PACKETS] += count - errors;
     stats[port.statBase + PortStat.RX_BYTES] += bytes;
     stats[port.statBase + PortStat.RX_ERRORS] += errors;
-    this.workerStats[WorkerStat.DROPPED_NO_OUTPUT] += noOutput;
-    this.workerStats[WorkerStat.BATCHES]++;
+    const ws = this.workerStats;
+    ws[WorkerStat.DROPPED_BY_ACTION] += dropped;
+    ws[WorkerStat.MALFORMED] += malformed;
+    ws[WorkerStat.EMC_HITS] = flows.emcHits;
+    ws[WorkerStat.MEGAFLOW_HITS] = flows.megaflowHits;
+    ws[WorkerStat.MISSED] = flows.missed;
+    ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
+    ws[WorkerStat.BATCHES]++;
     this.inFlight = kept;
     this.flush(kept);
     return count;
@@ -368,6 +400,15 @@ class Forwarder {
     }
   }
 
+  private lastRerank = Date.now();
+
+  maybeRerank(): void {
+    const now = Date.now();
+    if (now - this.lastRerank < 1000) return;
+    this.lastRerank = now;
+    this.flows.classifier.rerank();
+  }
+
   publishFrames(): void {
     this.workerStats[WorkerStat.FRAMES_FREE] = this.freeCount;
     this.workerStats[WorkerStat.FRAMES_IN_FLIGHT] = this.inFlight;
@@ -406,15 +447,19 @@ class Forwarder {
 let forwarder: Forwarder;
 
 function applyCommand(opcode: number, request: Int32Array, at: number, argCount: number): number {
+  const flows = forwarder.flows;
   switch (opcode) {
-    case Opcode.SET_OUTPUT: {
-      if (argCount !== 2) return -EINVAL;
-      const input = request[at];
-      const output = request[at + 1];
-      if (input < 0 || input >= forwarder.portCount || output < -1 || output >= forwarder.portCount) return -EINVAL;
-      forwarder.outputs[input] = output;
-      return 0;
+    case Opcode.FLOW_PUT: {
+      if (argCount !== 4 + 2 * FLOW_KEY_WORDS) return -EINVAL;
+      const output = request[at + 2];
+      if (output < -1 || output >= forwarder.portCount) return -EINVAL;
+      return flows.applyPut(request[at], request[at + 1], output, request[at + 3] !== 0, request, at + 4);
     }
+    case Opcode.FLOW_DEL:
+      if (argCount !== 1 + 2 * FLOW_KEY_WORDS) return -EINVAL;
+      return flows.applyDel(request[at], request, at + 1);
+    case Opcode.FLOW_FLUSH:
+      return flows.applyFlush();
     default:
       return -ENOSYS;
   }

@@ -1,16 +1,36 @@
 /**
  * The control socket server of a running datapath (see protocol.ts). Operations so far:
- *  - datapath.show: name, ports with stats, workers with their frame accounting.
+ *  - datapath.show: name, lookup stats, ports with stats, workers with their frame accounting.
+ *  - datapath.stats: lookups hit (exact-match cache, megaflow), missed, lost; flows; masks.
  *  - port.dump: every port with OVS vport stats and the kernel's counters.
  *  - worker.dump: every worker's counters and frame accounting.
+ *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
+ *    flow.flush, flow.dump {verbose}: the flow table in the datapath flow syntax (see flow-table.ts
+ *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
+import { DpifError, PutFlags } from '../flow-table';
+import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseUfid } from '../flow-format';
 
 type Handler = (args: Record<string, unknown>) => unknown;
+
+function text(args: Record<string, unknown>, name: string): string {
+  const value = args[name];
+  if (typeof value !== 'string' || value.length === 0) throw new ControlError('EINVAL', `"${name}" must be a non-empty string`);
+  return value;
+}
+
+/** A flow named by `ufid` (UUID text) or by `flow` (datapath flow text whose key and mask name it). */
+function flowName(args: Record<string, unknown>): { ufid?: string; key?: Int32Array; mask?: Int32Array } {
+  if (typeof args.ufid === 'string') return { ufid: formatUfid(parseUfid(args.ufid)).slice('ufid:'.length) };
+  const parsed = flowToInstall(text(args, 'flow'));
+  if (parsed.ufid) return { ufid: formatUfid(parsed.ufid).slice('ufid:'.length) };
+  return { key: parsed.key, mask: parsed.mask };
+}
 
 export class ControlServer {
   private readonly server: net.Server;
@@ -22,11 +42,31 @@ export class ControlServer {
     this.handlers = {
       'datapath.show': () => ({
         name: datapath.config.datapath,
+        stats: datapath.lookupStats(),
         ports: datapath.portStats(),
         workers: datapath.workerStats(),
       }),
+      'datapath.stats': () => datapath.lookupStats(),
       'port.dump': () => datapath.portStats(),
       'worker.dump': () => datapath.workerStats(),
+      // flow.put {flow: "<key>, actions:<actions>", create=true, modify=false, zeroStats=false}
+      'flow.put': async (args) => {
+        const parsed = flowToInstall(text(args, 'flow'));
+        const flags = (args.create === false ? 0 : PutFlags.CREATE) | (args.modify === true ? PutFlags.MODIFY : 0) | (args.zeroStats === true ? PutFlags.ZERO_STATS : 0);
+        const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
+        return datapath.flows.put({ ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags);
+      },
+      'flow.get': (args) => {
+        const { flow, stats } = datapath.flows.get(flowName(args));
+        return { ufid: flow.ufid, line: formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, Date.now(), { verbose: args.verbose === true }), stats };
+      },
+      'flow.del': async (args) => datapath.flows.del(flowName(args)),
+      'flow.flush': async () => datapath.flows.flush(),
+      // flow.dump {verbose=false}: one ovs-dpctl dump-flows line per flow.
+      'flow.dump': (args) => {
+        const now = Date.now();
+        return [...datapath.flows.dump()].map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
+      },
     };
     this.server = net.createServer((socket) => this.serve(socket));
   }
@@ -62,23 +102,26 @@ export class ControlServer {
       while ((newline = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
-        if (line.trim()) socket.write(JSON.stringify(this.answer(line)) + '\n');
+        if (line.trim()) void this.answer(line).then((reply) => socket.writable && socket.write(JSON.stringify(reply) + '\n'));
       }
     });
     socket.on('error', () => socket.destroy());
   }
 
-  private answer(line: string): Reply | Reply[] {
+  private async answer(line: string): Promise<Reply | Reply[]> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
     } catch (error) {
       return { error: { code: 'EINVAL', message: `bad JSON: ${(error as Error).message}` } };
     }
-    return Array.isArray(parsed) ? parsed.map((r) => this.run(r)) : this.run(parsed);
+    if (!Array.isArray(parsed)) return this.run(parsed);
+    const replies: Reply[] = [];
+    for (const request of parsed) replies.push(await this.run(request));
+    return replies;
   }
 
-  private run(raw: unknown): Reply {
+  private async run(raw: unknown): Promise<Reply> {
     const request = raw as Request;
     const id = typeof raw === 'object' && raw !== null ? request.id : undefined;
     try {
@@ -89,9 +132,9 @@ export class ControlServer {
       if (!handler) throw new ControlError('EOPNOTSUPP', `unknown op ${request.op} (known: ${Object.keys(this.handlers).join(', ')})`);
       const args = request.args ?? {};
       if (typeof args !== 'object' || args === null) throw new ControlError('EINVAL', '"args" must be an object');
-      return { id, result: handler(args) };
+      return { id, result: (await handler(args)) ?? null };
     } catch (error) {
-      const code = error instanceof ControlError ? error.code : 'EIO';
+      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError ? 'EINVAL' : 'EIO';
       return { id, error: { code, message: (error as Error).message } };
     }
   }

@@ -1,0 +1,215 @@
+/**
+ * The datapath flow table, control-thread side, with dpif semantics (lib/dpif-provider.h flow_put,
+ * flow_get, flow_del, flow_flush, flow_dump). This side is authoritative: it keeps every flow's key,
+ * mask, UFID and actions, validates them, and sends each change to every worker as a batched
+ * transaction (a result per operation). Workers keep only what forwarding needs (classifier entry,
+ * generation, output) and write per-flow stats into shared memory, which get/dump sum here without
+ * stopping the workers.
+ *
+ * Semantics:
+ *  - put with CREATE installs a new flow (EEXIST if its UFID is installed and MODIFY is absent); with
+ *    MODIFY replaces an installed flow's actions and returns its stats so far (ENOENT if absent and
+ *    CREATE is absent); ZERO_STATS with MODIFY restarts its stats. A flow is identified by its UFID;
+ *    without one, the UFID is derived from the masked key and the mask, as OVS derives it.
+ *  - del (by UFID or by key+mask) returns the final stats (ENOENT if absent).
+ *  - The flow limit refuses new flows with EFBIG; masks must cover in_port exactly (as dpif-netdev
+ *    requires) and keys may have no bit outside the mask (EINVAL).
+ * Ownership: the table copies what it is given; what it returns is the caller's.
+ */
+import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
+import { hashKey } from './flow-hash';
+import type { ActionSpec, FlowStats } from './flow-format';
+
+export type { ActionSpec, FlowStats };
+
+export const enum PutFlags {
+  CREATE = 1,
+  MODIFY = 2,
+  ZERO_STATS = 4,
+}
+
+export interface FlowSpec {
+  ufid?: string | null;
+  key: Int32Array;
+  mask: Int32Array;
+  actions: ActionSpec[];
+}
+
+export interface InstalledFlow {
+  id: number;
+  ufid: string;
+  key: Int32Array;
+  mask: Int32Array;
+  actions: ActionSpec[];
+}
+
+export class DpifError extends Error {
+  readonly code: 'ENOENT' | 'EEXIST' | 'EFBIG' | 'EINVAL';
+  constructor(code: DpifError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Per-flow counters each worker keeps (Float64Array, FlowStat.COUNT per flow id). */
+export const enum FlowStat {
+  PACKETS = 0,
+  BYTES = 1,
+  USED_MS = 2,
+  TCP_FLAGS = 3,
+  COUNT = 4,
+}
+
+/** What the table needs from the datapath: port lookups and the way to the workers. */
+export interface FlowTableBackend {
+  /** Slot of the port with odp number `port`, or -1. */
+  portSlot(port: number): number;
+  /** Applies a flow change on every worker (resolves when all did). */
+  install(id: number, generation: number, output: number, zeroStats: boolean, key: Int32Array, mask: Int32Array): Promise<void>;
+  remove(id: number, key: Int32Array, mask: Int32Array): Promise<void>;
+  flush(): Promise<void>;
+  /** Every worker's per-flow stats array. */
+  flowStats(): Float64Array[];
+}
+
+export function formatUfidWords(words: Int32Array | number[]): string {
+  const hex = Array.from(words, (w) => (w >>> 0).toString(16).padStart(8, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The UFID OVS would give a flow without one: a 128-bit hash of its masked key and mask. */
+export function deriveUfid(key: Int32Array, mask: Int32Array): string {
+  const both = new Int32Array(FLOW_KEY_WORDS * 2);
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+    both[w] = key[w] & mask[w];
+    both[FLOW_KEY_WORDS + w] = mask[w];
+  }
+  return formatUfidWords([0, 1, 2, 3].map((basis) => hashKey(both, 0, both.length, basis * 0x9e3779b1)));
+}
+
+const UFID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class FlowTable {
+  readonly limit: number;
+  private readonly backend: FlowTableBackend;
+  private readonly byUfid = new Map<string, InstalledFlow>();
+  private readonly freeIds: number[] = [];
+  private nextId = 0;
+  private readonly generations: Int32Array;
+
+  constructor(limit: number, backend: FlowTableBackend) {
+    this.limit = limit;
+    this.backend = backend;
+    this.generations = new Int32Array(limit);
+  }
+
+  get count(): number {
+    return this.byUfid.size;
+  }
+
+  /** Distinct masks among the installed flows. */
+  get maskCount(): number {
+    return new Set([...this.byUfid.values()].map((f) => f.mask.join(','))).size;
+  }
+
+  private validate(spec: FlowSpec): { ufid: string; output: number } {
+    if (spec.key.length !== FLOW_KEY_WORDS || spec.mask.length !== FLOW_KEY_WORDS) {
+      throw new DpifError('EINVAL', `a flow key and mask have ${FLOW_KEY_WORDS} words`);
+    }
+    if (spec.mask[FlowWord.IN_PORT] !== -1) throw new DpifError('EINVAL', 'in_port must be matched exactly');
+    for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+      if ((spec.key[w] & ~spec.mask[w]) !== 0) throw new DpifError('EINVAL', `key word ${w} has bits outside its mask`);
+    }
+    if (this.backend.portSlot(spec.key[FlowWord.IN_PORT]) < 0) throw new DpifError('EINVAL', `in_port(${spec.key[FlowWord.IN_PORT]}): no such port`);
+    const outputs = spec.actions.filter((a) => a.type === 'output') as { type: 'output'; port: number }[];
+    if (outputs.length > 1) throw new DpifError('EINVAL', 'output to more than one port is not supported yet');
+    if (spec.actions.some((a) => a.type === 'drop') && spec.actions.length > 1) throw new DpifError('EINVAL', 'drop must be the only action');
+    const output = outputs.length ? this.backend.portSlot(outputs[0].port) : -1;
+    if (outputs.length && output < 0) throw new DpifError('EINVAL', `output(${outputs[0].port}): no such port`);
+    const ufid = spec.ufid ?? deriveUfid(spec.key, spec.mask);
+    if (!UFID.test(ufid)) throw new DpifError('EINVAL', `bad ufid ${ufid}`);
+    return { ufid, output };
+  }
+
+  /** dpif flow_put; resolves with the old stats when an installed flow was modified. */
+  async put(spec: FlowSpec, flags: number): Promise<{ created: boolean; oldStats: FlowStats | null }> {
+    const { ufid, output } = this.validate(spec);
+    const existing = this.byUfid.get(ufid);
+    if (existing) {
+      if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${ufid} exists`);
+      const oldStats = this.statsOf(existing.id);
+      existing.actions = spec.actions.map((a) => ({ ...a }));
+      const generation = ++this.generations[existing.id];
+      await this.backend.install(existing.id, generation, output, (flags & PutFlags.ZERO_STATS) !== 0, existing.key, existing.mask);
+      return { created: false, oldStats };
+    }
+    if (!(flags & PutFlags.CREATE)) throw new DpifError('ENOENT', `flow ${ufid} does not exist`);
+    if (this.byUfid.size >= this.limit) throw new DpifError('EFBIG', `flow table full (limit ${this.limit} flows)`);
+    const id = this.freeIds.pop() ?? this.nextId++;
+    const flow: InstalledFlow = { id, ufid, key: spec.key.map((v, w) => v & spec.mask[w]), mask: spec.mask.slice(), actions: spec.actions.map((a) => ({ ...a })) };
+    this.byUfid.set(ufid, flow);
+    const generation = ++this.generations[id];
+    try {
+      await this.backend.install(id, generation, output, true, flow.key, flow.mask);
+    } catch (error) {
+      this.byUfid.delete(ufid);
+      this.freeIds.push(id);
+      throw error;
+    }
+    return { created: true, oldStats: null };
+  }
+
+  private find(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): InstalledFlow {
+    const ufid = by.ufid ?? (by.key && by.mask ? deriveUfid(by.key, by.mask) : null);
+    if (!ufid) throw new DpifError('EINVAL', 'a flow is named by its ufid or by its key and mask');
+    const flow = this.byUfid.get(ufid);
+    if (!flow) throw new DpifError('ENOENT', `flow ${ufid} does not exist`);
+    return flow;
+  }
+
+  get(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): { flow: InstalledFlow; stats: FlowStats } {
+    const flow = this.find(by);
+    return { flow, stats: this.statsOf(flow.id) };
+  }
+
+  /** dpif flow_del: resolves with the flow's final stats. */
+  async del(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): Promise<FlowStats> {
+    const flow = this.find(by);
+    this.byUfid.delete(flow.ufid);
+    this.generations[flow.id]++;
+    await this.backend.remove(flow.id, flow.key, flow.mask);
+    const stats = this.statsOf(flow.id);
+    this.freeIds.push(flow.id);
+    return stats;
+  }
+
+  async flush(): Promise<void> {
+    for (const flow of this.byUfid.values()) {
+      this.generations[flow.id]++;
+      this.freeIds.push(flow.id);
+    }
+    this.byUfid.clear();
+    await this.backend.flush();
+  }
+
+  /** dpif flow_dump: every flow with its stats, as an iterator over a snapshot of the table. */
+  *dump(): Generator<{ flow: InstalledFlow; stats: FlowStats }> {
+    for (const flow of [...this.byUfid.values()]) yield { flow, stats: this.statsOf(flow.id) };
+  }
+
+  /** A flow's stats summed over the workers. */
+  statsOf(id: number): FlowStats {
+    let packets = 0;
+    let bytes = 0;
+    let used = 0;
+    let tcpFlags = 0;
+    for (const stats of this.backend.flowStats()) {
+      const base = id * FlowStat.COUNT;
+      packets += stats[base + FlowStat.PACKETS];
+      bytes += stats[base + FlowStat.BYTES];
+      used = Math.max(used, stats[base + FlowStat.USED_MS]);
+      tcpFlags |= stats[base + FlowStat.TCP_FLAGS];
+    }
+    return { packets, bytes, usedMs: used > 0 ? used : null, tcpFlags };
+  }
+}

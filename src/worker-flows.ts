@@ -1,0 +1,108 @@
+/**
+ * A worker's flow state, as a dpif-netdev PMD thread's: its own classifier and exact-match cache,
+ * each flow's generation (so cache entries of a replaced or deleted flow miss) and output, and the
+ * per-flow stats it writes into shared memory for the control thread to sum.
+ *
+ * lookup() is the hot path (no allocation); apply*() run between batches when the control thread
+ * posts flow commands (command-channel.ts). Flow ids are the control thread's (flow-table.ts), the
+ * same in every worker.
+ */
+import { Classifier, Subtable } from './classifier';
+import { ExactMatchCache } from './emc';
+import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
+import { finishHash, mixWord } from './flow-hash';
+import { FlowStat } from './flow-table';
+
+/** Key words the EMC hash covers: the ones that vary between flows. The cache compares whole keys. */
+const EMC_HASH_WORDS = Int32Array.of(
+  FlowWord.IN_PORT, FlowWord.ETH_SRC_LO, FlowWord.ETH_DST_LO, FlowWord.VLAN0, FlowWord.ETH_TYPE,
+  FlowWord.IP_SRC, FlowWord.IP_DST, FlowWord.IP_PROTO, FlowWord.TP_SRC, FlowWord.TP_DST,
+  FlowWord.IPV6_SRC + 3, FlowWord.IPV6_DST + 3,
+);
+
+export class WorkerFlows {
+  readonly classifier = new Classifier();
+  readonly emc: ExactMatchCache;
+  readonly generations: Int32Array;
+  /** Output slot per flow id (-1: drop). */
+  readonly outputs: Int32Array;
+  readonly stats: Float64Array;
+  private readonly subtables: (Subtable | null)[];
+  /** Lookup counters: hits in the cache, hits in the classifier, misses. */
+  emcHits = 0;
+  megaflowHits = 0;
+  missed = 0;
+
+  constructor(limit: number, stats: SharedArrayBuffer, emcEntries: number, emcInsertInverse: number) {
+    this.emc = new ExactMatchCache(emcEntries, emcInsertInverse);
+    this.generations = new Int32Array(limit);
+    this.outputs = new Int32Array(limit).fill(-1);
+    this.stats = new Float64Array(stats);
+    this.subtables = new Array(limit).fill(null);
+  }
+
+  /** The flow of `key`, or -1: the cache first, then the classifier (whose hits may be cached). */
+  lookup(key: Int32Array, keyAt: number): number {
+    let h = 0;
+    for (let i = 0; i < EMC_HASH_WORDS.length; i++) h = mixWord(h, key[keyAt + EMC_HASH_WORDS[i]]);
+    const hash = finishHash(h, EMC_HASH_WORDS.length);
+    let flow = this.emc.lookup(key, keyAt, hash, this.generations);
+    if (flow >= 0) {
+      this.emcHits++;
+      return flow;
+    }
+    flow = this.classifier.lookup(key, keyAt);
+    if (flow < 0) {
+      this.missed++;
+      return -1;
+    }
+    this.megaflowHits++;
+    this.emc.maybeInsert(key, keyAt, hash, flow, this.generations[flow]);
+    return flow;
+  }
+
+  /** Counts one packet of `bytes` on `flow` (the batch's `nowMs`, TCP flags as seen). */
+  count(flow: number, bytes: number, nowMs: number, tcpFlags: number): void {
+    const base = flow * FlowStat.COUNT;
+    const stats = this.stats;
+    stats[base + FlowStat.PACKETS] += 1;
+    stats[base + FlowStat.BYTES] += bytes;
+    stats[base + FlowStat.USED_MS] = nowMs;
+    if (tcpFlags !== 0) stats[base + FlowStat.TCP_FLAGS] = stats[base + FlowStat.TCP_FLAGS] | tcpFlags;
+  }
+
+  /** Installs flow `id` (key and mask at `at` in `words`) or, if installed, changes its output. */
+  applyPut(id: number, generation: number, output: number, zeroStats: boolean, words: Int32Array, at: number): number {
+    if (id < 0 || id >= this.outputs.length) return -22;
+    if (this.subtables[id] === null) {
+      this.subtables[id] = this.classifier.insert(words, at, words, at + FLOW_KEY_WORDS, id);
+    }
+    this.outputs[id] = output;
+    this.generations[id] = generation;
+    if (zeroStats) this.stats.fill(0, id * FlowStat.COUNT, (id + 1) * FlowStat.COUNT);
+    return 0;
+  }
+
+  applyDel(id: number, words: Int32Array, at: number): number {
+    const subtable = id >= 0 && id < this.outputs.length ? this.subtables[id] : null;
+    if (!subtable) return -2;
+    this.classifier.remove(subtable, words, at, id);
+    this.subtables[id] = null;
+    this.outputs[id] = -1;
+    this.generations[id]++;
+    return 0;
+  }
+
+  applyFlush(): number {
+    for (let id = 0; id < this.subtables.length; id++) {
+      if (this.subtables[id] !== null) {
+        this.subtables[id] = null;
+        this.outputs[id] = -1;
+        this.generations[id]++;
+      }
+    }
+    this.classifier.subtables = [];
+    this.emc.clear();
+    return 0;
+  }
+}
