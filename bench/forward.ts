@@ -68,7 +68,22 @@ async function stopChild(child: import('node:child_process').ChildProcess): Prom
   await exited;
 }
 
+/**
+ * Starts a peer, retrying while its queue is still busy: the kernel releases a closed AF_XDP
+ * socket's queue in deferred work, so the peer that follows another may find it taken for a moment.
+ */
 async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<{ offeredPps: number; deliveredPps: number }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await measureOnce(rig, peer, size, seconds, flows);
+    } catch (error) {
+      if (attempt >= 10 || !/Device or resource busy/.test((error as Error).message)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<{ offeredPps: number; deliveredPps: number }> {
   let stop: () => Promise<unknown>;
   if (peer === 'xdp-ts') {
     const dp = await startDatapath(rig, {
