@@ -6,9 +6,13 @@
  * generation, not by scanning the cache). Insertion happens with probability 1/insertInverse
  * (OVS's emc-insert-inv-prob, default 100), so a flood of one-packet flows cannot thrash it.
  *
+ * Keys come from flow extraction, which zeroes every word and fills only the groups its eth_type
+ * has: an IPv4 key has no IPv6, ARP or ND word set. So once two keys agree on the words up to the
+ * IPv4 fields (eth_type among them), an IPv4 pair need only be compared on the L4 words too.
+ *
  * Hot path: typed arrays only, no allocation.
  */
-import { FLOW_KEY_WORDS } from './flow-key';
+import { FLOW_KEY_WORDS, FlowWord, ETH_TYPE_IPV4 } from './flow-key';
 
 export const EMC_DEFAULT_ENTRIES = 8192;
 export const EMC_DEFAULT_INSERT_INVERSE = 100;
@@ -83,8 +87,16 @@ export class ExactMatchCache {
   }
 
   private sameKey(slot: number, key: Int32Array, keyAt: number): boolean {
+    const keys = this.keys;
     const base = slot * FLOW_KEY_WORDS;
-    for (let w = 0; w < FLOW_KEY_WORDS; w++) if (this.keys[base + w] !== key[keyAt + w]) return false;
+    // Metadata, Ethernet, VLANs, eth_type and the IPv4/ARP words: compared for every key.
+    for (let w = 0; w <= FlowWord.IP_FRAG; w++) if (keys[base + w] !== key[keyAt + w]) return false;
+    if (key[keyAt + FlowWord.ETH_TYPE] === ETH_TYPE_IPV4) {
+      return keys[base + FlowWord.TP_SRC] === key[keyAt + FlowWord.TP_SRC] &&
+        keys[base + FlowWord.TP_DST] === key[keyAt + FlowWord.TP_DST] &&
+        keys[base + FlowWord.TCP_FLAGS] === key[keyAt + FlowWord.TCP_FLAGS];
+    }
+    for (let w = FlowWord.IP_FRAG + 1; w < FLOW_KEY_WORDS; w++) if (keys[base + w] !== key[keyAt + w]) return false;
     return true;
   }
 }

@@ -10,7 +10,7 @@
 import { Classifier, Subtable } from './classifier';
 import { ExactMatchCache } from './emc';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
-import { finishHash, mixWord } from './flow-hash';
+import { addWord, finishHash } from './flow-hash';
 import { FlowStat } from './flow-table';
 
 /** Key words the EMC hash covers: the ones that vary between flows. The cache compares whole keys. */
@@ -43,8 +43,8 @@ export class WorkerFlows {
 
   /** The flow of `key`, or -1: the cache first, then the classifier (whose hits may be cached). */
   lookup(key: Int32Array, keyAt: number): number {
-    let h = 0;
-    for (let i = 0; i < EMC_HASH_WORDS.length; i++) h = mixWord(h, key[keyAt + EMC_HASH_WORDS[i]]);
+    let h = 0x811c9dc5 | 0;
+    for (let i = 0; i < EMC_HASH_WORDS.length; i++) h = addWord(h, key[keyAt + EMC_HASH_WORDS[i]]);
     const hash = finishHash(h, EMC_HASH_WORDS.length);
     let flow = this.emc.lookup(key, keyAt, hash, this.generations);
     if (flow >= 0) {
