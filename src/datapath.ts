@@ -110,20 +110,43 @@ export class Datapath {
     );
     this.flows = new FlowTable(config.flows.limit, {
       portSlot: (number) => this.ports.findIndex((p) => p.number === number),
-      install: (id, generation, output, zeroStats, key, mask) =>
-        this.toWorkers({ opcode: Opcode.FLOW_PUT, args: [id, generation, output, zeroStats ? 1 : 0, ...key, ...mask] }),
-      remove: (id, key, mask) => this.toWorkers({ opcode: Opcode.FLOW_DEL, args: [id, ...key, ...mask] }),
-      flush: () => this.toWorkers({ opcode: Opcode.FLOW_FLUSH, args: [] }),
+      install: (ops) => this.toWorkers(ops.map((op) => ({
+        opcode: Opcode.FLOW_PUT,
+        args: [op.id, op.generation, op.output, op.zeroStats ? 1 : 0, ...op.key, ...op.mask],
+      }))),
+      remove: (id, key, mask) => this.toWorkers([{ opcode: Opcode.FLOW_DEL, args: [id, ...key, ...mask] }]),
+      flush: () => this.toWorkers([{ opcode: Opcode.FLOW_FLUSH, args: [] }]),
       flowStats: () => this.workers.map((w) => w.flowStats),
     });
   }
 
-  /** Runs one operation on every worker; throws if any refuses it. */
-  private async toWorkers(operation: Operation): Promise<void> {
-    for (const w of this.workers) {
-      const [status] = await w.channel.transact([operation]);
-      if (status !== 0) throw new Error(`worker ${w.index} refused operation ${operation.opcode}: status ${status}`);
+  /**
+   * Runs operations on every worker, in order, split into transactions that fit the request area;
+   * the workers apply them in parallel. Throws if any worker refuses one (the control thread
+   * validated them, so that is a bug, not bad input).
+   */
+  private async toWorkers(operations: Operation[]): Promise<void> {
+    const chunks: Operation[][] = [];
+    let chunk: Operation[] = [];
+    let words = 0;
+    for (const op of operations) {
+      const size = 2 + op.args.length;
+      if (chunk.length > 0 && (words + size > REQUEST_WORDS || chunk.length >= REPLY_WORDS)) {
+        chunks.push(chunk);
+        chunk = [];
+        words = 0;
+      }
+      chunk.push(op);
+      words += size;
     }
+    if (chunk.length > 0) chunks.push(chunk);
+    await Promise.all(this.workers.map(async (w) => {
+      for (const c of chunks) {
+        const statuses = await w.channel.transact(c);
+        const bad = statuses.findIndex((status) => status !== 0);
+        if (bad >= 0) throw new Error(`worker ${w.index} refused operation ${c[bad].opcode}: status ${statuses[bad]}`);
+      }
+    }));
   }
 
   static async start(config: DatapathConfig, log: LogFunction = () => {}): Promise<Datapath> {

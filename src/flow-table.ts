@@ -60,12 +60,22 @@ export const enum FlowStat {
   COUNT = 4,
 }
 
+/** One flow change for the workers. */
+export interface InstallOp {
+  id: number;
+  generation: number;
+  output: number;
+  zeroStats: boolean;
+  key: Int32Array;
+  mask: Int32Array;
+}
+
 /** What the table needs from the datapath: port lookups and the way to the workers. */
 export interface FlowTableBackend {
   /** Slot of the port with odp number `port`, or -1. */
   portSlot(port: number): number;
-  /** Applies a flow change on every worker (resolves when all did). */
-  install(id: number, generation: number, output: number, zeroStats: boolean, key: Int32Array, mask: Int32Array): Promise<void>;
+  /** Applies flow changes on every worker, in order, in as few transactions as fit. */
+  install(ops: InstallOp[]): Promise<void>;
   remove(id: number, key: Int32Array, mask: Int32Array): Promise<void>;
   flush(): Promise<void>;
   /** Every worker's per-flow stats array. */
@@ -133,30 +143,56 @@ export class FlowTable {
 
   /** dpif flow_put; resolves with the old stats when an installed flow was modified. */
   async put(spec: FlowSpec, flags: number): Promise<{ created: boolean; oldStats: FlowStats | null }> {
-    const { ufid, output } = this.validate(spec);
-    const existing = this.byUfid.get(ufid);
-    if (existing) {
-      if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${ufid} exists`);
-      const oldStats = this.statsOf(existing.id);
-      existing.actions = spec.actions.map((a) => ({ ...a }));
-      const generation = ++this.generations[existing.id];
-      await this.backend.install(existing.id, generation, output, (flags & PutFlags.ZERO_STATS) !== 0, existing.key, existing.mask);
-      return { created: false, oldStats };
+    const [result] = await this.putMany([{ spec, flags }]);
+    if (result instanceof Error) throw result;
+    return result;
+  }
+
+  /**
+   * Many puts, each with put's semantics, applied in order; the workers get them in as few
+   * transactions as fit. A put that fails (validation, EEXIST, ENOENT, EFBIG) fails alone: its
+   * result is the error, and the others are applied (as nl_transact_multiple).
+   */
+  async putMany(items: { spec: FlowSpec; flags: number }[]): Promise<({ created: boolean; oldStats: FlowStats | null } | DpifError)[]> {
+    const results: ({ created: boolean; oldStats: FlowStats | null } | DpifError)[] = [];
+    const ops: InstallOp[] = [];
+    const created: InstalledFlow[] = [];
+    for (const { spec, flags } of items) {
+      try {
+        const { ufid, output } = this.validate(spec);
+        const existing = this.byUfid.get(ufid);
+        if (existing) {
+          if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${ufid} exists`);
+          const oldStats = this.statsOf(existing.id);
+          existing.actions = spec.actions.map((a) => ({ ...a }));
+          const generation = ++this.generations[existing.id];
+          ops.push({ id: existing.id, generation, output, zeroStats: (flags & PutFlags.ZERO_STATS) !== 0, key: existing.key, mask: existing.mask });
+          results.push({ created: false, oldStats });
+          continue;
+        }
+        if (!(flags & PutFlags.CREATE)) throw new DpifError('ENOENT', `flow ${ufid} does not exist`);
+        if (this.byUfid.size >= this.limit) throw new DpifError('EFBIG', `flow table full (limit ${this.limit} flows)`);
+        const id = this.freeIds.pop() ?? this.nextId++;
+        const flow: InstalledFlow = { id, ufid, key: spec.key.map((v, w) => v & spec.mask[w]), mask: spec.mask.slice(), actions: spec.actions.map((a) => ({ ...a })) };
+        this.byUfid.set(ufid, flow);
+        created.push(flow);
+        ops.push({ id, generation: ++this.generations[id], output, zeroStats: true, key: flow.key, mask: flow.mask });
+        results.push({ created: true, oldStats: null });
+      } catch (error) {
+        if (!(error instanceof DpifError)) throw error;
+        results.push(error);
+      }
     }
-    if (!(flags & PutFlags.CREATE)) throw new DpifError('ENOENT', `flow ${ufid} does not exist`);
-    if (this.byUfid.size >= this.limit) throw new DpifError('EFBIG', `flow table full (limit ${this.limit} flows)`);
-    const id = this.freeIds.pop() ?? this.nextId++;
-    const flow: InstalledFlow = { id, ufid, key: spec.key.map((v, w) => v & spec.mask[w]), mask: spec.mask.slice(), actions: spec.actions.map((a) => ({ ...a })) };
-    this.byUfid.set(ufid, flow);
-    const generation = ++this.generations[id];
     try {
-      await this.backend.install(id, generation, output, true, flow.key, flow.mask);
+      if (ops.length > 0) await this.backend.install(ops);
     } catch (error) {
-      this.byUfid.delete(ufid);
-      this.freeIds.push(id);
+      for (const flow of created) {
+        this.byUfid.delete(flow.ufid);
+        this.freeIds.push(flow.id);
+      }
       throw error;
     }
-    return { created: true, oldStats: null };
+    return results;
   }
 
   private find(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): InstalledFlow {

@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
-import { DpifError, PutFlags } from '../flow-table';
+import { DpifError, FlowSpec, PutFlags } from '../flow-table';
 import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseUfid } from '../flow-format';
 
 type Handler = (args: Record<string, unknown>) => unknown;
@@ -22,6 +22,10 @@ function text(args: Record<string, unknown>, name: string): string {
   const value = args[name];
   if (typeof value !== 'string' || value.length === 0) throw new ControlError('EINVAL', `"${name}" must be a non-empty string`);
   return value;
+}
+
+function putFlags(args: Record<string, unknown>): number {
+  return (args.create === false ? 0 : PutFlags.CREATE) | (args.modify === true ? PutFlags.MODIFY : 0) | (args.zeroStats === true ? PutFlags.ZERO_STATS : 0);
 }
 
 /** A flow named by `ufid` (UUID text) or by `flow` (datapath flow text whose key and mask name it). */
@@ -37,8 +41,11 @@ export class ControlServer {
   private readonly handlers: Record<string, Handler>;
   readonly socketPath: string;
 
+  private readonly datapath: Datapath;
+
   private constructor(datapath: Datapath, socketPath: string) {
     this.socketPath = socketPath;
+    this.datapath = datapath;
     this.handlers = {
       'datapath.show': () => ({
         name: datapath.config.datapath,
@@ -52,7 +59,7 @@ export class ControlServer {
       // flow.put {flow: "<key>, actions:<actions>", create=true, modify=false, zeroStats=false}
       'flow.put': async (args) => {
         const parsed = flowToInstall(text(args, 'flow'));
-        const flags = (args.create === false ? 0 : PutFlags.CREATE) | (args.modify === true ? PutFlags.MODIFY : 0) | (args.zeroStats === true ? PutFlags.ZERO_STATS : 0);
+        const flags = putFlags(args);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
         return datapath.flows.put({ ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags);
       },
@@ -117,8 +124,42 @@ export class ControlServer {
     }
     if (!Array.isArray(parsed)) return this.run(parsed);
     const replies: Reply[] = [];
-    for (const request of parsed) replies.push(await this.run(request));
+    for (let i = 0; i < parsed.length;) {
+      // Consecutive flow.put requests go to the workers together (one putMany).
+      let end = i;
+      while (end < parsed.length && (parsed[end] as Request | null)?.op === 'flow.put') end++;
+      if (end - i > 1) {
+        replies.push(...(await this.putMany(parsed.slice(i, end) as Request[])));
+        i = end;
+      } else {
+        replies.push(await this.run(parsed[i++]));
+      }
+    }
     return replies;
+  }
+
+  private async putMany(requests: Request[]): Promise<Reply[]> {
+    const replies: (Reply | null)[] = [];
+    const items: { spec: FlowSpec; flags: number }[] = [];
+    const at: number[] = [];
+    for (const request of requests) {
+      try {
+        const args = request.args ?? {};
+        const parsed = flowToInstall(text(args, 'flow'));
+        const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
+        items.push({ spec: { ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: putFlags(args) });
+        at.push(replies.length);
+        replies.push(null);
+      } catch (error) {
+        replies.push({ id: request.id, error: { code: error instanceof ControlError ? error.code : 'EINVAL', message: (error as Error).message } });
+      }
+    }
+    const results = await this.datapath.flows.putMany(items);
+    results.forEach((result, i) => {
+      const id = requests[at[i]].id;
+      replies[at[i]] = result instanceof DpifError ? { id, error: { code: result.code, message: result.message } } : { id, result };
+    });
+    return replies as Reply[];
   }
 
   private async run(raw: unknown): Promise<Reply> {

@@ -150,3 +150,25 @@ test('flow stats are summed over workers', async () => {
     await dp.stop();
   }
 });
+
+test('putMany applies each put in order; failures fail alone; the limit counts within the batch', async () => {
+  const dp = await start(3);
+  try {
+    const drop = [{ type: 'drop' as const }];
+    const results = await dp.flows.putMany([
+      { spec: { ...udpDstFlow(1), actions: drop }, flags: PutFlags.CREATE },
+      { spec: { ...udpDstFlow(1), actions: drop }, flags: PutFlags.CREATE }, // same flow again: EEXIST
+      { spec: { ...udpDstFlow(1), actions: [{ type: 'output', port: 2 }] }, flags: PutFlags.MODIFY },
+      { spec: { ...udpDstFlow(2), actions: drop }, flags: PutFlags.MODIFY }, // absent: ENOENT
+      { spec: { ...udpDstFlow(3), actions: drop }, flags: PutFlags.CREATE },
+      { spec: { ...udpDstFlow(4), actions: drop }, flags: PutFlags.CREATE },
+      { spec: { ...udpDstFlow(5), actions: drop }, flags: PutFlags.CREATE }, // over the limit of 3
+    ]);
+    assert.deepEqual(results.map((r) => (r instanceof Error ? (r as { code: string }).code : r.created)), [true, 'EEXIST', false, 'ENOENT', true, true, 'EFBIG']);
+    assert.equal(dp.flows.count, 3);
+    await send(dp, 1, 4);
+    assert.equal(drain(dp, 'm1'), 4, 'the modify in the same batch took effect');
+  } finally {
+    await dp.stop();
+  }
+});
