@@ -5,34 +5,39 @@
  * datapath never overlap (each packet matches at most one), so the first match is the match.
  *
  * Memory: a subtable stores, per flow, only the key words its mask has bits in (a miniflow), so an
- * IPv4 5-tuple megaflow costs about eight words of key, not FLOW_KEY_WORDS.
+ * IPv4 5-tuple megaflow costs about eight words of key, not FLOW_KEY_WORDS, in a record with its
+ * hash and flow id; tables are kept between a quarter and a half full.
  *
  * Hot path: lookup() allocates nothing and touches only typed arrays. insert()/remove() run on the
  * control path (between batches) and may allocate when a table grows.
  */
 import { FLOW_KEY_WORDS } from './flow-key';
-import { finishHash, mixWord } from './flow-hash';
+import { addWord, finishHash } from './flow-hash';
 
 const EMPTY = -1;
-const INITIAL_BUCKETS = 16;
+const TOMBSTONE = -2;
+const INITIAL_SLOTS = 16;
+/** Record layout: [hash, flow, masked key words...]. */
+const HASH = 0;
+const FLOW = 1;
+const KEY = 2;
 
+/**
+ * One mask's flows: an open-addressing hash table (linear probing, at most half full) of inline
+ * records, so a probe touches one record (usually one cache line) instead of several arrays.
+ * Removed records become tombstones until the next rehash.
+ */
 export class Subtable {
   readonly mask: Int32Array;
   /** Key word indices the mask has bits in, and the mask word of each. */
   readonly words: Int32Array;
   readonly maskWords: Int32Array;
   readonly width: number;
-  /** Chained hash table: bucket -> first entry; entry -> next entry. */
-  buckets: Int32Array;
-  next: Int32Array;
-  hashes: Int32Array;
-  /** Masked key words of each entry (width words each) and the flow it belongs to. */
-  keys: Int32Array;
-  flows: Int32Array;
-  capacity: number;
+  readonly stride: number;
+  records: Int32Array;
+  slotMask: number;
   count = 0;
-  private freeHead = EMPTY;
-  private used = 0;
+  private tombstones = 0;
   /** Lookups answered by this subtable since the last re-ranking. */
   hits = 0;
 
@@ -43,12 +48,9 @@ export class Subtable {
     this.words = Int32Array.from(words);
     this.maskWords = Int32Array.from(words.map((w) => this.mask[w]));
     this.width = words.length;
-    this.capacity = INITIAL_BUCKETS;
-    this.buckets = new Int32Array(INITIAL_BUCKETS).fill(EMPTY);
-    this.next = new Int32Array(this.capacity);
-    this.hashes = new Int32Array(this.capacity);
-    this.keys = new Int32Array(this.capacity * this.width);
-    this.flows = new Int32Array(this.capacity);
+    this.stride = KEY + this.width;
+    this.records = this.emptyRecords(INITIAL_SLOTS);
+    this.slotMask = INITIAL_SLOTS - 1;
   }
 
   sameMask(mask: Int32Array, maskAt: number): boolean {
@@ -60,93 +62,83 @@ export class Subtable {
   hash(key: Int32Array, keyAt: number): number {
     const words = this.words;
     const maskWords = this.maskWords;
-    let h = 0;
-    for (let i = 0; i < this.width; i++) h = mixWord(h, key[keyAt + words[i]] & maskWords[i]);
+    let h = 0x811c9dc5 | 0;
+    for (let i = 0; i < this.width; i++) h = addWord(h, key[keyAt + words[i]] & maskWords[i]);
     return finishHash(h, this.width);
   }
 
   /** The flow whose masked key equals `key` under this mask, or -1. */
   find(key: Int32Array, keyAt: number, hash: number): number {
+    const records = this.records;
+    const stride = this.stride;
+    const width = this.width;
     const words = this.words;
     const maskWords = this.maskWords;
-    const width = this.width;
-    const keys = this.keys;
-    for (let e = this.buckets[hash & (this.buckets.length - 1)]; e !== EMPTY; e = this.next[e]) {
-      if (this.hashes[e] !== hash) continue;
-      const base = e * width;
-      let i = 0;
-      while (i < width && keys[base + i] === (key[keyAt + words[i]] & maskWords[i])) i++;
-      if (i === width) return this.flows[e];
+    for (let slot = hash & this.slotMask; ; slot = (slot + 1) & this.slotMask) {
+      const at = slot * stride;
+      const flow = records[at + FLOW];
+      if (flow === EMPTY) return EMPTY;
+      if (flow >= 0 && records[at + HASH] === hash) {
+        let i = 0;
+        while (i < width && records[at + KEY + i] === (key[keyAt + words[i]] & maskWords[i])) i++;
+        if (i === width) return flow;
+      }
     }
-    return EMPTY;
   }
 
-  /** Adds `flow` with `key` (already within the mask); returns its entry index. */
-  add(key: Int32Array, keyAt: number, flow: number): number {
-    if (this.freeHead === EMPTY && this.used === this.capacity) this.grow(this.capacity * 2);
-    let entry: number;
-    if (this.freeHead !== EMPTY) {
-      entry = this.freeHead;
-      this.freeHead = this.next[entry];
-    } else {
-      entry = this.used++;
-    }
+  /** Adds `flow` with `key` (the caller guarantees no installed flow has the same masked key). */
+  add(key: Int32Array, keyAt: number, flow: number): void {
+    if ((this.count + this.tombstones + 1) * 2 > this.slotMask + 1) this.rehash(this.count + 1 > (this.slotMask + 1) / 4 ? (this.slotMask + 1) * 2 : this.slotMask + 1);
     const hash = this.hash(key, keyAt);
-    const base = entry * this.width;
-    for (let i = 0; i < this.width; i++) this.keys[base + i] = key[keyAt + this.words[i]] & this.maskWords[i];
-    this.hashes[entry] = hash;
-    this.flows[entry] = flow;
-    const bucket = hash & (this.buckets.length - 1);
-    this.next[entry] = this.buckets[bucket];
-    this.buckets[bucket] = entry;
+    let slot = hash & this.slotMask;
+    while (this.records[slot * this.stride + FLOW] >= 0) slot = (slot + 1) & this.slotMask;
+    const at = slot * this.stride;
+    if (this.records[at + FLOW] === TOMBSTONE) this.tombstones--;
+    this.records[at + HASH] = hash;
+    this.records[at + FLOW] = flow;
+    for (let i = 0; i < this.width; i++) this.records[at + KEY + i] = key[keyAt + this.words[i]] & this.maskWords[i];
     this.count++;
-    if (this.count > this.buckets.length) this.rehash(this.buckets.length * 2);
-    return entry;
   }
 
-  /** Removes the entry of `flow` matching `key`; false if absent. */
+  /** Removes `flow`, whose key is `key`; false if absent. */
   remove(key: Int32Array, keyAt: number, flow: number): boolean {
     const hash = this.hash(key, keyAt);
-    const bucket = hash & (this.buckets.length - 1);
-    let previous = EMPTY;
-    for (let e = this.buckets[bucket]; e !== EMPTY; previous = e, e = this.next[e]) {
-      if (this.flows[e] !== flow || this.hashes[e] !== hash) continue;
-      if (previous === EMPTY) this.buckets[bucket] = this.next[e];
-      else this.next[previous] = this.next[e];
-      this.flows[e] = EMPTY;
-      this.next[e] = this.freeHead;
-      this.freeHead = e;
-      this.count--;
-      return true;
+    for (let slot = hash & this.slotMask; ; slot = (slot + 1) & this.slotMask) {
+      const at = slot * this.stride;
+      const found = this.records[at + FLOW];
+      if (found === EMPTY) return false;
+      if (found === flow && this.records[at + HASH] === hash) {
+        this.records[at + FLOW] = TOMBSTONE;
+        this.count--;
+        this.tombstones++;
+        return true;
+      }
     }
-    return false;
   }
 
   /** Bytes this subtable uses. */
   bytes(): number {
-    return this.buckets.byteLength + this.next.byteLength + this.hashes.byteLength + this.keys.byteLength + this.flows.byteLength;
+    return this.records.byteLength;
   }
 
-  private grow(capacity: number): void {
-    const grow = (old: Int32Array, size: number): Int32Array => {
-      const bigger = new Int32Array(size);
-      bigger.set(old);
-      return bigger;
-    };
-    this.next = grow(this.next, capacity);
-    this.hashes = grow(this.hashes, capacity);
-    this.flows = grow(this.flows, capacity);
-    this.keys = grow(this.keys, capacity * this.width);
-    this.capacity = capacity;
+  private emptyRecords(slots: number): Int32Array {
+    const records = new Int32Array(slots * this.stride);
+    for (let slot = 0; slot < slots; slot++) records[slot * this.stride + FLOW] = EMPTY;
+    return records;
   }
 
-  private rehash(bucketCount: number): void {
-    this.buckets = new Int32Array(bucketCount).fill(EMPTY);
-    for (let e = 0; e < this.used; e++) {
-      if (this.flows[e] === EMPTY) continue;
-      const bucket = this.hashes[e] & (bucketCount - 1);
-      this.next[e] = this.buckets[bucket];
-      this.buckets[bucket] = e;
+  private rehash(slots: number): void {
+    const old = this.records;
+    const oldSlots = this.slotMask + 1;
+    this.records = this.emptyRecords(slots);
+    this.slotMask = slots - 1;
+    this.tombstones = 0;
+    for (let s = 0; s < oldSlots; s++) {
+      const from = s * this.stride;
+      if (old[from + FLOW] < 0) continue;
+      let slot = old[from + HASH] & this.slotMask;
+      while (this.records[slot * this.stride + FLOW] !== EMPTY) slot = (slot + 1) & this.slotMask;
+      this.records.set(old.subarray(from, from + this.stride), slot * this.stride);
     }
   }
 }

@@ -1,0 +1,155 @@
+/**
+ * Flow table benchmarks (no kernel needed):
+ *   node dist/bench/flows.js [--quick] [--out FILE]
+ * 1. Lookups per second per core through a worker's lookup (EMC then classifier), for N megaflows
+ *    over M masks, EMC on (8192 entries, insertion 1/100) and off; keys drawn uniformly from the
+ *    installed flows, so every lookup hits (the classifier's ranking and the EMC see no skew).
+ * 2. Bytes of memory per installed flow in a worker (classifier + per-flow arrays).
+ * 3. Time to install N flows through the datapath's flow table (memory ports, one worker).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { WorkerFlows } from '../src/worker-flows';
+import { FLOW_KEY_WORDS, FlowWord, ETH_TYPE_IPV4, IP_PROTO_UDP } from '../src/flow-key';
+import { Datapath } from '../src/datapath';
+import { parseConfig } from '../src/config';
+import { PutFlags } from '../src/flow-table';
+import { FlowStat } from '../src/flow-table';
+import { argValue } from '../src/rig/args';
+
+/**
+ * Mask j (j < 100): in_port, eth_type, IPv4 source and UDP destination port exact (they carry each
+ * flow's serial), an IPv4 destination prefix of 8 + j % 25 bits, and proto and TTL matched or not by
+ * j / 25, so 100 masks differ. The destination's first byte is j + 1: flows of different masks
+ * never overlap.
+ */
+function maskFor(j: number): Int32Array {
+  const mask = new Int32Array(FLOW_KEY_WORDS);
+  mask[FlowWord.RECIRC_ID] = -1;
+  mask[FlowWord.IN_PORT] = -1;
+  mask[FlowWord.ETH_TYPE] = 0xffff;
+  mask[FlowWord.IP_SRC] = -1;
+  mask[FlowWord.TP_DST] = 0xffff;
+  mask[FlowWord.IP_DST] = (-1 << (32 - (8 + (j % 25)))) | 0;
+  if ((Math.floor(j / 25) & 1) === 1) mask[FlowWord.IP_PROTO] = 0xff;
+  if ((Math.floor(j / 25) & 2) === 2) mask[FlowWord.IP_TTL] = 0xff;
+  return mask;
+}
+
+/** N flows over M masks: flow i uses mask i % M and a serial unique within that mask. */
+function makeFlows(n: number, m: number): { keys: Int32Array; masks: Int32Array[] } {
+  const masks = Array.from({ length: m }, (_, j) => maskFor(j));
+  const keys = new Int32Array(n * FLOW_KEY_WORDS);
+  for (let i = 0; i < n; i++) {
+    const j = i % m;
+    const serial = Math.floor(i / m);
+    const at = i * FLOW_KEY_WORDS;
+    keys[at + FlowWord.RECIRC_ID] = 0;
+    keys[at + FlowWord.IN_PORT] = 1;
+    keys[at + FlowWord.ETH_TYPE] = ETH_TYPE_IPV4;
+    keys[at + FlowWord.IP_SRC] = (0x0a000000 | (serial >>> 16)) | 0;
+    keys[at + FlowWord.TP_DST] = serial & 0xffff;
+    keys[at + FlowWord.IP_DST] = ((j + 1) << 24) & masks[j][FlowWord.IP_DST];
+    if (masks[j][FlowWord.IP_PROTO] !== 0) keys[at + FlowWord.IP_PROTO] = IP_PROTO_UDP;
+    if (masks[j][FlowWord.IP_TTL] !== 0) keys[at + FlowWord.IP_TTL] = 64;
+  }
+  return { keys, masks };
+}
+
+function lookupsPerSecond(n: number, m: number, emc: boolean): { perSecond: number; bytesPerFlow: number; subtableProbesPerHit: number } {
+  const { keys, masks } = makeFlows(n, m);
+  const flows = new WorkerFlows(n, new SharedArrayBuffer(n * FlowStat.COUNT * 8), emc ? 8192 : 0, 100);
+  const words = new Int32Array(2 * FLOW_KEY_WORDS);
+  for (let i = 0; i < n; i++) {
+    words.set(keys.subarray(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS), 0);
+    words.set(masks[i % m], FLOW_KEY_WORDS);
+    flows.applyPut(i, 1, 0, false, words, 0);
+  }
+  // A frame's key: the flow's key with varying bits where the mask is wild.
+  const probes = 1 << 16;
+  const frames = new Int32Array(probes * FLOW_KEY_WORDS);
+  let seed = 12345;
+  for (let p = 0; p < probes; p++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) | 0;
+    const i = (seed >>> 1) % n;
+    for (let w = 0; w < FLOW_KEY_WORDS; w++) frames[p * FLOW_KEY_WORDS + w] = keys[i * FLOW_KEY_WORDS + w];
+    // Wildcarded bits vary per frame, as real traffic's would.
+    frames[p * FLOW_KEY_WORDS + FlowWord.IP_DST] |= (seed & 0xff) & ~masks[i % m][FlowWord.IP_DST];
+    frames[p * FLOW_KEY_WORDS + FlowWord.TP_SRC] = seed & 0xffff;
+    frames[p * FLOW_KEY_WORDS + FlowWord.IP_PROTO] = IP_PROTO_UDP;
+    frames[p * FLOW_KEY_WORDS + FlowWord.IP_TTL] = 64;
+  }
+  let found = 0;
+  const run = (count: number) => {
+    for (let c = 0; c < count; c++) if (flows.lookup(frames, (c & (probes - 1)) * FLOW_KEY_WORDS) >= 0) found++;
+  };
+  run(probes); // warm-up
+  const probesBefore = flows.classifier.probes;
+  const megaflowBefore = flows.megaflowHits;
+  const count = Math.max(200_000, Math.min(3_000_000, Math.round(2e7 / (1 + m))));
+  const start = performance.now();
+  run(count);
+  const seconds = (performance.now() - start) / 1000;
+  if (found !== probes + count) throw new Error(`lookups missed: ${probes + count - found}`);
+  const perFlowArrays = 4 + 4 + FlowStat.COUNT * 8 + 8; // generation, output, stats, subtable reference
+  return {
+    perSecond: count / seconds,
+    bytesPerFlow: flows.classifier.bytes() / n + perFlowArrays,
+    subtableProbesPerHit: (flows.classifier.probes - probesBefore) / Math.max(1, flows.megaflowHits - megaflowBefore),
+  };
+}
+
+async function installTime(n: number): Promise<number> {
+  const dp = await Datapath.start(parseConfig({
+    ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
+    umem: { ringSize: 256, framesPerPort: 1024 },
+    flows: { limit: n },
+  }));
+  try {
+    const { keys, masks } = makeFlows(n, 20);
+    const start = performance.now();
+    for (let first = 0; first < n; first += 10000) {
+      const items = [];
+      for (let i = first; i < Math.min(n, first + 10000); i++) {
+        items.push({ spec: { key: keys.slice(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS), mask: masks[i % 20], actions: [{ type: 'output' as const, port: 2 }] }, flags: PutFlags.CREATE });
+      }
+      const results = await dp.flows.putMany(items);
+      const failed = results.find((r) => r instanceof Error);
+      if (failed) throw failed;
+    }
+    return (performance.now() - start) / 1000;
+  } finally {
+    await dp.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const sizes = quick ? [1, 1000, 100_000] : [1, 1000, 100_000, 1_000_000];
+  const maskCounts = [1, 10, 20, 100];
+  const rows = [];
+  console.log('megaflows  masks  EMC   M lookups/s  subtables/hit  bytes/flow (worker)');
+  for (const n of sizes) {
+    for (const m of maskCounts) {
+      if (m > n) continue;
+      for (const emc of [true, false]) {
+        const r = lookupsPerSecond(n, m, emc);
+        rows.push({ flows: n, masks: m, emc, ...r });
+        console.log(`${String(n).padStart(9)}  ${String(m).padStart(5)}  ${emc ? 'on ' : 'off'}  ${(r.perSecond / 1e6).toFixed(2).padStart(11)}  ${r.subtableProbesPerHit.toFixed(2).padStart(13)}  ${r.bytesPerFlow.toFixed(0).padStart(10)}`);
+      }
+    }
+  }
+  const installFlows = quick ? 100_000 : 1_000_000;
+  const seconds = await installTime(installFlows);
+  console.log(`install: ${installFlows} flows over 20 masks through the flow table in ${seconds.toFixed(2)} s (${Math.round(installFlows / seconds)} flows/s), 1 worker`);
+  const out = argValue('out', path.join(__dirname, '..', '..', 'bench', 'results', `flows-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify({ benchmark: 'flows', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, lookups: rows, install: { flows: installFlows, masks: 20, seconds } }, null, 2));
+  console.log(`results: ${out}`);
+}
+
+main().catch((error) => {
+  console.error(`bench: ${(error as Error).stack}`);
+  process.exit(1);
+});
