@@ -5,7 +5,7 @@
  *  - port.dump: every port with OVS vport stats and the kernel's counters.
  *  - worker.dump: every worker's counters and frame accounting.
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
- *    flow.flush, flow.dump {verbose}: the flow table in the datapath flow syntax (see flow-table.ts
+ *    flow.flush, flow.dump {verbose, terse}: the flow table in the datapath flow syntax (see flow-table.ts
  *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL).
  */
 import * as fs from 'node:fs';
@@ -69,8 +69,10 @@ export class ControlServer {
       },
       'flow.del': async (args) => datapath.flows.del(flowName(args)),
       'flow.flush': async () => datapath.flows.flush(),
-      // flow.dump {verbose=false}: one ovs-dpctl dump-flows line per flow.
+      // flow.dump {verbose=false, terse=false}: one ovs-dpctl dump-flows line per flow; terse:
+      // {ufid, stats} per flow only, as dpif's terse dump.
       'flow.dump': (args) => {
+        if (args.terse === true) return [...datapath.flows.dumpTerse()];
         const now = Date.now();
         return [...datapath.flows.dump()].map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
       },

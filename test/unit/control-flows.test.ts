@@ -27,6 +27,10 @@ test('flows put, dumped, read, deleted and flushed through the control socket; b
     const [line] = await client.call<string[]>('flow.dump');
     assert.match(line, /^recirc_id\(0\),in_port\(1\),eth\(\),eth_type\(0x0800\),ipv4\(proto=17,frag=no\),udp\(dst=53\), packets:3, bytes:300, used:0\.\d{3}s, actions:2$/);
     const got = await client.call<{ ufid: string; line: string }>('flow.get', { flow });
+    const [terse] = await client.call<{ ufid: string; stats: { packets: number; bytes: number } }[]>('flow.dump', { terse: true });
+    assert.equal(terse.ufid, got.ufid);
+    assert.deepEqual([terse.stats.packets, terse.stats.bytes], [3, 300]);
+    assert.deepEqual(Object.keys(terse).sort(), ['stats', 'ufid']);
     assert.match(got.line, /packets:3, bytes:300/);
     const verbose = await client.call<{ line: string }>('flow.get', { ufid: got.ufid, verbose: true });
     assert.ok(verbose.line.startsWith(`ufid:${got.ufid}, `));
