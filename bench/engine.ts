@@ -12,20 +12,37 @@ import { argValue } from '../src/rig/args';
 import { Worker } from 'node:worker_threads';
 import { Datapath } from '../src/datapath';
 import { parseConfig } from '../src/config';
+import { flowToInstall } from '../src/flow-format';
+import { PutFlags } from '../src/flow-table';
+import { megaflows } from './forward';
 
 const ROOT = path.join(__dirname, '..', '..');
 
+
+const INSTALLED = Number(argValue('installed', '1'));
+const MASKS = Number(argValue('masks', '1'));
 
 async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null) {
   const dp = await Datapath.start(parseConfig({
     datapath: 'engine',
     ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
     workers: { count: 1, cpus: [workerCpu], idle: 'busy' },
-    forward: { m0: 'm1' },
+    forward: INSTALLED > 1 ? {} : { m0: 'm1' },
+    flows: { limit: Math.max(1000, INSTALLED + 10) },
+    // Enough frames that every flow's frame is in the UMEM.
+    umem: { framesPerPort: Math.max(4096, INSTALLED) },
   }));
+  if (INSTALLED > 1) {
+    const results = await dp.flows.putMany(megaflows(INSTALLED, MASKS).map((line) => {
+      const flow = flowToInstall(line);
+      return { spec: { key: flow.key, mask: flow.mask, actions: flow.actions }, flags: PutFlags.CREATE };
+    }));
+    const failed = results.find((r) => r instanceof Error);
+    if (failed) throw failed;
+  }
   const stop = new SharedArrayBuffer(4);
   const feeder = new Worker(path.join(__dirname, 'engine-feeder.js'), {
-    workerData: { input: dp.wire('m0').init, output: dp.wire('m1').init, stop, cpu: feederCpu, frameLength: size - 4 },
+    workerData: { input: dp.wire('m0').init, output: dp.wire('m1').init, stop, cpu: feederCpu, frameLength: size - 4, flows: INSTALLED },
   });
   const exited = new Promise((resolve) => feeder.once('exit', resolve));
   try {
@@ -60,12 +77,12 @@ async function main(): Promise<void> {
   const best = Math.max(...results.map((r) => r.framesPerSecond));
   const sorted = results.map((r) => r.framesPerSecond).sort((a, b) => a - b);
   const median = sorted[sorted.length >> 1];
-  console.log(`engine-only, memory ports m0 -> m1, ${size}-byte frames, 1 flow, 1 worker (CPU 1, busy poll), feeder on CPU 0:`);
+  console.log(`engine-only, memory ports m0 -> m1, ${size}-byte frames, ${INSTALLED > 1 ? `${INSTALLED} flows over ${MASKS} masks` : '1 flow'}, 1 worker (CPU 1, busy poll), feeder on CPU 0:`);
   console.log(`  median ${(median / 1e6).toFixed(2)} M frames/s per core (best ${(best / 1e6).toFixed(2)}; ${(1e9 / median).toFixed(1)} ns per frame)`);
   const out = argValue('out', path.join(ROOT, 'bench', 'results', `engine-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify({ benchmark: 'engine', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
-    size, flows: 1, workers: 1, seconds, rounds: results, medianFramesPerSecond: median }, null, 2));
+    size, flows: INSTALLED, masks: MASKS, workers: 1, seconds, rounds: results, medianFramesPerSecond: median }, null, 2));
   console.log(`results: ${out}`);
 }
 

@@ -59,7 +59,7 @@ function makeFlows(n: number, m: number): { keys: Int32Array; masks: Int32Array[
 
 function lookupsPerSecond(n: number, m: number, emc: boolean): { perSecond: number; bytesPerFlow: number; subtableProbesPerHit: number } {
   const { keys, masks } = makeFlows(n, m);
-  const flows = new WorkerFlows(n, new SharedArrayBuffer(n * FlowStat.COUNT * 8), emc ? 8192 : 0, 100);
+  const flows = new WorkerFlows(n, new SharedArrayBuffer(n * FlowStat.COUNT * 8), emc ? 8192 : 0, 100, 0);
   const words = new Int32Array(2 * FLOW_KEY_WORDS);
   for (let i = 0; i < n; i++) {
     words.set(keys.subarray(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS), 0);

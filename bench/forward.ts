@@ -1,7 +1,10 @@
 /**
  * The first throughput benchmark, on the veth rig (root needed):
  *
- *   node dist/bench/forward.js [--seconds 3] [--rounds 3] [--sizes 64,1500] [--flows 1] [--out FILE]
+ *   node dist/bench/forward.js [--seconds 3] [--rounds 3] [--sizes 64,1500] [--flows N] [--installed N]
+ *                              [--masks M] [--out FILE]
+ * --installed N --masks M: xdp-ts forwards by N megaflows over M masks, one per generated flow
+ * (--flows defaults to N), instead of the single in_port megaflow.
  *
  * For each frame size and round, one after another in the same rig: the kernel-only XDP redirect
  * d0->d1 (the ceiling), the C AF_XDP forwarder (bench/c, the reference), and xdp-ts with one worker
@@ -26,6 +29,13 @@ const FORWARDER_CPU = 1;
 const GENERATOR_CPU = 0;
 
 type Peer = 'kernel-redirect' | 'c-afxdp' | 'xdp-ts';
+/** Megaflows installed in xdp-ts (--installed; 1 = the in_port flow) and their masks (--masks). */
+const INSTALLED = Number(argValue('installed', '1'));
+const MASKS = Number(argValue('masks', '1'));
+/** EMC settings for xdp-ts (--emc-entries, --emc-insert-inverse; the datapath's defaults otherwise). */
+const EMC_ENTRIES = argValue('emc-entries', '');
+const EMC_INSERT_INVERSE = argValue('emc-insert-inverse', '');
+const SMC_ENTRIES = argValue('smc-entries', '');
 const PEERS: Peer[] = ['kernel-redirect', 'c-afxdp', 'xdp-ts'];
 
 interface Run {
@@ -83,6 +93,23 @@ async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flow
   }
 }
 
+/**
+ * The megaflows for the generator's flows: flow i matches UDP source port 1024 + i (the generator's
+ * numbering) and uses mask i % masks, each mask matching a few more of the fields every generated
+ * frame has (TTL 64, TOS 0, addresses, destination port 9), so masks differ and frames still match.
+ */
+export function megaflows(count: number, masks: number): string[] {
+  const extra = ['ttl=64', 'tos=0', 'src=10.0.0.1', 'dst=10.0.0.2'];
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const m = i % masks;
+    const ipv4 = ['proto=17', 'frag=no', ...extra.slice(0, m % 5)].join(',');
+    const eth = m >= 5 ? 'eth(src=02:00:00:00:00:01,dst=02:00:00:00:00:02)' : 'eth()';
+    lines.push(`in_port(1),${eth},eth_type(0x0800),ipv4(${ipv4}),udp(src=${1024 + i}${m >= 5 && m % 2 ? ',dst=9' : ''}), actions:2`);
+  }
+  return lines;
+}
+
 async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<{ offeredPps: number; deliveredPps: number }> {
   let stop: () => Promise<unknown>;
   if (peer === 'xdp-ts') {
@@ -90,8 +117,22 @@ async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, 
       datapath: 'bench',
       ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }],
       workers: { count: 1, cpus: [FORWARDER_CPU], idle: 'busy' },
-      forward: { d0: 'd1', d1: 'd0' },
+      forward: INSTALLED > 1 ? { d1: 'd0' } : { d0: 'd1', d1: 'd0' },
+      flows: {
+        limit: Math.max(1000, INSTALLED + 10),
+        ...(EMC_ENTRIES ? { emcEntries: Number(EMC_ENTRIES) } : {}),
+        ...(EMC_INSERT_INVERSE ? { emcInsertInverse: Number(EMC_INSERT_INVERSE) } : {}),
+        ...(SMC_ENTRIES ? { smcEntries: Number(SMC_ENTRIES) } : {}),
+      },
     });
+    if (INSTALLED > 1) {
+      const lines = megaflows(INSTALLED, MASKS);
+      for (let first = 0; first < lines.length; first += 5000) {
+        const replies = await dp.client.request(lines.slice(first, first + 5000).map((flow) => ({ op: 'flow.put', args: { flow } })));
+        const failed = replies.find((r) => r.error);
+        if (failed) throw new Error(`installing flows: ${failed.error!.message}`);
+      }
+    }
     stop = async () => {
       const result = await dp.stop();
       const lost = (result.stopped as { lost?: number } | undefined)?.lost;
@@ -120,7 +161,7 @@ async function main(): Promise<void> {
   const seconds = Number(argValue('seconds', '3'));
   const rounds = Number(argValue('rounds', '3'));
   const sizes = argValue('sizes', '64,1500').split(',').map(Number);
-  const flows = Number(argValue('flows', '1'));
+  const flows = Number(argValue('flows', String(INSTALLED)));
   const out = argValue('out', path.join(ROOT, 'bench', 'results', `forward-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
   if (os.cpus().length < 2) throw new Error('needs 2 CPUs: the generator and the forwarder each get one');
   const rig = Rig.create();
@@ -147,7 +188,7 @@ async function main(): Promise<void> {
     return { size, peer, offeredMpps: median(mine.map((r) => r.offeredPps)) / 1e6, deliveredMpps: median(mine.map((r) => r.deliveredPps)) / 1e6,
       ratioToC: median(ratios), ratios };
   }));
-  console.log(`\nveth rig, copy-mode AF_XDP, 1 forwarding core (CPU ${FORWARDER_CPU}), generator on CPU ${GENERATOR_CPU}, ${flows} flow(s), ${rounds} rounds x ${seconds} s`);
+  console.log(`\nveth rig, copy-mode AF_XDP, 1 forwarding core (CPU ${FORWARDER_CPU}), generator on CPU ${GENERATOR_CPU}, ${flows} generated flow(s), xdp-ts with ${INSTALLED > 1 ? `${INSTALLED} megaflows over ${MASKS} masks` : 'one in_port megaflow'}, ${rounds} rounds x ${seconds} s`);
   console.log('frame  peer              offered Mpps  delivered Mpps  ratio to C (per-round)');
   for (const row of table) {
     console.log(`${String(row.size).padStart(5)}  ${row.peer.padEnd(16)}  ${row.offeredMpps.toFixed(3).padStart(12)}  ${row.deliveredMpps.toFixed(3).padStart(14)}  ${row.ratioToC.toFixed(3)} (${row.ratios.map((x) => x.toFixed(3)).join(', ')})`);
@@ -156,12 +197,14 @@ async function main(): Promise<void> {
   fs.writeFileSync(out, JSON.stringify({
     benchmark: 'forward', date: new Date().toISOString(), kernel: os.release(), node: process.version, cpu: os.cpus()[0]?.model,
     rig: 'veth, copy-mode AF_XDP, native XDP', generator: 'BPF_PROG_TEST_RUN live frames, XDP_TX', flows, seconds, rounds,
-    forwarderCpu: FORWARDER_CPU, generatorCpu: GENERATOR_CPU, workers: 1, batch: 64, ringSize: 2048, table, runs,
+    installedMegaflows: INSTALLED, masks: MASKS, emcEntries: EMC_ENTRIES || 'default', emcInsertInverse: EMC_INSERT_INVERSE || 'default', smcEntries: SMC_ENTRIES || 'default', forwarderCpu: FORWARDER_CPU, generatorCpu: GENERATOR_CPU, workers: 1, batch: 64, ringSize: 2048, table, runs,
   }, null, 2));
   console.log(`results: ${out}`);
 }
 
-main().catch((error) => {
-  console.error(`bench: ${(error as Error).message}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(`bench: ${(error as Error).message}`);
+    process.exit(1);
+  });
+}

@@ -23,7 +23,7 @@ export interface DatapathConfig {
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
   /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
   forward: Record<string, string>;
-  flows: { limit: number; emcEntries: number; emcInsertInverse: number };
+  flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number };
   control: { socket: string | null };
 }
 
@@ -71,9 +71,9 @@ function powerOfTwo(path: string, value: Json, min: number, max: number, fallbac
   return n;
 }
 
-function powerOfTwoOrZero(path: string, value: Json, fallback: number): number {
-  const n = integer(path, value, 0, 1 << 20, fallback);
-  if (n !== 0 && (n < 2 || (n & (n - 1)) !== 0)) fail(path, '0 (no cache) or a power of two up to 1048576', value);
+function powerOfTwoOrZero(path: string, value: Json, fallback: number, max = 1 << 20): number {
+  const n = integer(path, value, 0, max, fallback);
+  if (n !== 0 && (n < 2 || (n & (n - 1)) !== 0)) fail(path, `0 (no cache) or a power of two up to ${max}`, value);
   return n;
 }
 
@@ -139,11 +139,12 @@ export function parseConfig(input: Json): DatapathConfig {
     forward[from] = target;
   }
 
-  const fl = object('config.flows', root.flows ?? {}, ['limit', 'emcEntries', 'emcInsertInverse']);
+  const fl = object('config.flows', root.flows ?? {}, ['limit', 'emcEntries', 'emcInsertInverse', 'smcEntries']);
   const flows = {
     limit: integer('config.flows.limit', fl.limit, 1, 1 << 22, 200000),
     emcEntries: powerOfTwoOrZero('config.flows.emcEntries', fl.emcEntries, 8192),
     emcInsertInverse: integer('config.flows.emcInsertInverse', fl.emcInsertInverse, 0, 1 << 20, 100),
+    smcEntries: powerOfTwoOrZero('config.flows.smcEntries', fl.smcEntries, 1 << 18, 1 << 24),
   };
 
   const c = object('config.control', root.control ?? {}, ['socket']);

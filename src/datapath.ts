@@ -194,6 +194,7 @@ export class Datapath {
         flowStats,
         emcEntries: this.config.flows.emcEntries,
         emcInsertInverse: this.config.flows.emcInsertInverse,
+        smcEntries: this.config.flows.smcEntries,
       };
       const thread = new Worker(FORWARDER, { workerData: init, name: `xdp-ts worker ${index}` });
       const handle: WorkerHandle = {
@@ -298,19 +299,21 @@ export class Datapath {
   }
 
   /** Datapath stats as `ovs-dpctl show` reports them: lookups hit (by cache level), missed, lost. */
-  lookupStats(): { hit: number; emcHits: number; megaflowHits: number; missed: number; lost: number; flows: number; masks: number; maskHits: number; subtableLookupsPerHit: number } {
+  lookupStats(): { hit: number; emcHits: number; smcHits: number; megaflowHits: number; missed: number; lost: number; flows: number; masks: number; maskHits: number; subtableLookupsPerHit: number } {
     let emcHits = 0;
+    let smcHits = 0;
     let megaflowHits = 0;
     let missed = 0;
     let probes = 0;
     for (const w of this.workers) {
       emcHits += w.workerStats[WorkerStat.EMC_HITS];
+      smcHits += w.workerStats[WorkerStat.SMC_HITS];
       megaflowHits += w.workerStats[WorkerStat.MEGAFLOW_HITS];
       missed += w.workerStats[WorkerStat.MISSED];
       probes += w.workerStats[WorkerStat.SUBTABLE_PROBES];
     }
     return {
-      hit: emcHits + megaflowHits, emcHits, megaflowHits, missed, lost: 0,
+      hit: emcHits + smcHits + megaflowHits, emcHits, smcHits, megaflowHits, missed, lost: 0,
       flows: this.flows.count, masks: this.flows.maskCount, maskHits: probes,
       subtableLookupsPerHit: megaflowHits > 0 ? probes / megaflowHits : 0,
     };

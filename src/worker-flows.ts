@@ -9,6 +9,7 @@
  */
 import { Classifier, Subtable } from './classifier';
 import { ExactMatchCache } from './emc';
+import { SignatureMatchCache } from './smc';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { addWord, finishHash } from './flow-hash';
 import { FlowStat } from './flow-table';
@@ -23,25 +24,31 @@ const EMC_HASH_WORDS = Int32Array.of(
 export class WorkerFlows {
   readonly classifier = new Classifier();
   readonly emc: ExactMatchCache;
+  readonly smc: SignatureMatchCache;
   readonly generations: Int32Array;
   /** Output slot per flow id (-1: drop). */
   readonly outputs: Int32Array;
   readonly stats: Float64Array;
   private readonly subtables: (Subtable | null)[];
-  /** Lookup counters: hits in the cache, hits in the classifier, misses. */
+  /** Lookup counters: hits in the exact-match cache, in the signature cache, in the classifier, misses. */
   emcHits = 0;
+  smcHits = 0;
   megaflowHits = 0;
   missed = 0;
 
-  constructor(limit: number, stats: SharedArrayBuffer, emcEntries: number, emcInsertInverse: number) {
+  constructor(limit: number, stats: SharedArrayBuffer, emcEntries: number, emcInsertInverse: number, smcEntries = 0) {
     this.emc = new ExactMatchCache(emcEntries, emcInsertInverse);
+    this.smc = new SignatureMatchCache(smcEntries);
     this.generations = new Int32Array(limit);
     this.outputs = new Int32Array(limit).fill(-1);
     this.stats = new Float64Array(stats);
     this.subtables = new Array(limit).fill(null);
   }
 
-  /** The flow of `key`, or -1: the cache first, then the classifier (whose hits may be cached). */
+  /**
+   * The flow of `key`, or -1: the exact-match cache, then the signature cache (verified in the one
+   * subtable it names), then the classifier, whose hits are cached in both.
+   */
   lookup(key: Int32Array, keyAt: number): number {
     let h = 0x811c9dc5 | 0;
     for (let i = 0; i < EMC_HASH_WORDS.length; i++) h = addWord(h, key[keyAt + EMC_HASH_WORDS[i]]);
@@ -51,12 +58,22 @@ export class WorkerFlows {
       this.emcHits++;
       return flow;
     }
+    flow = this.smc.candidate(hash);
+    if (flow >= 0) {
+      const subtable = this.subtables[flow];
+      if (subtable !== null && subtable.find(key, keyAt, subtable.hash(key, keyAt)) === flow) {
+        this.smcHits++;
+        this.emc.maybeInsert(key, keyAt, hash, flow, this.generations[flow]);
+        return flow;
+      }
+    }
     flow = this.classifier.lookup(key, keyAt);
     if (flow < 0) {
       this.missed++;
       return -1;
     }
     this.megaflowHits++;
+    this.smc.insert(hash, flow);
     this.emc.maybeInsert(key, keyAt, hash, flow, this.generations[flow]);
     return flow;
   }
@@ -103,6 +120,7 @@ export class WorkerFlows {
     }
     this.classifier.subtables = [];
     this.emc.clear();
+    this.smc.clear();
     return 0;
   }
 }

@@ -63,8 +63,9 @@ export const enum WorkerStat {
   FRAMES_FREE,
   FRAMES_IN_FLIGHT,
   FRAMES_TOTAL,
-  /** Lookups answered by the exact-match cache, by the megaflow classifier, and misses. */
+  /** Lookups answered by the exact-match cache, the signature cache, the classifier; misses. */
   EMC_HITS,
+  SMC_HITS,
   MEGAFLOW_HITS,
   MISSED,
   /** Subtables probed by classifier lookups (over MEGAFLOW_HITS: subtable lookups per hit). */
@@ -85,7 +86,7 @@ export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 
 export const WORKER_STAT_NAMES = [
   'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
-  'emcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
+  'emcHits', 'smcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
 

@@ -56,6 +56,7 @@ export interface ForwarderInit {
   flowStats: SharedArrayBuffer;
   emcEntries: number;
   emcInsertInverse: number;
+  smcEntries: number;
 }
 
 /** Empty loops spun before an adaptive worker sleeps, and how long it sleeps at most. */
@@ -127,7 +128,7 @@ class Forwarder {
     this.portStats = new Float64Array(init.portStats);
     this.ports = init.ports.map((p) => new WorkerPort(p));
     this.portCount = this.ports.length;
-    this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse);
+    this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse, init.smcEntries);
     this.packet = new Uint8Array(init.umem);
     this.key = new Int32Array(FLOW_KEY_WORDS);
     const sockets = this.ports.filter((p) => p.kind === PORT_KIND_AFXDP);
@@ -272,6 +273,7 @@ class Forwarder {
     ws[WorkerStat.DROPPED_BY_ACTION] += dropped;
     ws[WorkerStat.MALFORMED] += malformed;
     ws[WorkerStat.EMC_HITS] = flows.emcHits;
+    ws[WorkerStat.SMC_HITS] = flows.smcHits;
     ws[WorkerStat.MEGAFLOW_HITS] = flows.megaflowHits;
     ws[WorkerStat.MISSED] = flows.missed;
     ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;

@@ -3,9 +3,10 @@
  * `{"id": any, "op": "port.dump", "args": {...}}` or a list of them (a batch: one reply per request,
  * in order, each a result or an error; a failing request does not stop the others). A reply is
  * `{"id": ..., "result": ...}` or `{"id": ..., "error": {"code": "EINVAL", "message": "..."}}`.
- * Requests larger than MAX_REQUEST_BYTES are refused and the connection closed.
+ * Requests larger than MAX_REQUEST_BYTES (64 MiB: room for 100k flows in one batch) are refused and
+ * the connection closed.
  */
-export const MAX_REQUEST_BYTES = 1 << 20;
+export const MAX_REQUEST_BYTES = 64 << 20;
 
 export interface Request {
   id?: unknown;
