@@ -27,7 +27,7 @@ export const ENOSYS = 38;
 
 export interface Operation {
   opcode: Opcode;
-  args: number[];
+  args: ArrayLike<number>;
 }
 
 export class CommandChannel {
@@ -56,7 +56,9 @@ export class CommandChannel {
       if (word + 2 + args.length > REQUEST_WORDS) throw new RangeError('transaction larger than the request area');
       this.request[word++] = opcode;
       this.request[word++] = args.length;
-      for (const arg of args) this.request[word++] = arg;
+      if (args instanceof Int32Array) this.request.set(args, word);
+      else for (let i = 0; i < args.length; i++) this.request[word + i] = args[i];
+      word += args.length;
     }
     const state = Atomics.load(this.control, ControlWord.STATE);
     if (state !== WorkerState.RUNNING && state !== WorkerState.STARTING) throw new Error('worker is not running');

@@ -110,11 +110,23 @@ export class Datapath {
     );
     this.flows = new FlowTable(config.flows.limit, {
       portSlot: (number) => this.ports.findIndex((p) => p.number === number),
-      install: (ops) => this.toWorkers(ops.map((op) => ({
-        opcode: Opcode.FLOW_PUT,
-        args: [op.id, op.generation, op.output, op.zeroStats ? 1 : 0, ...op.key, ...op.mask],
-      }))),
-      remove: (id, key, mask) => this.toWorkers([{ opcode: Opcode.FLOW_DEL, args: [id, ...key, ...mask] }]),
+      install: (ops) => this.toWorkers(ops.map((op) => {
+        const args = new Int32Array(4 + 2 * FLOW_KEY_WORDS);
+        args[0] = op.id;
+        args[1] = op.generation;
+        args[2] = op.output;
+        args[3] = op.zeroStats ? 1 : 0;
+        args.set(op.key, 4);
+        args.set(op.mask, 4 + FLOW_KEY_WORDS);
+        return { opcode: Opcode.FLOW_PUT, args };
+      })),
+      remove: (id, key, mask) => {
+        const args = new Int32Array(1 + 2 * FLOW_KEY_WORDS);
+        args[0] = id;
+        args.set(key, 1);
+        args.set(mask, 1 + FLOW_KEY_WORDS);
+        return this.toWorkers([{ opcode: Opcode.FLOW_DEL, args }]);
+      },
       flush: () => this.toWorkers([{ opcode: Opcode.FLOW_FLUSH, args: [] }]),
       flowStats: () => this.workers.map((w) => w.flowStats),
     });

@@ -17,7 +17,7 @@
  * Ownership: the table copies what it is given; what it returns is the caller's.
  */
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
-import { hashKey } from './flow-hash';
+import { finishHash, mixWord } from './flow-hash';
 import type { ActionSpec, FlowStats } from './flow-format';
 
 export type { ActionSpec, FlowStats };
@@ -82,19 +82,38 @@ export interface FlowTableBackend {
   flowStats(): Float64Array[];
 }
 
-export function formatUfidWords(words: Int32Array | number[]): string {
-  const hex = Array.from(words, (w) => (w >>> 0).toString(16).padStart(8, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+const HEX_BYTES = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+function hex32(word: number): string {
+  return HEX_BYTES[(word >>> 24) & 0xff] + HEX_BYTES[(word >>> 16) & 0xff] + HEX_BYTES[(word >>> 8) & 0xff] + HEX_BYTES[word & 0xff];
 }
 
-/** The UFID OVS would give a flow without one: a 128-bit hash of its masked key and mask. */
+/** Four 32-bit words as UUID text (UUID_FMT: %08x-%04x-%04x-%04x-%04x%08x). */
+export function formatUfidWords(words: Int32Array | number[]): string {
+  const a = hex32(words[0]);
+  const b = hex32(words[1]);
+  const c = hex32(words[2]);
+  return `${a}-${b.slice(0, 4)}-${b.slice(4)}-${c.slice(0, 4)}-${c.slice(4)}${hex32(words[3])}`;
+}
+
+/**
+ * The UFID OVS would give a flow without one: a 128-bit hash of its masked key and mask (four
+ * differently seeded hashes computed in one pass).
+ */
 export function deriveUfid(key: Int32Array, mask: Int32Array): string {
-  const both = new Int32Array(FLOW_KEY_WORDS * 2);
+  let h0 = 0;
+  let h1 = 0x9e3779b1 | 0;
+  let h2 = 0x3c6ef372 | 0;
+  let h3 = 0xdaa66d2b | 0;
   for (let w = 0; w < FLOW_KEY_WORDS; w++) {
-    both[w] = key[w] & mask[w];
-    both[FLOW_KEY_WORDS + w] = mask[w];
+    const k = key[w] & mask[w];
+    h0 = mixWord(mixWord(h0, k), mask[w]);
+    h1 = mixWord(mixWord(h1, k), mask[w]);
+    h2 = mixWord(mixWord(h2, k), mask[w]);
+    h3 = mixWord(mixWord(h3, k), mask[w]);
   }
-  return formatUfidWords([0, 1, 2, 3].map((basis) => hashKey(both, 0, both.length, basis * 0x9e3779b1)));
+  const n = 2 * FLOW_KEY_WORDS;
+  return formatUfidWords([finishHash(h0, n), finishHash(h1, n), finishHash(h2, n), finishHash(h3, n)]);
 }
 
 const UFID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -113,13 +132,33 @@ export class FlowTable {
     this.generations = new Int32Array(limit);
   }
 
+  /** Masks shared by the flows that have them (many flows, few masks), keyed by a hash. */
+  private readonly masks = new Map<number, Int32Array[]>();
+
+  private internMask(mask: Int32Array): Int32Array {
+    let h = 0;
+    for (let w = 0; w < FLOW_KEY_WORDS; w++) h = mixWord(h, mask[w]);
+    const bucket = this.masks.get(h);
+    if (bucket) {
+      for (const m of bucket) {
+        let w = 0;
+        while (w < FLOW_KEY_WORDS && m[w] === mask[w]) w++;
+        if (w === FLOW_KEY_WORDS) return m;
+      }
+    }
+    const copy = mask.slice();
+    if (bucket) bucket.push(copy);
+    else this.masks.set(h, [copy]);
+    return copy;
+  }
+
   get count(): number {
     return this.byUfid.size;
   }
 
   /** Distinct masks among the installed flows. */
   get maskCount(): number {
-    return new Set([...this.byUfid.values()].map((f) => f.mask.join(','))).size;
+    return new Set([...this.byUfid.values()].map((f) => f.mask)).size;
   }
 
   private validate(spec: FlowSpec): { ufid: string; output: number } {
@@ -136,9 +175,8 @@ export class FlowTable {
     if (spec.actions.some((a) => a.type === 'drop') && spec.actions.length > 1) throw new DpifError('EINVAL', 'drop must be the only action');
     const output = outputs.length ? this.backend.portSlot(outputs[0].port) : -1;
     if (outputs.length && output < 0) throw new DpifError('EINVAL', `output(${outputs[0].port}): no such port`);
-    const ufid = spec.ufid ?? deriveUfid(spec.key, spec.mask);
-    if (!UFID.test(ufid)) throw new DpifError('EINVAL', `bad ufid ${ufid}`);
-    return { ufid, output };
+    if (spec.ufid != null && !UFID.test(spec.ufid)) throw new DpifError('EINVAL', `bad ufid ${spec.ufid}`);
+    return { ufid: spec.ufid ?? deriveUfid(spec.key, spec.mask), output };
   }
 
   /** dpif flow_put; resolves with the old stats when an installed flow was modified. */
@@ -173,7 +211,10 @@ export class FlowTable {
         if (!(flags & PutFlags.CREATE)) throw new DpifError('ENOENT', `flow ${ufid} does not exist`);
         if (this.byUfid.size >= this.limit) throw new DpifError('EFBIG', `flow table full (limit ${this.limit} flows)`);
         const id = this.freeIds.pop() ?? this.nextId++;
-        const flow: InstalledFlow = { id, ufid, key: spec.key.map((v, w) => v & spec.mask[w]), mask: spec.mask.slice(), actions: spec.actions.map((a) => ({ ...a })) };
+        const mask = this.internMask(spec.mask);
+        const key = new Int32Array(FLOW_KEY_WORDS);
+        for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = spec.key[w] & mask[w];
+        const flow: InstalledFlow = { id, ufid, key, mask, actions: spec.actions.map((a) => ({ ...a })) };
         this.byUfid.set(ufid, flow);
         created.push(flow);
         ops.push({ id, generation: ++this.generations[id], output, zeroStats: true, key: flow.key, mask: flow.mask });
