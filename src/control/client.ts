@@ -10,8 +10,8 @@ export class ControlClient {
   }
 
   /** Sends one request (or a batch) and resolves with the reply (or replies). */
-  request(request: Request): Promise<Reply>;
-  request(request: Request[]): Promise<Reply[]>;
+  request(request: Request, timeoutMs?: number): Promise<Reply>;
+  request(request: Request[], timeoutMs?: number): Promise<Reply[]>;
   request(request: Request | Request[], timeoutMs = 5000): Promise<Reply | Reply[]> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.socketPath);
