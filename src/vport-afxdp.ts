@@ -6,11 +6,11 @@
  */
 import * as path from 'node:path';
 import { native, XdpMode, ZeroCopyPolicy } from './native';
+import { PORT_KIND_AFXDP } from './vport';
 import type { PortQueue, Vport, VportKernelStats, WorkerUmem } from './vport';
 
 export const STEER_OBJECT = path.join(__dirname, '..', '..', 'build', 'bpf', 'xdp_steer.o');
 const STEER_COUNTERS = ['redirected', 'passed', 'errors'] as const;
-export const PORT_KIND_AFXDP = 0;
 
 export interface AfxdpPortConfig {
   name: string;

@@ -5,9 +5,9 @@
  */
 import { memoryRingLayout, PACKET_DESC_WORDS, ADDRESS_DESC_WORDS } from './ring';
 import { MemoryWire, MemoryWireInit } from './memory-wire';
+import { PORT_KIND_MEMORY } from './vport';
 import type { PortQueue, Vport, VportKernelStats, WorkerUmem } from './vport';
 
-export const PORT_KIND_MEMORY = 1;
 
 export class MemoryVport implements Vport {
   readonly type = 'memory' as const;

@@ -13,6 +13,10 @@ import type { RingLayout } from './ring';
 
 export type VportType = 'afxdp' | 'memory';
 
+/** How a worker kicks a port's queue: sendto() on an AF_XDP socket, or a notify to a memory wire. */
+export const PORT_KIND_AFXDP = 0;
+export const PORT_KIND_MEMORY = 1;
+
 /** One worker's queue on a port. `fd` is the AF_XDP socket (-1 for memory ports). */
 export interface PortQueue {
   kind: number;

@@ -20,14 +20,11 @@ import { ControlWord, PortStat, WorkerState, WorkerStat } from '../src/worker-la
 import { Opcode, serveCommands, EINVAL, ENOSYS } from '../src/command-channel';
 import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
 import { WorkerFlows } from '../src/worker-flows';
+import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
 import { extractFlowKey } from '../src/flow-extract';
 
 export const BATCH = 64;
-export const PORT_KIND_AFXDP = 0;
-export const PORT_KIND_MEMORY = 1;
-/** Copy-mode and memory rx put the frame data this far into a frame (XDP_PACKET_HEADROOM). */
-export const RX_DATA_OFFSET = 256;
 
 export interface WorkerPortInit {
   slot: number;
