@@ -1,6 +1,6 @@
 /**
  * Flow table benchmarks (no kernel needed):
- *   node dist/bench/flows.js [--quick] [--out FILE]
+ *   node dist/bench/flows.js [--quick] [--flows 1,1000,...] [--masks 1,10,...] [--install N] [--out FILE]
  * 1. Lookups per second per core through a worker's lookup (EMC then classifier), for N megaflows
  *    over M masks, EMC on (8192 entries, insertion 1/100) and off; keys drawn uniformly from the
  *    installed flows, so every lookup hits (the classifier's ranking and the EMC see no skew).
@@ -57,7 +57,7 @@ function makeFlows(n: number, m: number): { keys: Int32Array; masks: Int32Array[
   return { keys, masks };
 }
 
-function lookupsPerSecond(n: number, m: number, emc: boolean): { perSecond: number; bytesPerFlow: number; subtableProbesPerHit: number } {
+function lookupsPerSecond(n: number, m: number, emc: boolean): { perSecond: number; batchedPerSecond: number; bytesPerFlow: number; subtableProbesPerHit: number } {
   const { keys, masks } = makeFlows(n, m);
   const flows = new WorkerFlows(n, new SharedArrayBuffer(n * FlowStat.COUNT * 8), emc ? 8192 : 0, 100, 0);
   const words = new Int32Array(2 * FLOW_KEY_WORDS);
@@ -66,37 +66,78 @@ function lookupsPerSecond(n: number, m: number, emc: boolean): { perSecond: numb
     words.set(masks[i % m], FLOW_KEY_WORDS);
     flows.applyPut(i, 1, 0, false, words, 0);
   }
-  // A frame's key: the flow's key with varying bits where the mask is wild.
-  const probes = 1 << 16;
-  const frames = new Int32Array(probes * FLOW_KEY_WORDS);
+  // Frames' keys are made a batch of 64 at a time into a small buffer, as a worker extracts them:
+  // each a uniformly drawn flow's key with random bits where its mask is wild. The time to make
+  // them is measured alone and taken off.
+  const batch = new Int32Array(64 * FLOW_KEY_WORDS);
+  const keyAts = Int32Array.from({ length: 64 }, (_, i) => i * FLOW_KEY_WORDS);
+  const results = new Int32Array(64);
+  const flowIp = new Int32Array(n);
+  for (let i = 0; i < n; i++) flowIp[i] = keys[i * FLOW_KEY_WORDS + FlowWord.IP_DST];
+  const wild = masks.map((mask) => ~mask[FlowWord.IP_DST]);
+  const wildIp = Int32Array.from(wild);
   let seed = 12345;
-  for (let p = 0; p < probes; p++) {
-    seed = (Math.imul(seed, 1103515245) + 12345) | 0;
-    const i = (seed >>> 1) % n;
-    for (let w = 0; w < FLOW_KEY_WORDS; w++) frames[p * FLOW_KEY_WORDS + w] = keys[i * FLOW_KEY_WORDS + w];
-    // Wildcarded bits vary per frame, as real traffic's would.
-    frames[p * FLOW_KEY_WORDS + FlowWord.IP_DST] |= (seed & 0xff) & ~masks[i % m][FlowWord.IP_DST];
-    frames[p * FLOW_KEY_WORDS + FlowWord.TP_SRC] = seed & 0xffff;
-    frames[p * FLOW_KEY_WORDS + FlowWord.IP_PROTO] = IP_PROTO_UDP;
-    frames[p * FLOW_KEY_WORDS + FlowWord.IP_TTL] = 64;
-  }
-  let found = 0;
-  const run = (count: number) => {
-    for (let c = 0; c < count; c++) if (flows.lookup(frames, (c & (probes - 1)) * FLOW_KEY_WORDS) >= 0) found++;
+  const fill = () => {
+    for (let i = 0; i < 64; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) | 0;
+      const flow = (seed >>> 1) % n;
+      const j = flow % m;
+      const serial = (flow - j) / m;
+      const at = i * FLOW_KEY_WORDS;
+      batch[at + FlowWord.IN_PORT] = 1;
+      batch[at + FlowWord.ETH_TYPE] = ETH_TYPE_IPV4;
+      batch[at + FlowWord.IP_SRC] = (0x0a000000 | (serial >>> 16)) | 0;
+      batch[at + FlowWord.TP_DST] = serial & 0xffff;
+      batch[at + FlowWord.IP_DST] = flowIp[flow] | (seed & 0xff & wildIp[j]);
+      batch[at + FlowWord.TP_SRC] = (seed >>> 8) & 0xffff;
+      batch[at + FlowWord.IP_PROTO] = IP_PROTO_UDP;
+      batch[at + FlowWord.IP_TTL] = 64;
+    }
   };
-  run(probes); // warm-up
+  let found = 0;
+  const onlyFill = (count: number) => {
+    for (let c = 0; c < count; c += 64) {
+      fill();
+      found += batch[FlowWord.TP_SRC] & 1;
+    }
+  };
+  const oneByOne = (count: number) => {
+    for (let c = 0; c < count; c += 64) {
+      fill();
+      for (let i = 0; i < 64; i++) if (flows.lookup(batch, i * FLOW_KEY_WORDS) >= 0) found++;
+    }
+  };
+  const batched = (count: number) => {
+    for (let c = 0; c < count; c += 64) {
+      fill();
+      flows.lookupBatch(batch, keyAts, 64, results);
+      for (let i = 0; i < 64; i++) if (results[i] >= 0) found++;
+    }
+  };
+  const timed = (run: (count: number) => void, count: number) => {
+    const start = performance.now();
+    run(count);
+    return (performance.now() - start) / 1000;
+  };
+  const count = Math.max(200_000, Math.min(3_000_000, Math.round(2e7 / (1 + m)))) & ~63;
+  oneByOne(1 << 16); // warm-up
+  batched(1 << 16);
+  onlyFill(1 << 16);
+  const fillSeconds = timed(onlyFill, count);
+  found = 0;
   const probesBefore = flows.classifier.probes;
   const megaflowBefore = flows.megaflowHits;
-  const count = Math.max(200_000, Math.min(3_000_000, Math.round(2e7 / (1 + m))));
-  const start = performance.now();
-  run(count);
-  const seconds = (performance.now() - start) / 1000;
-  if (found !== probes + count) throw new Error(`lookups missed: ${probes + count - found}`);
+  const seconds = timed(oneByOne, count) - fillSeconds;
+  const probesSingle = flows.classifier.probes - probesBefore;
+  const megaflowSingle = flows.megaflowHits - megaflowBefore;
+  const batchedSeconds = timed(batched, count) - fillSeconds;
+  if (found !== 2 * count) throw new Error(`lookups missed: ${2 * count - found}`);
   const perFlowArrays = 4 + 4 + FlowStat.COUNT * 8 + 8; // generation, output, stats, subtable reference
   return {
     perSecond: count / seconds,
+    batchedPerSecond: count / batchedSeconds,
     bytesPerFlow: flows.classifier.bytes() / n + perFlowArrays,
-    subtableProbesPerHit: (flows.classifier.probes - probesBefore) / Math.max(1, flows.megaflowHits - megaflowBefore),
+    subtableProbesPerHit: probesSingle / Math.max(1, megaflowSingle),
   };
 }
 
@@ -126,21 +167,21 @@ async function installTime(n: number): Promise<number> {
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const sizes = quick ? [1, 1000, 100_000] : [1, 1000, 100_000, 1_000_000];
-  const maskCounts = [1, 10, 20, 100];
+  const sizes = argValue('flows', quick ? '1,1000,100000' : '1,1000,100000,1000000').split(',').map(Number);
+  const maskCounts = argValue('masks', '1,10,20,100').split(',').map(Number);
   const rows = [];
-  console.log('megaflows  masks  EMC   M lookups/s  subtables/hit  bytes/flow (worker)');
+  console.log('megaflows  masks  EMC   M lookups/s (one by one, batched)  subtables/hit  bytes/flow (worker)');
   for (const n of sizes) {
     for (const m of maskCounts) {
       if (m > n) continue;
       for (const emc of [true, false]) {
         const r = lookupsPerSecond(n, m, emc);
         rows.push({ flows: n, masks: m, emc, ...r });
-        console.log(`${String(n).padStart(9)}  ${String(m).padStart(5)}  ${emc ? 'on ' : 'off'}  ${(r.perSecond / 1e6).toFixed(2).padStart(11)}  ${r.subtableProbesPerHit.toFixed(2).padStart(13)}  ${r.bytesPerFlow.toFixed(0).padStart(10)}`);
+        console.log(`${String(n).padStart(9)}  ${String(m).padStart(5)}  ${emc ? 'on ' : 'off'}  ${(r.perSecond / 1e6).toFixed(2).padStart(11)} ${(r.batchedPerSecond / 1e6).toFixed(2).padStart(8)}                 ${r.subtableProbesPerHit.toFixed(2).padStart(13)}  ${r.bytesPerFlow.toFixed(0).padStart(10)}`);
       }
     }
   }
-  const installFlows = quick ? 100_000 : 1_000_000;
+  const installFlows = Number(argValue('install', quick ? '100000' : '1000000'));
   const seconds = await installTime(installFlows);
   console.log(`install: ${installFlows} flows over 20 masks through the flow table in ${seconds.toFixed(2)} s (${Math.round(installFlows / seconds)} flows/s), 1 worker`);
   const out = argValue('out', path.join(__dirname, '..', '..', 'bench', 'results', `flows-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));

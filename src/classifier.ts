@@ -1,15 +1,34 @@
 /**
- * The megaflow classifier: tuple space search, as dpif-netdev's dpcls. Flows with the same mask live
- * in one subtable, a hash table keyed by the masked key; a lookup tries the subtables in rank order
- * (most hits first, re-ranked by the owner) and stops at the first match. Megaflows installed by the
- * datapath never overlap (each packet matches at most one), so the first match is the match.
+ * The megaflow classifier: tuple space search as dpif-netdev's dpcls, with tuples merged as in
+ * TupleMerge (Daly et al., 2019). Megaflows installed by the datapath never overlap (a packet
+ * matches at most one), so a lookup may try tables in any order and stop at the first match.
  *
- * Memory: a subtable stores, per flow, only the key words its mask has bits in (a miniflow), so an
- * IPv4 5-tuple megaflow costs about eight words of key, not FLOW_KEY_WORDS, in a record with its
- * hash and flow id; tables are kept between a quarter and a half full.
+ * Merged tuples. dpcls keeps one hash table per distinct mask, so a lookup that misses costs one
+ * probe per mask, and with uniform traffic over M masks a hit costs M/2 probes. Here a table
+ * ("subtable") is keyed by a relaxed mask G, and holds flows of every mask M that G is a subset
+ * of: G is M with each word reduced to its fully masked bytes (a /20 prefix hashes as a /16, a port
+ * mask 0xfff0 as 0xff00), so masks that differ only in prefix lengths within a byte, the common
+ * case, share a table. A record keeps its flow's own mask (as a member index) and its key masked by
+ * that mask; the lookup hashes the key under G, and verifies each record of that hash under the
+ * record's own mask. Flows whose relaxed keys collide share a probe chain; when one chain would
+ * exceed CHAIN_LIMIT, the flow goes to a table keyed by its exact mask instead, so a chain stays
+ * short whatever the masks are.
  *
- * Hot path: lookup() allocates nothing and touches only typed arrays. insert()/remove() run on the
- * control path (between batches) and may allocate when a table grows.
+ * Memory: a record holds the key words of its table's members only (the union of their masks'
+ * words), in a record with its hash, flow id and member; tables are kept between a quarter and a
+ * half full.
+ *
+ * Large tables (beyond what stays in the CPU caches) keep a filter in front: a blocked Bloom
+ * filter of two bits per flow in one 32-bit word, 8 to 16 bits per flow. Most tables a lookup tries
+ * do not hold the key, and the filter says so from a few hundred kilobytes instead of a cache miss
+ * into tens of megabytes; it never says no to a key the table holds. Removals leave their bits set
+ * (a few more false positives) until the next rehash rebuilds it.
+ *
+ * lookupBatch() looks a batch of keys up table by table, as dpcls does: the filter words and the
+ * slots of all the batch's keys are loaded in one pass each, so their cache misses overlap.
+ *
+ * Hot path: lookup()/lookupBatch()/find() allocate nothing and touch only typed arrays.
+ * insert()/remove() run on the control path (between batches) and may allocate.
  */
 import { FLOW_KEY_WORDS } from './flow-key';
 import { addWord, finishHash } from './flow-hash';
@@ -17,77 +36,162 @@ import { addWord, finishHash } from './flow-hash';
 const EMPTY = -1;
 const TOMBSTONE = -2;
 const INITIAL_SLOTS = 16;
-/** Record layout: [hash, flow, masked key words...]. */
+/** Record layout: [hash, flow, member, masked key words (the table's union words)...]. */
 const HASH = 0;
 const FLOW = 1;
-const KEY = 2;
+const MEMBER = 2;
+const KEY = 3;
+/** Most flows of one relaxed key a merged table takes; more go to their exact mask's table. */
+export const CHAIN_LIMIT = 8;
+/** Tables of at least this many slots get a filter (smaller ones are cheap to probe directly). */
+const FILTER_MIN_SLOTS = 1 << 13;
+/** Recently inserted masks remembered by insert() (a power of two). */
+const RECENT_MASKS = 256;
+/** Keys a lookupBatch() call takes at most. */
+export const LOOKUP_BATCH_MAX = 64;
+
+/** The mask reduced to its fully masked bytes, word by word. */
+export function relaxMask(mask: Int32Array, maskAt: number): Int32Array {
+  const relaxed = new Int32Array(FLOW_KEY_WORDS);
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+    const m = mask[maskAt + w];
+    let kept = 0;
+    for (let shift = 0; shift < 32; shift += 8) if (((m >>> shift) & 0xff) === 0xff) kept |= 0xff << shift;
+    relaxed[w] = kept;
+  }
+  return relaxed;
+}
+
+function sameWords(a: Int32Array, b: Int32Array, bAt: number): boolean {
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) if (a[w] !== b[bAt + w]) return false;
+  return true;
+}
 
 /**
- * One mask's flows: an open-addressing hash table (linear probing, at most half full) of inline
- * records, so a probe touches one record (usually one cache line) instead of several arrays.
- * Removed records become tombstones until the next rehash.
+ * One merged tuple: an open-addressing hash table (linear probing, at most half full) of inline
+ * records keyed by the hash under `hashMask`. Removed records become tombstones until the next
+ * rehash.
  */
 export class Subtable {
-  readonly mask: Int32Array;
-  /** Key word indices the mask has bits in, and the mask word of each. */
-  readonly words: Int32Array;
-  readonly maskWords: Int32Array;
-  readonly width: number;
-  readonly stride: number;
+  /** The mask the table hashes under (a subset of every member's mask). */
+  readonly hashMask: Int32Array;
+  readonly hashWords: Int32Array;
+  readonly hashMaskWords: Int32Array;
+  readonly hashWidth: number;
+  /** Key words any member's mask has bits in; records keep these words. */
+  unionWords: Int32Array = new Int32Array(0);
+  unionWidth = 0;
+  stride = KEY;
+  /** Members' masks (whole keys, for identity) and each one's mask over the union words. */
+  readonly memberMasks: Int32Array[] = [];
+  memberUnionMasks: Int32Array = new Int32Array(0);
+  readonly memberFlows: number[] = [];
   records: Int32Array;
   slotMask: number;
   count = 0;
   private tombstones = 0;
-  /** Lookups answered by this subtable since the last re-ranking. */
+  /** Lookups answered by this table since the last re-ranking. */
   hits = 0;
+  /** The filter (see the file comment): an empty array while the table is small. */
+  filter: Int32Array = new Int32Array(0);
+  filterShift = 32;
+  filtered = false;
 
-  constructor(mask: Int32Array, maskAt: number) {
-    this.mask = mask.slice(maskAt, maskAt + FLOW_KEY_WORDS);
+  constructor(hashMask: Int32Array) {
+    this.hashMask = hashMask;
     const words: number[] = [];
-    for (let w = 0; w < FLOW_KEY_WORDS; w++) if (this.mask[w] !== 0) words.push(w);
-    this.words = Int32Array.from(words);
-    this.maskWords = Int32Array.from(words.map((w) => this.mask[w]));
-    this.width = words.length;
-    this.stride = KEY + this.width;
-    this.records = this.emptyRecords(INITIAL_SLOTS);
+    for (let w = 0; w < FLOW_KEY_WORDS; w++) if (hashMask[w] !== 0) words.push(w);
+    this.hashWords = Int32Array.from(words);
+    this.hashMaskWords = Int32Array.from(words.map((w) => hashMask[w]));
+    this.hashWidth = words.length;
+    this.records = this.emptyRecords(INITIAL_SLOTS, KEY);
     this.slotMask = INITIAL_SLOTS - 1;
   }
 
-  sameMask(mask: Int32Array, maskAt: number): boolean {
-    for (let w = 0; w < FLOW_KEY_WORDS; w++) if (this.mask[w] !== mask[maskAt + w]) return false;
-    return true;
-  }
-
-  /** Hash of `key` under this subtable's mask. */
+  /** Hash of `key` under the table's hash mask. */
   hash(key: Int32Array, keyAt: number): number {
-    const words = this.words;
-    const maskWords = this.maskWords;
+    const words = this.hashWords;
+    const maskWords = this.hashMaskWords;
     let h = 0x811c9dc5 | 0;
-    for (let i = 0; i < this.width; i++) h = addWord(h, key[keyAt + words[i]] & maskWords[i]);
-    return finishHash(h, this.width);
+    for (let i = 0; i < this.hashWidth; i++) h = addWord(h, key[keyAt + words[i]] & maskWords[i]);
+    return finishHash(h, this.hashWidth);
   }
 
-  /** The flow whose masked key equals `key` under this mask, or -1. */
+  /** False if no flow of this table can have `hash` (always true without a filter). */
+  mayHold(hash: number): boolean {
+    if (!this.filtered) return true;
+    const word = this.filter[Math.imul(hash, 0x9e3779b1) >>> this.filterShift];
+    const bits = (1 << (hash >>> 27)) | (1 << ((hash >>> 22) & 31));
+    return (word & bits) === bits;
+  }
+
+  /** The flow whose key equals `key` under the flow's own mask, or -1. */
   find(key: Int32Array, keyAt: number, hash: number): number {
     const records = this.records;
     const stride = this.stride;
-    const width = this.width;
-    const words = this.words;
-    const maskWords = this.maskWords;
+    const width = this.unionWidth;
+    const words = this.unionWords;
+    const memberMasks = this.memberUnionMasks;
     for (let slot = hash & this.slotMask; ; slot = (slot + 1) & this.slotMask) {
       const at = slot * stride;
       const flow = records[at + FLOW];
       if (flow === EMPTY) return EMPTY;
       if (flow >= 0 && records[at + HASH] === hash) {
+        const maskAt = records[at + MEMBER] * width;
         let i = 0;
-        while (i < width && records[at + KEY + i] === (key[keyAt + words[i]] & maskWords[i])) i++;
+        while (i < width && records[at + KEY + i] === (key[keyAt + words[i]] & memberMasks[maskAt + i])) i++;
         if (i === width) return flow;
       }
     }
   }
 
-  /** Adds `flow` with `key` (the caller guarantees no installed flow has the same masked key). */
-  add(key: Int32Array, keyAt: number, flow: number): void {
+  /** Loads the first slot of each of `count` hashes (a prefetch: find() then hits the cache). */
+  touch(hashes: Int32Array, count: number): number {
+    const records = this.records;
+    const stride = this.stride;
+    const slotMask = this.slotMask;
+    let sum = 0;
+    for (let i = 0; i < count; i++) sum += records[(hashes[i] & slotMask) * stride + FLOW];
+    return sum;
+  }
+
+  /** Installed flows whose key hashes to `hash` (their chain's length, as far as the hash tells). */
+  sameHashCount(hash: number): number {
+    let n = 0;
+    for (let slot = hash & this.slotMask; ; slot = (slot + 1) & this.slotMask) {
+      const at = slot * this.stride;
+      const flow = this.records[at + FLOW];
+      if (flow === EMPTY) return n;
+      if (flow >= 0 && this.records[at + HASH] === hash) n++;
+    }
+  }
+
+  /** The member index of `mask`, added (widening the records if it brings new words) if new. */
+  memberFor(mask: Int32Array, maskAt: number): number {
+    let free = -1;
+    for (let m = 0; m < this.memberMasks.length; m++) {
+      if (this.memberFlows[m] === 0) free = free < 0 ? m : free;
+      if (this.memberFlows[m] !== 0 && sameWords(this.memberMasks[m], mask, maskAt)) return m;
+    }
+    const own = mask.slice(maskAt, maskAt + FLOW_KEY_WORDS);
+    const member = free >= 0 ? free : this.memberMasks.length;
+    this.memberMasks[member] = own;
+    this.memberFlows[member] = 0;
+    const union = new Set(this.unionWords);
+    let widened = false;
+    for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+      if (own[w] !== 0 && !union.has(w)) {
+        union.add(w);
+        widened = true;
+      }
+    }
+    if (widened) this.relayout(Int32Array.from([...union].sort((a, b) => a - b)));
+    else this.rebuildMemberMasks();
+    return member;
+  }
+
+  /** Adds `flow` of member `member` (the caller guarantees no flow has the same key under that mask). */
+  add(key: Int32Array, keyAt: number, member: number, flow: number): void {
     if ((this.count + this.tombstones + 1) * 2 > this.slotMask + 1) this.rehash(this.count + 1 > (this.slotMask + 1) / 4 ? (this.slotMask + 1) * 2 : this.slotMask + 1);
     const hash = this.hash(key, keyAt);
     let slot = hash & this.slotMask;
@@ -96,8 +200,12 @@ export class Subtable {
     if (this.records[at + FLOW] === TOMBSTONE) this.tombstones--;
     this.records[at + HASH] = hash;
     this.records[at + FLOW] = flow;
-    for (let i = 0; i < this.width; i++) this.records[at + KEY + i] = key[keyAt + this.words[i]] & this.maskWords[i];
+    this.records[at + MEMBER] = member;
+    const maskAt = member * this.unionWidth;
+    for (let i = 0; i < this.unionWidth; i++) this.records[at + KEY + i] = key[keyAt + this.unionWords[i]] & this.memberUnionMasks[maskAt + i];
     this.count++;
+    this.memberFlows[member]++;
+    this.remember(hash);
   }
 
   /** Removes `flow`, whose key is `key`; false if absent. */
@@ -109,6 +217,7 @@ export class Subtable {
       if (found === EMPTY) return false;
       if (found === flow && this.records[at + HASH] === hash) {
         this.records[at + FLOW] = TOMBSTONE;
+        this.memberFlows[this.records[at + MEMBER]]--;
         this.count--;
         this.tombstones++;
         return true;
@@ -116,21 +225,60 @@ export class Subtable {
     }
   }
 
-  /** Bytes this subtable uses. */
-  bytes(): number {
-    return this.records.byteLength;
+  /** Masks with at least one flow here. */
+  liveMasks(): Int32Array[] {
+    return this.memberMasks.filter((_, m) => this.memberFlows[m] > 0);
   }
 
-  private emptyRecords(slots: number): Int32Array {
-    const records = new Int32Array(slots * this.stride);
-    for (let slot = 0; slot < slots; slot++) records[slot * this.stride + FLOW] = EMPTY;
+  /** Bytes this table uses. */
+  bytes(): number {
+    return this.records.byteLength + this.filter.byteLength + this.memberUnionMasks.byteLength;
+  }
+
+  private remember(hash: number): void {
+    if (!this.filtered) return;
+    this.filter[Math.imul(hash, 0x9e3779b1) >>> this.filterShift] |= (1 << (hash >>> 27)) | (1 << ((hash >>> 22) & 31));
+  }
+
+  private emptyRecords(slots: number, stride: number): Int32Array {
+    const records = new Int32Array(slots * stride);
+    for (let slot = 0; slot < slots; slot++) records[slot * stride + FLOW] = EMPTY;
     return records;
+  }
+
+  private rebuildMemberMasks(): void {
+    const masks = new Int32Array(this.memberMasks.length * this.unionWidth);
+    this.memberMasks.forEach((mask, m) => {
+      for (let i = 0; i < this.unionWidth; i++) masks[m * this.unionWidth + i] = mask[this.unionWords[i]];
+    });
+    this.memberUnionMasks = masks;
+  }
+
+  /** New union words: every record is rewritten with the new layout (words new to it are zero). */
+  private relayout(unionWords: Int32Array): void {
+    const oldWords = this.unionWords;
+    const oldStride = this.stride;
+    const old = this.records;
+    const slots = this.slotMask + 1;
+    this.unionWords = unionWords;
+    this.unionWidth = unionWords.length;
+    this.stride = KEY + this.unionWidth;
+    this.records = this.emptyRecords(slots, this.stride);
+    for (let s = 0; s < slots; s++) {
+      const from = s * oldStride;
+      const to = s * this.stride;
+      this.records[to + HASH] = old[from + HASH];
+      this.records[to + FLOW] = old[from + FLOW];
+      this.records[to + MEMBER] = old[from + MEMBER];
+      for (let i = 0; i < oldWords.length; i++) this.records[to + KEY + unionWords.indexOf(oldWords[i])] = old[from + KEY + i];
+    }
+    this.rebuildMemberMasks();
   }
 
   private rehash(slots: number): void {
     const old = this.records;
     const oldSlots = this.slotMask + 1;
-    this.records = this.emptyRecords(slots);
+    this.records = this.emptyRecords(slots, this.stride);
     this.slotMask = slots - 1;
     this.tombstones = 0;
     for (let s = 0; s < oldSlots; s++) {
@@ -140,34 +288,90 @@ export class Subtable {
       while (this.records[slot * this.stride + FLOW] !== EMPTY) slot = (slot + 1) & this.slotMask;
       this.records.set(old.subarray(from, from + this.stride), slot * this.stride);
     }
+    this.rebuildFilter();
+  }
+
+  /** A filter of slots / 8 words (the table is 1/4 to 1/2 full: 8 to 16 bits per flow). */
+  private rebuildFilter(): void {
+    const slots = this.slotMask + 1;
+    this.filtered = slots >= FILTER_MIN_SLOTS;
+    if (!this.filtered) {
+      this.filter = new Int32Array(0);
+      this.filterShift = 32;
+      return;
+    }
+    this.filter = new Int32Array(slots >>> 3);
+    this.filterShift = 32 - (31 - Math.clz32(slots >>> 3));
+    for (let s = 0; s < slots; s++) {
+      const at = s * this.stride;
+      if (this.records[at + FLOW] >= 0) this.remember(this.records[at + HASH]);
+    }
   }
 }
 
 export class Classifier {
-  /** Subtables in lookup order. */
+  /** Tables in lookup order. */
   subtables: Subtable[] = [];
-  /** Subtables probed by lookups since the last reset (for "subtable lookups per hit"). */
+  /** Tables probed by lookups since the last reset (for "subtable lookups per hit"). */
   probes = 0;
+  /**
+   * Where recent inserts' masks went (their relaxed table and member), by a hash of the mask: bulk
+   * installs repeat a few masks, and finding the table afresh costs a scan of tables and members.
+   * An entry is used only after checking that the member's mask is this one.
+   */
+  private readonly recentTables: (Subtable | null)[] = new Array(RECENT_MASKS).fill(null);
+  private readonly recentMembers = new Int32Array(RECENT_MASKS);
+  private readonly noMask = new Int32Array(FLOW_KEY_WORDS).fill(-1);
 
-  /** The subtable for a mask, made if new. */
-  subtableFor(mask: Int32Array, maskAt: number): Subtable {
-    for (const s of this.subtables) if (s.sameMask(mask, maskAt)) return s;
-    const s = new Subtable(mask, maskAt);
+  private maskSlot(mask: Int32Array, maskAt: number): number {
+    let h = 0;
+    for (let w = 0; w < FLOW_KEY_WORDS; w++) h = addWord(h, mask[maskAt + w]);
+    return finishHash(h, FLOW_KEY_WORDS) & (RECENT_MASKS - 1);
+  }
+
+  /** The table whose hash mask is `hashMask`, made if new. */
+  private tableFor(hashMask: Int32Array): Subtable {
+    for (const s of this.subtables) if (sameWords(s.hashMask, hashMask, 0)) return s;
+    const s = new Subtable(hashMask);
     this.subtables.push(s);
     return s;
   }
 
+  /**
+   * Adds flow `flow` (the caller guarantees it overlaps no installed flow) and returns the table it
+   * went to, which remove() needs.
+   */
   insert(key: Int32Array, keyAt: number, mask: Int32Array, maskAt: number, flow: number): Subtable {
-    const s = this.subtableFor(mask, maskAt);
-    s.add(key, keyAt, flow);
-    return s;
+    const slot = this.maskSlot(mask, maskAt);
+    let table = this.recentTables[slot];
+    let member = this.recentMembers[slot];
+    if (table === null || !sameWords(table.memberMasks[member] ?? this.noMask, mask, maskAt) || !this.subtables.includes(table)) {
+      table = this.tableFor(relaxMask(mask, maskAt));
+      member = table.memberFor(mask, maskAt);
+      this.recentTables[slot] = table;
+      this.recentMembers[slot] = member;
+    }
+    if (table.sameHashCount(table.hash(key, keyAt)) >= CHAIN_LIMIT) {
+      // Too many flows share this relaxed key: this one goes where its whole mask is hashed.
+      table = this.tableFor(mask.slice(maskAt, maskAt + FLOW_KEY_WORDS));
+      member = table.memberFor(mask, maskAt);
+    }
+    table.add(key, keyAt, member, flow);
+    return table;
   }
 
-  /** Removes a flow; drops its subtable when it empties. */
+  /** Removes a flow; drops its table when it empties. */
   remove(subtable: Subtable, key: Int32Array, keyAt: number, flow: number): boolean {
     const removed = subtable.remove(key, keyAt, flow);
-    if (subtable.count === 0) this.subtables = this.subtables.filter((s) => s !== subtable);
+    if (subtable.count === 0) {
+      this.subtables = this.subtables.filter((s) => s !== subtable);
+    }
     return removed;
+  }
+
+  clear(): void {
+    this.subtables = [];
+    this.recentTables.fill(null);
   }
 
   /** The flow matching `key`, or -1. */
@@ -176,7 +380,9 @@ export class Classifier {
     for (let i = 0; i < subtables.length; i++) {
       const s = subtables[i];
       this.probes++;
-      const flow = s.find(key, keyAt, s.hash(key, keyAt));
+      const hash = s.hash(key, keyAt);
+      if (!s.mayHold(hash)) continue;
+      const flow = s.find(key, keyAt, hash);
       if (flow !== EMPTY) {
         s.hits++;
         return flow;
@@ -185,13 +391,74 @@ export class Classifier {
     return EMPTY;
   }
 
-  /** Orders subtables by hits since the last ranking (dpcls's periodic re-sort), then resets them. */
+  /**
+   * Looks up `count` (<= LOOKUP_BATCH_MAX) keys, the i-th at `keyAts[i]` in `keys`, writing each one's
+   * flow or -1 to `flows[i]`; returns how many matched. Tables are taken in rank order, each for
+   * all keys still unmatched: hashes and filter checks in one pass, table probes in a second.
+   */
+  lookupBatch(keys: Int32Array, keyAts: Int32Array, count: number, flows: Int32Array): number {
+    const pending = this.pending;
+    const hashes = this.hashes;
+    const candidates = this.candidates;
+    for (let i = 0; i < count; i++) {
+      pending[i] = i;
+      flows[i] = EMPTY;
+    }
+    let left = count;
+    const subtables = this.subtables;
+    for (let t = 0; t < subtables.length && left !== 0; t++) {
+      const s = subtables[t];
+      this.probes += left;
+      // Hashes first; then the filter words, then the first slot of each candidate, each in a
+      // loop small enough that the CPU keeps many of their cache misses in flight at once.
+      for (let p = 0; p < left; p++) hashes[p] = s.hash(keys, keyAts[pending[p]]);
+      let maybe = 0;
+      for (let p = 0; p < left; p++) {
+        if (s.mayHold(hashes[p])) {
+          hashes[maybe] = hashes[p];
+          candidates[maybe++] = pending[p];
+        }
+      }
+      this.touched = s.touch(hashes, maybe);
+      let found = 0;
+      for (let c = 0; c < maybe; c++) {
+        const i = candidates[c];
+        const flow = s.find(keys, keyAts[i], hashes[c]);
+        if (flow !== EMPTY) {
+          flows[i] = flow;
+          found++;
+        }
+      }
+      if (found === 0) continue;
+      s.hits += found;
+      let kept = 0;
+      for (let p = 0; p < left; p++) if (flows[pending[p]] === EMPTY) pending[kept++] = pending[p];
+      left = kept;
+    }
+    return count - left;
+  }
+
+  /** Sink for Subtable.touch()'s loads, so they are not optimised away. */
+  touched = 0;
+  private readonly pending = new Int32Array(LOOKUP_BATCH_MAX);
+  private readonly hashes = new Int32Array(LOOKUP_BATCH_MAX);
+  private readonly candidates = new Int32Array(LOOKUP_BATCH_MAX);
+
+  /** Orders tables by hits since the last ranking (dpcls's periodic re-sort), then resets them. */
   rerank(): void {
     this.subtables.sort((a, b) => b.hits - a.hits);
     for (const s of this.subtables) s.hits = 0;
   }
 
+  /** Distinct masks of the installed flows (a mask may have flows in two tables). */
   get maskCount(): number {
+    const masks = new Set<string>();
+    for (const s of this.subtables) for (const m of s.liveMasks()) masks.add(m.join());
+    return masks.size;
+  }
+
+  /** Tables (merged tuples) in use. */
+  get tableCount(): number {
     return this.subtables.length;
   }
 

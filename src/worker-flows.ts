@@ -7,7 +7,7 @@
  * posts flow commands (command-channel.ts). Flow ids are the control thread's (flow-table.ts), the
  * same in every worker.
  */
-import { Classifier, Subtable } from './classifier';
+import { Classifier, Subtable, LOOKUP_BATCH_MAX } from './classifier';
 import { ExactMatchCache } from './emc';
 import { SignatureMatchCache } from './smc';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
@@ -78,6 +78,62 @@ export class WorkerFlows {
     return flow;
   }
 
+  /**
+   * lookup() for a batch: each key through the caches first, then the keys they missed through the
+   * classifier together (Classifier.lookupBatch). `flows[i]` gets the flow of the key at `keyAts[i]`.
+   */
+  lookupBatch(keys: Int32Array, keyAts: Int32Array, count: number, flows: Int32Array): void {
+    const hashes = this.batchHashes;
+    const missAts = this.missAts;
+    const missIndex = this.missIndex;
+    const missFlows = this.missFlows;
+    const generations = this.generations;
+    let misses = 0;
+    for (let i = 0; i < count; i++) {
+      const keyAt = keyAts[i];
+      let h = 0x811c9dc5 | 0;
+      for (let w = 0; w < EMC_HASH_WORDS.length; w++) h = addWord(h, keys[keyAt + EMC_HASH_WORDS[w]]);
+      const hash = finishHash(h, EMC_HASH_WORDS.length);
+      let flow = this.emc.lookup(keys, keyAt, hash, generations);
+      if (flow >= 0) {
+        this.emcHits++;
+        flows[i] = flow;
+        continue;
+      }
+      flow = this.smc.candidate(hash);
+      if (flow >= 0) {
+        const subtable = this.subtables[flow];
+        if (subtable !== null && subtable.find(keys, keyAt, subtable.hash(keys, keyAt)) === flow) {
+          this.smcHits++;
+          this.emc.maybeInsert(keys, keyAt, hash, flow, generations[flow]);
+          flows[i] = flow;
+          continue;
+        }
+      }
+      hashes[misses] = hash;
+      missAts[misses] = keyAt;
+      missIndex[misses++] = i;
+    }
+    if (misses === 0) return;
+    this.classifier.lookupBatch(keys, missAts, misses, missFlows);
+    for (let m = 0; m < misses; m++) {
+      const flow = missFlows[m];
+      flows[missIndex[m]] = flow;
+      if (flow < 0) {
+        this.missed++;
+        continue;
+      }
+      this.megaflowHits++;
+      this.smc.insert(hashes[m], flow);
+      this.emc.maybeInsert(keys, missAts[m], hashes[m], flow, generations[flow]);
+    }
+  }
+
+  private readonly batchHashes = new Int32Array(LOOKUP_BATCH_MAX);
+  private readonly missAts = new Int32Array(LOOKUP_BATCH_MAX);
+  private readonly missIndex = new Int32Array(LOOKUP_BATCH_MAX);
+  private readonly missFlows = new Int32Array(LOOKUP_BATCH_MAX);
+
   /** Counts one packet of `bytes` on `flow` (the batch's `nowMs`, TCP flags as seen). */
   count(flow: number, bytes: number, nowMs: number, tcpFlags: number): void {
     const base = flow * FlowStat.COUNT;
@@ -118,7 +174,7 @@ export class WorkerFlows {
         this.generations[id]++;
       }
     }
-    this.classifier.subtables = [];
+    this.classifier.clear();
     this.emc.clear();
     this.smc.clear();
     return 0;

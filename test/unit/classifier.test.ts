@@ -1,17 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Classifier } from '../../src/classifier';
+import { CHAIN_LIMIT, Classifier, LOOKUP_BATCH_MAX } from '../../src/classifier';
 import { FLOW_KEY_WORDS, FlowWord } from '../../src/flow-key';
 
 /** The fields the generated megaflows match on, with the masks they may use. */
 const FIELD_MASKS: [FlowWord, number[]][] = [
   [FlowWord.IN_PORT, [-1]],
   [FlowWord.ETH_TYPE, [0xffff]],
-  [FlowWord.IP_SRC, [-1, 0xffffff00 | 0, 0xffff0000 | 0]],
-  [FlowWord.IP_DST, [-1, 0xffffff00 | 0]],
+  // Prefixes and port masks within a byte too: their flows share merged tables (classifier.ts).
+  [FlowWord.IP_SRC, [-1, 0xffffff00 | 0, 0xffff0000 | 0, 0xfffffff0 | 0, 0xfffff000 | 0]],
+  [FlowWord.IP_DST, [-1, 0xffffff00 | 0, 0xfffffffc | 0]],
   [FlowWord.IP_PROTO, [0xff]],
-  [FlowWord.TP_DST, [0xffff, 0xff00]],
+  [FlowWord.TP_DST, [0xffff, 0xff00, 0xfff0, 0xfe00]],
 ];
 
 interface Megaflow { key: Int32Array; mask: Int32Array }
@@ -79,6 +80,23 @@ test('the classifier finds the same flow as a naive scan, for random non-overlap
         const expected = [...live].filter((id) => matches(flows[id], key));
         assert.equal(classifier.lookup(key, 0), expected.length ? expected[0] : -1, 'after re-ranking');
       }
+      // The batched lookup agrees, 64 keys (or fewer) at a time.
+      const all = new Int32Array(keys.length * FLOW_KEY_WORDS);
+      keys.forEach((key, i) => all.set(key, i * FLOW_KEY_WORDS));
+      const keyAts = new Int32Array(LOOKUP_BATCH_MAX);
+      const found = new Int32Array(LOOKUP_BATCH_MAX);
+      for (let first = 0; first < keys.length; first += LOOKUP_BATCH_MAX) {
+        const count = Math.min(LOOKUP_BATCH_MAX, keys.length - first);
+        for (let i = 0; i < count; i++) keyAts[i] = (first + i) * FLOW_KEY_WORDS;
+        const matched = classifier.lookupBatch(all, keyAts, count, found);
+        let expectedMatches = 0;
+        for (let i = 0; i < count; i++) {
+          const expected = [...live].filter((id) => matches(flows[id], keys[first + i]));
+          if (expected.length) expectedMatches++;
+          assert.equal(found[i], expected.length ? expected[0] : -1, 'batched lookup');
+        }
+        assert.equal(matched, expectedMatches);
+      }
       assert.equal(classifier.maskCount, new Set([...live].map((id) => flows[id].mask.join())).size, 'one subtable per live mask');
     }),
     { numRuns: 150 },
@@ -109,4 +127,43 @@ test('subtables grow past their first size and shrink away when emptied', () => 
   assert.equal(classifier.maskCount, 0);
   key[FlowWord.IP_DST] = 5;
   assert.equal(classifier.lookup(key, 0), -1);
+});
+
+test('masks that differ within a byte share a table; a long chain of one relaxed key moves to the exact mask', () => {
+  const classifier = new Classifier();
+  const mask = (prefix: number) => {
+    const m = new Int32Array(FLOW_KEY_WORDS);
+    m[FlowWord.IN_PORT] = -1;
+    m[FlowWord.IP_DST] = (-1 << (32 - prefix)) | 0;
+    return m;
+  };
+  const key = (dst: number) => {
+    const k = new Int32Array(FLOW_KEY_WORDS);
+    k[FlowWord.IN_PORT] = 1;
+    k[FlowWord.IP_DST] = dst | 0;
+    return k;
+  };
+  // /17 ... /23 prefixes in different /16s: seven masks, one table (hashed as /16).
+  const flows: { key: Int32Array; mask: Int32Array }[] = [];
+  for (let p = 17; p <= 23; p++) flows.push({ key: key((10 << 24) | (p << 16)), mask: mask(p) });
+  // 16 /28s of one /24: the first CHAIN_LIMIT share the merged /24 table's chain, the rest go to a
+  // table of their own mask.
+  for (let i = 0; i < 16; i++) flows.push({ key: key((11 << 24) | (1 << 8) | (i << 4)), mask: mask(28) });
+  const tables = flows.map((f, id) => classifier.insert(f.key, 0, f.mask, 0, id));
+  assert.equal(new Set(tables.slice(0, 7)).size, 1, 'the /17../23 flows share one table');
+  const chained = tables.slice(7);
+  assert.equal(chained.filter((t) => t === chained[0]).length, CHAIN_LIMIT);
+  assert.equal(new Set(chained).size, 2);
+  assert.equal(classifier.maskCount, 8);
+  assert.equal(classifier.tableCount, 3);
+  flows.forEach((f, id) => {
+    const frame = f.key.slice();
+    frame[FlowWord.IP_DST] |= ~f.mask[FlowWord.IP_DST] & 0x5;
+    assert.equal(classifier.lookup(frame, 0), id);
+  });
+  assert.equal(classifier.lookup(key((11 << 24) | (2 << 8)), 0), -1);
+  // Removing every flow empties the tables.
+  flows.forEach((f, id) => assert.ok(classifier.remove(tables[id], f.key, 0, id)));
+  assert.equal(classifier.tableCount, 0);
+  assert.equal(classifier.maskCount, 0);
 });
