@@ -1,0 +1,142 @@
+/**
+ * The revalidator, as OVS's revalidator threads (ofproto-dpif-upcall.c) in one loop of the control
+ * thread. Every `intervalMs` (500 ms) it walks the ukeys of the flows the slow path installed:
+ *  - a flow idle longer than max-idle (10 s; 100 ms while the datapath holds more flows than the
+ *    flow limit, as OVS) is deleted;
+ *  - a flow translated under an older slow path version (rules or learning table changed since) is
+ *    translated again from its upcall's key: if the mask changed it is deleted (its packets will
+ *    upcall and get the right megaflow), if only the actions changed it is modified in place;
+ *  - for the `normal` slow path, a flow used since the last pass refreshes its source address in
+ *    the learning table (as OVS's xlate with may_learn on revalidation), so active stations do not
+ *    age out.
+ * Then it adapts the flow limit to how long the pass took, by OVS's rule: over 2 s, divide it by
+ * the seconds taken; over 1.3 s, take a quarter off; under 1 s and below what the pass could have
+ * handled, add 1000; never below 1000 nor above the configured limit (starting at 10000).
+ *
+ * Flows installed by hand (no ukey) are left alone.
+ */
+import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
+import { FlowTable, PutFlags, DpifError } from './flow-table';
+import { parseActions } from './flow-format';
+import { SlowPathController, TranslatorCache, translateUpcall } from './slowpath/slow-path';
+import { UpcallKind } from './upcall-ring';
+import { UpcallDispatcher } from './upcall-dispatcher';
+
+export const REVALIDATE_INTERVAL_MS = 500;
+export const MAX_IDLE_MS = 10_000;
+export const FLOW_LIMIT_START = 10_000;
+const FLOW_LIMIT_MIN = 1000;
+
+export interface RevalidatorStats {
+  passes: number;
+  /** Flows deleted for idleness, for a changed translation, and modified in place. */
+  expired: number;
+  retranslatedDeleted: number;
+  modified: number;
+  lastPassMs: number;
+}
+
+export class Revalidator {
+  readonly stats: RevalidatorStats = { passes: 0, expired: 0, retranslatedDeleted: 0, modified: 0, lastPassMs: 0 };
+  private readonly cache = new TranslatorCache();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private lastPassAt = 0;
+
+  constructor(
+    private readonly flows: FlowTable,
+    private readonly dispatcher: UpcallDispatcher,
+    private readonly controller: SlowPathController,
+    readonly maxFlowLimit: number,
+    readonly maxIdleMs = MAX_IDLE_MS,
+    readonly intervalMs = REVALIDATE_INTERVAL_MS,
+  ) {
+    dispatcher.flowLimit = Math.min(FLOW_LIMIT_START, maxFlowLimit);
+  }
+
+  start(): void {
+    this.lastPassAt = Date.now();
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.pass().finally(() => (this.running = null));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One revalidation pass (also callable directly, e.g. by tests). */
+  async pass(nowMs = Date.now()): Promise<void> {
+    const started = performance.now();
+    this.controller.expire(nowMs);
+    const version = this.controller.version;
+    const overLimit = this.flows.count > this.dispatcher.flowLimit;
+    const maxIdle = overLimit ? 100 : this.maxIdleMs;
+    const snapshot = this.controller.snapshot();
+    const previousPass = this.lastPassAt;
+    for (const ukey of [...this.dispatcher.ukeys.values()]) {
+      let usedMs: number | null;
+      try {
+        usedMs = this.flows.get({ ufid: ukey.ufid }).stats.usedMs;
+      } catch (error) {
+        // Deleted behind our back (by hand, or a flush): forget it.
+        if (error instanceof DpifError && error.code === 'ENOENT') this.dispatcher.ukeys.delete(ukey.ufid);
+        continue;
+      }
+      const lastActive = usedMs ?? ukey.createdMs;
+      if (nowMs - lastActive > maxIdle) {
+        await this.delete(ukey.ufid);
+        this.stats.expired++;
+        continue;
+      }
+      if (usedMs !== null && usedMs > previousPass) this.controller.observe({ kind: UpcallKind.MISS, key: ukey.key }, nowMs);
+      if (ukey.version === version) continue;
+      const decision = translateUpcall(snapshot, {
+        kind: UpcallKind.MISS, inPort: ukey.key[FlowWord.IN_PORT], frameLength: 0, frame: new Uint8Array(0), hash: 0, key: ukey.key, userdata: new Uint8Array(0), queuedMs: nowMs,
+      }, this.cache, nowMs);
+      if (decision.error !== null || !decision.install || !sameMask(decision.mask, ukey.mask)) {
+        await this.delete(ukey.ufid);
+        this.stats.retranslatedDeleted++;
+        continue;
+      }
+      if (decision.actions !== ukey.actions) {
+        const masked = ukey.key.map((v, w) => v & ukey.mask[w]);
+        await this.flows.put({ key: masked, mask: ukey.mask, actions: parseActions(decision.actions), ufid: ukey.ufid }, PutFlags.MODIFY);
+        ukey.actions = decision.actions;
+        this.stats.modified++;
+      }
+      ukey.version = version;
+    }
+    this.lastPassAt = nowMs;
+    const durationMs = performance.now() - started;
+    this.stats.passes++;
+    this.stats.lastPassMs = durationMs;
+    this.adaptFlowLimit(durationMs);
+  }
+
+  /** OVS's dynamic flow limit (udpif_revalidator): see the file comment. */
+  adaptFlowLimit(durationMs: number): void {
+    let limit = this.dispatcher.flowLimit;
+    if (durationMs > 2000) limit = Math.floor(limit / (durationMs / 1000));
+    else if (durationMs > 1300) limit = Math.floor((limit * 3) / 4);
+    else if (durationMs < 1000 && limit < (this.flows.count * 1000) / Math.max(durationMs, 1)) limit += 1000;
+    this.dispatcher.flowLimit = Math.max(FLOW_LIMIT_MIN, Math.min(limit, this.maxFlowLimit));
+  }
+
+  private async delete(ufid: string): Promise<void> {
+    this.dispatcher.ukeys.delete(ufid);
+    try {
+      await this.flows.del({ ufid });
+    } catch (error) {
+      if (!(error instanceof DpifError && error.code === 'ENOENT')) throw error;
+    }
+  }
+}
+
+function sameMask(a: Int32Array, b: Int32Array): boolean {
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) if (a[w] !== b[w]) return false;
+  return true;
+}

@@ -1,0 +1,210 @@
+/**
+ * The per-worker upcall ring: how a worker hands a frame to the slow path, as the kernel datapath's
+ * upcall to a handler's netlink socket. One producer (the worker) and one consumer (the control
+ * thread's upcall dispatcher), in a SharedArrayBuffer of fixed-size records:
+ *
+ *   record: kind, in_port, frame length, captured length, flow hash, userdata length, time (f64),
+ *           flow key (FLOW_KEY_WORDS), userdata (USERDATA_MAX bytes), frame bytes (snaplen bytes)
+ *
+ * The worker never waits: push() on a full ring returns false and the worker counts the upcall as
+ * lost (OVS's "lost" and the vport's upcall_fail). It copies the frame (up to snaplen bytes) so the
+ * UMEM frame goes straight back to the free stack. A batch's pushes are published with one
+ * Atomics.store and one notify (publish()), so the dispatcher can sleep in Atomics.waitAsync.
+ *
+ * Hot path (worker side): push()/publish() allocate nothing.
+ */
+import { FLOW_KEY_WORDS } from './flow-key';
+
+export const enum UpcallKind {
+  /** No flow matched (dpif's DPIF_UC_MISS). */
+  MISS = 0,
+  /** A userspace() action (DPIF_UC_ACTION). */
+  USERSPACE = 1,
+}
+
+/** Header words of the ring (Int32), each on its own cache line. */
+const PRODUCER = 0;
+const CONSUMER = 16;
+const HEADER_WORDS = 32;
+
+/** Record layout (Int32 words). */
+export const enum UpcallWord {
+  KIND = 0,
+  IN_PORT = 1,
+  FRAME_LEN = 2,
+  CAPTURED_LEN = 3,
+  HASH = 4,
+  USERDATA_LEN = 5,
+  /** Float64 (words 6-7): when the worker queued it, in ms since performance.timeOrigin + timeOrigin. */
+  TIME = 6,
+  KEY = 8,
+  USERDATA = KEY + FLOW_KEY_WORDS,
+}
+export const USERDATA_MAX = 64;
+const FRAME_WORD = UpcallWord.USERDATA + USERDATA_MAX / 4;
+
+export const UPCALL_DEFAULT_SLOTS = 1024;
+export const UPCALL_DEFAULT_SNAPLEN = 2048;
+
+export interface UpcallRingInit {
+  buffer: SharedArrayBuffer;
+  slots: number;
+  snaplen: number;
+}
+
+/** Words one record takes for a snaplen (kept even, so the time word is 8-byte aligned). */
+export function recordWords(snaplen: number): number {
+  const words = FRAME_WORD + Math.ceil(snaplen / 4);
+  return words + (words & 1);
+}
+
+export function createUpcallRing(slots = UPCALL_DEFAULT_SLOTS, snaplen = UPCALL_DEFAULT_SNAPLEN): UpcallRingInit {
+  if (slots < 2 || (slots & (slots - 1)) !== 0) throw new RangeError(`upcall ring slots must be a power of two, not ${slots}`);
+  if (!Number.isInteger(snaplen) || snaplen < 64 || snaplen > 65536) throw new RangeError(`upcall snaplen must be 64..65536 bytes, not ${snaplen}`);
+  return { buffer: new SharedArrayBuffer((HEADER_WORDS + slots * recordWords(snaplen)) * 4), slots, snaplen };
+}
+
+/** Offsets of a record's parts, for readers of copied-out records (see UpcallConsumer.take()). */
+export const UPCALL_FRAME_BYTE = FRAME_WORD * 4;
+
+export class UpcallProducer {
+  private readonly words: Int32Array;
+  private readonly bytes: Uint8Array;
+  private readonly times: Float64Array;
+  private readonly mask: number;
+  private readonly slots: number;
+  private readonly stride: number;
+  private readonly snaplen: number;
+  private producer = 0;
+  private cachedConsumer = 0;
+  private published = 0;
+
+  constructor(init: UpcallRingInit) {
+    this.words = new Int32Array(init.buffer);
+    this.bytes = new Uint8Array(init.buffer);
+    this.times = new Float64Array(init.buffer);
+    this.slots = init.slots;
+    this.mask = init.slots - 1;
+    this.stride = recordWords(init.snaplen);
+    this.snaplen = init.snaplen;
+    this.producer = Atomics.load(this.words, PRODUCER);
+    this.published = this.producer;
+  }
+
+  /**
+   * Queues an upcall: the key at `keyAt` in `key`, `length` frame bytes at `at` in `packet`
+   * (captured up to snaplen), userdata bytes at `userdataAt` in `userdata` (`userdataLength` may be
+   * 0). False if the ring is full (the caller counts it lost).
+   */
+  push(kind: number, inPort: number, key: Int32Array, keyAt: number, packet: Uint8Array, at: number, length: number,
+    hash: number, nowMs: number, userdata: Uint8Array, userdataAt: number, userdataLength: number): boolean {
+    if (((this.producer - this.cachedConsumer) | 0) >= this.slots) {
+      this.cachedConsumer = Atomics.load(this.words, CONSUMER);
+      if (((this.producer - this.cachedConsumer) | 0) >= this.slots) return false;
+    }
+    const base = HEADER_WORDS + (this.producer & this.mask) * this.stride;
+    const words = this.words;
+    const captured = length < this.snaplen ? length : this.snaplen;
+    const udLength = userdataLength < USERDATA_MAX ? userdataLength : USERDATA_MAX;
+    words[base + UpcallWord.KIND] = kind;
+    words[base + UpcallWord.IN_PORT] = inPort;
+    words[base + UpcallWord.FRAME_LEN] = length;
+    words[base + UpcallWord.CAPTURED_LEN] = captured;
+    words[base + UpcallWord.HASH] = hash;
+    words[base + UpcallWord.USERDATA_LEN] = udLength;
+    this.times[(base + UpcallWord.TIME) >> 1] = nowMs;
+    for (let w = 0; w < FLOW_KEY_WORDS; w++) words[base + UpcallWord.KEY + w] = key[keyAt + w];
+    const bytes = this.bytes;
+    const udByte = (base + UpcallWord.USERDATA) * 4;
+    for (let i = 0; i < udLength; i++) bytes[udByte + i] = userdata[userdataAt + i];
+    const frameByte = (base + FRAME_WORD) * 4;
+    for (let i = 0; i < captured; i++) bytes[frameByte + i] = packet[at + i];
+    this.producer = (this.producer + 1) | 0;
+    return true;
+  }
+
+  /** Makes the pushes so far visible and wakes the consumer; true if there was anything new. */
+  publish(): boolean {
+    if (this.producer === this.published) return false;
+    this.published = this.producer;
+    Atomics.store(this.words, PRODUCER, this.producer);
+    Atomics.notify(this.words, PRODUCER);
+    return true;
+  }
+}
+
+/** One upcall as the slow path sees it (a copy, owned by the receiver). */
+export interface Upcall {
+  kind: UpcallKind;
+  inPort: number;
+  frameLength: number;
+  /** The frame's first bytes (all of it unless longer than the ring's snaplen). */
+  frame: Uint8Array;
+  hash: number;
+  /** The flow key the worker extracted (FLOW_KEY_WORDS words). */
+  key: Int32Array;
+  userdata: Uint8Array;
+  /** When the worker queued it (performance.timeOrigin + performance.now(), ms). */
+  queuedMs: number;
+}
+
+/** Reads upcall number `index` out of records copied by UpcallConsumer.take(). */
+export function readUpcall(records: ArrayBuffer | SharedArrayBuffer, stride: number, index: number): Upcall {
+  const base = index * stride;
+  const words = new Int32Array(records, base * 4, stride);
+  const captured = words[UpcallWord.CAPTURED_LEN];
+  return {
+    kind: words[UpcallWord.KIND],
+    inPort: words[UpcallWord.IN_PORT],
+    frameLength: words[UpcallWord.FRAME_LEN],
+    frame: new Uint8Array(records, (base + FRAME_WORD) * 4, captured).slice(),
+    hash: words[UpcallWord.HASH],
+    key: words.slice(UpcallWord.KEY, UpcallWord.KEY + FLOW_KEY_WORDS),
+    userdata: new Uint8Array(records, (base + UpcallWord.USERDATA) * 4, words[UpcallWord.USERDATA_LEN]).slice(),
+    queuedMs: new Float64Array(records, (base + UpcallWord.TIME) * 4, 1)[0],
+  };
+}
+
+export class UpcallConsumer {
+  readonly stride: number;
+  private readonly words: Int32Array;
+  private readonly mask: number;
+  private consumer: number;
+
+  constructor(init: UpcallRingInit) {
+    this.words = new Int32Array(init.buffer);
+    this.mask = init.slots - 1;
+    this.stride = recordWords(init.snaplen);
+    this.consumer = Atomics.load(this.words, CONSUMER);
+  }
+
+  /** Upcalls queued and not yet taken. */
+  pending(): number {
+    return (Atomics.load(this.words, PRODUCER) - this.consumer) | 0;
+  }
+
+  /**
+   * Copies up to `max` upcalls into a new buffer (transferable to a handler thread) and frees their
+   * slots; returns the buffer and the count (0: nothing queued).
+   */
+  take(max: number): { records: ArrayBuffer; count: number } {
+    const count = Math.min(max, this.pending());
+    const records = new ArrayBuffer(count * this.stride * 4);
+    const out = new Int32Array(records);
+    for (let i = 0; i < count; i++) {
+      const base = HEADER_WORDS + ((this.consumer + i) & this.mask) * this.stride;
+      out.set(this.words.subarray(base, base + this.stride), i * this.stride);
+    }
+    this.consumer = (this.consumer + count) | 0;
+    Atomics.store(this.words, CONSUMER, this.consumer);
+    return { records, count };
+  }
+
+  /** Resolves when the producer publishes past what was taken (or after `timeoutMs`). */
+  async waitForUpcalls(timeoutMs: number): Promise<void> {
+    const seen = Atomics.load(this.words, PRODUCER);
+    if (seen !== this.consumer) return;
+    const result = Atomics.waitAsync(this.words, PRODUCER, seen, timeoutMs);
+    if (result.async) await result.value;
+  }
+}
