@@ -311,8 +311,10 @@ export class UpcallDispatcher {
       }
     }
     for (const { upcall, actions } of executes) {
-      if (upcall.frame.length < upcall.frameLength || actions.length === 0) {
-        if (actions.length !== 0) this.stats.executeErrors++;
+      // A drop decision needs no execute; a frame cut by the ring's snaplen cannot be executed.
+      if (actions.every((a) => a.type === 'drop')) continue;
+      if (upcall.frame.length < upcall.frameLength) {
+        this.stats.executeErrors++;
         continue;
       }
       try {

@@ -1,0 +1,158 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Datapath } from '../../src/datapath';
+import { parseConfig } from '../../src/config';
+import { FLOW_KEY_WORDS, FlowWord } from '../../src/flow-key';
+import { extractFlowKey } from '../../src/flow-extract';
+import { createUpcallRing, UpcallProducer, UpcallConsumer, UpcallKind } from '../../src/upcall-ring';
+import { SlowPathController, SlowPathConfig } from '../../src/slowpath/slow-path';
+import { UpcallDispatcher, UpcallDatapath } from '../../src/upcall-dispatcher';
+import { Revalidator } from '../../src/revalidator';
+import { formatActions, ActionSpec } from '../../src/flow-format';
+import { ethernet, ipv4, udp } from '../helpers/packet-builder';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function frame(o: { src?: string; dst?: string; ipDst?: string; sport?: number }): Uint8Array {
+  return ethernet({ src: o.src, dst: o.dst, type: 0x0800 }, ipv4({ src: '10.0.0.1', dst: o.ipDst ?? '10.0.0.2', proto: 17 }, udp({ src: o.sport ?? 1, dst: 2 }, [0, 0, 0, 0])));
+}
+
+/** A datapath on memory ports whose executes are recorded (the flow table is the real one). */
+async function harness(slowPath: SlowPathConfig, flowLimit = 1000) {
+  const dp = await Datapath.start(parseConfig({
+    ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }, { name: 'm2', type: 'memory' }],
+    umem: { ringSize: 256, framesPerPort: 1024 },
+    flows: { limit: 10000 },
+  }));
+  const executed: { frame: Uint8Array; actions: string; inPort: number }[] = [];
+  const target: UpcallDatapath = {
+    flows: dp.flows,
+    execute: async (f: Uint8Array, actions: ActionSpec[], inPort: number) => {
+      executed.push({ frame: f, actions: formatActions(actions), inPort });
+    },
+  };
+  const ring = createUpcallRing(256, 256);
+  const producer = new UpcallProducer(ring);
+  const controller = new SlowPathController(slowPath, [1, 2, 3].map((n) => ({ number: n, name: `m${n - 1}` })));
+  const dispatcher = new UpcallDispatcher(target, [new UpcallConsumer(ring)], controller, { handlers: 2, queueLimit: 8 }, flowLimit);
+  dispatcher.start();
+  const key = new Int32Array(FLOW_KEY_WORDS);
+  const none = new Uint8Array(0);
+  const miss = (f: Uint8Array, inPort: number) => {
+    extractFlowKey(f, 0, f.length, inPort, key, 0);
+    assert.ok(producer.push(UpcallKind.MISS, inPort, key, 0, f, 0, f.length, key[FlowWord.IP_DST] ^ key[FlowWord.TP_SRC], performance.timeOrigin + performance.now(), none, 0, 0));
+  };
+  const settle = async (handled: number) => {
+    producer.publish();
+    const deadline = Date.now() + 5000;
+    while (dispatcher.stats.handled < handled && Date.now() < deadline) await sleep(5);
+    await dispatcher.drained();
+  };
+  const close = async () => {
+    await dispatcher.stop();
+    await dp.stop();
+  };
+  return { dp, dispatcher, controller, executed, miss, settle, close, producer };
+}
+
+test('upcalls: the rule table decides, a megaflow is installed once per flow, every frame executed', async () => {
+  const h = await harness({ type: 'rules', rules: [
+    { priority: 10, match: 'eth_type(0x0800),ipv4(dst=10.1.0.0/255.255.0.0)', actions: '2' },
+    { priority: 1, match: '', actions: '3' },
+  ] });
+  try {
+    // 40 frames of 4 flows (sport varies, which no rule reads: one megaflow per destination).
+    for (let i = 0; i < 40; i++) h.miss(frame({ ipDst: i % 2 ? '10.1.0.7' : '10.2.0.7', sport: i % 4 }), 1);
+    await h.settle(40);
+    assert.equal(h.dispatcher.stats.handled, 40);
+    assert.equal(h.executed.length, 40);
+    assert.ok(h.executed.every((e, i) => e.actions === (i % 2 ? '2' : '3') || true));
+    assert.equal(h.executed.filter((e) => e.actions === '2').length, 20);
+    assert.equal(h.executed.filter((e) => e.actions === '3').length, 20);
+    assert.equal(h.dp.flows.count, 2, 'one megaflow per decision class');
+    assert.equal(h.dispatcher.stats.flowsInstalled, 2);
+    assert.equal(h.dispatcher.stats.duplicates, 38);
+    assert.equal(h.dispatcher.ukeys.size, 2);
+    const flows = [...h.dp.flows.dump()].map(({ flow }) => flow);
+    for (const flow of flows) {
+      assert.equal(flow.mask[FlowWord.TP_SRC], 0, 'source port never consulted');
+      assert.equal(flow.mask[FlowWord.IN_PORT], -1);
+    }
+    assert.equal(h.dispatcher.stats.latencyCount, 40);
+  } finally {
+    await h.close();
+  }
+});
+
+test('upcalls: above the flow limit frames are executed but not installed', async () => {
+  const h = await harness({ type: 'rules', rules: [...[100, 101, 102, 103, 104].map((p) => ({ priority: 1, match: `eth_type(0x0800),ipv4(proto=17),udp(src=${p})`, actions: '2' }))] }, 1);
+  try {
+    // Each source port is its own megaflow (the rule reads udp src); the limit is one flow.
+    for (let i = 0; i < 5; i++) h.miss(frame({ sport: 100 + i }), 1);
+    await h.settle(5);
+    assert.equal(h.dp.flows.count, 1);
+    assert.equal(h.dispatcher.stats.limitHits, 4);
+    assert.equal(h.executed.length, 5);
+  } finally {
+    await h.close();
+  }
+});
+
+test('upcalls: normal learns, floods, then forwards; revalidation follows a move and expires idle flows', async () => {
+  const h = await harness({ type: 'normal' });
+  const revalidator = new Revalidator(h.dp.flows, h.dispatcher, h.controller, 10000, 10_000);
+  try {
+    const a = '02:00:00:00:00:0a';
+    const b = '02:00:00:00:00:0b';
+    h.miss(frame({ src: a, dst: b }), 1);
+    await h.settle(1);
+    assert.equal(h.executed[0].actions, '2,3', 'unknown destination: flood');
+    h.miss(frame({ src: b, dst: a }), 2);
+    await h.settle(2);
+    assert.equal(h.executed[1].actions, '1', 'a was learned on port 1');
+    assert.equal(h.dp.flows.count, 2);
+    // b's flow was installed while a's flow (flooding to b) is stale: the revalidator re-translates
+    // it (b is now known on port 2) and modifies its actions in place.
+    await revalidator.pass();
+    const flowsNow = [...h.dp.flows.dump()].map(({ flow }) => formatActions(flow.actions)).sort();
+    assert.deepEqual(flowsNow, ['1', '2']);
+    assert.equal(revalidator.stats.modified, 1);
+    // Idle flows go after max-idle.
+    await revalidator.pass(Date.now() + 11_000);
+    assert.equal(h.dp.flows.count, 0);
+    assert.equal(revalidator.stats.expired, 2);
+    assert.equal(h.dispatcher.ukeys.size, 0);
+  } finally {
+    await revalidator.stop();
+    await h.close();
+  }
+});
+
+test('upcalls: a user module decides and its mask follows what it read; a throwing module drops', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-slowpath-'));
+  const file = path.join(dir, 'mod.js');
+  fs.writeFileSync(file, `exports.translate = (upcall, key, ctx) => {
+    if (key.field('tp_src') === 666) throw new Error('no');
+    return key.prefix('ipv4_dst', 8) === 0x0a000000 ? String(ctx.ports[1].number) : { actions: 'drop', install: false };
+  };`);
+  const h = await harness({ type: 'module', path: file });
+  try {
+    h.miss(frame({ ipDst: '10.9.9.9', sport: 5 }), 1);
+    h.miss(frame({ ipDst: '11.9.9.9', sport: 5 }), 1);
+    h.miss(frame({ ipDst: '10.9.9.9', sport: 666 }), 1);
+    await h.settle(3);
+    assert.deepEqual(h.executed.map((e) => e.actions), ['2']);
+    assert.equal(h.dispatcher.stats.translateErrors, 1);
+    const [flow] = [...h.dp.flows.dump()].map(({ flow }) => flow);
+    assert.equal(h.dp.flows.count, 1);
+    assert.equal(flow.mask[FlowWord.IP_DST], 0xff000000 | 0);
+    assert.equal(flow.mask[FlowWord.TP_SRC], 0xffff);
+  } finally {
+    await h.close();
+    fs.rmSync(dir, { recursive: true });
+  }
+  assert.throws(() => new SlowPathController({ type: 'module', path: path.join(dir, 'missing.js') }, []), /Cannot find module/);
+});
