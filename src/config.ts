@@ -5,6 +5,9 @@
  * The keys are documented in README.md.
  */
 import type { XdpMode, ZeroCopyPolicy } from './native';
+import type { SlowPathConfig } from './slowpath/slow-path';
+import { parseRule, RuleError, RuleSpec } from './slowpath/rule-table';
+import { UPCALL_DEFAULT_SLOTS, UPCALL_DEFAULT_SNAPLEN } from './upcall-ring';
 
 export interface PortConfig {
   name: string;
@@ -25,6 +28,9 @@ export interface DatapathConfig {
   forward: Record<string, string>;
   flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number };
   control: { socket: string | null };
+  /** What decides misses; null: none (a miss is dropped and counted). */
+  slowPath: SlowPathConfig | null;
+  upcalls: { handlers: number; queueLimit: number; ringSlots: number; snaplen: number; maxIdleMs: number; revalidateIntervalMs: number };
 }
 
 export class ConfigError extends Error {
@@ -80,7 +86,7 @@ function powerOfTwoOrZero(path: string, value: Json, fallback: number, max = 1 <
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 export function parseConfig(input: Json): DatapathConfig {
-  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control']);
+  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'slowPath', 'upcalls']);
   const datapath = string('config.datapath', root.datapath, 'xdp-ts');
 
   const rawPorts = root.ports;
@@ -150,6 +156,17 @@ export function parseConfig(input: Json): DatapathConfig {
   const c = object('config.control', root.control ?? {}, ['socket']);
   const socket = c.socket === undefined || c.socket === null ? null : string('config.control.socket', c.socket);
 
+  const slowPath = parseSlowPath(root.slowPath);
+  const up = object('config.upcalls', root.upcalls ?? {}, ['handlers', 'queueLimit', 'ringSlots', 'snaplen', 'maxIdleMs', 'revalidateIntervalMs']);
+  const upcalls = {
+    handlers: integer('config.upcalls.handlers', up.handlers, 1, 64, 2),
+    queueLimit: integer('config.upcalls.queueLimit', up.queueLimit, 1, 4096, 64),
+    ringSlots: powerOfTwo('config.upcalls.ringSlots', up.ringSlots, 2, 1 << 16, UPCALL_DEFAULT_SLOTS),
+    snaplen: integer('config.upcalls.snaplen', up.snaplen, 64, 65536, UPCALL_DEFAULT_SNAPLEN),
+    maxIdleMs: integer('config.upcalls.maxIdleMs', up.maxIdleMs, 100, 3_600_000, 10_000),
+    revalidateIntervalMs: integer('config.upcalls.revalidateIntervalMs', up.revalidateIntervalMs, 10, 60_000, 500),
+  };
+
   return {
     datapath,
     ports,
@@ -158,5 +175,40 @@ export function parseConfig(input: Json): DatapathConfig {
     forward,
     flows,
     control: { socket },
+    slowPath,
+    upcalls,
   };
+}
+
+function parseSlowPath(value: Json): SlowPathConfig | null {
+  if (value === undefined || value === null) return null;
+  const type = oneOf('config.slowPath.type', (value as { type?: unknown }).type, ['none', 'normal', 'rules', 'module'] as const, 'none');
+  if (type === 'none') {
+    object('config.slowPath', value, ['type']);
+    return null;
+  }
+  if (type === 'normal') {
+    const n = object('config.slowPath', value, ['type', 'macAgingSeconds', 'macTableEntries']);
+    return {
+      type,
+      macAgingSeconds: integer('config.slowPath.macAgingSeconds', n.macAgingSeconds, 1, 1_000_000, 300),
+      macTableEntries: powerOfTwo('config.slowPath.macTableEntries', n.macTableEntries, 4, 1 << 20, 8192),
+    };
+  }
+  if (type === 'rules') {
+    const r = object('config.slowPath', value, ['type', 'missActions', 'rules']);
+    const rules = r.rules ?? [];
+    if (!Array.isArray(rules)) fail('config.slowPath.rules', 'a list of {priority, match, actions}', rules);
+    rules.forEach((rule: Json, i: number) => {
+      try {
+        parseRule(rule as RuleSpec);
+      } catch (error) {
+        if (error instanceof RuleError) throw new ConfigError(`config.slowPath.rules[${i}]: ${error.message}`);
+        throw error;
+      }
+    });
+    return { type, missActions: string('config.slowPath.missActions', r.missActions, 'drop'), rules: rules as RuleSpec[] };
+  }
+  const m = object('config.slowPath', value, ['type', 'path', 'options']);
+  return { type, path: string('config.slowPath.path', m.path), options: m.options };
 }

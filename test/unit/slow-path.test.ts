@@ -8,7 +8,9 @@ import { TrackedKey } from '../../src/slowpath/tracked-key';
 import { RuleTable, parseRule, RuleSnapshot } from '../../src/slowpath/rule-table';
 import { createLearningTable, LearningTable } from '../../src/slowpath/learning-table';
 import { translateNormal, learnSource } from '../../src/slowpath/normal';
-import { ethernet, ipv4, udp, macHi, macLo } from '../helpers/packet-builder';
+import * as path from 'node:path';
+import { ethernet, ipv4, udp, tcp, arp, macHi, macLo } from '../helpers/packet-builder';
+import { SlowPathController, TranslatorCache, translateUpcall } from '../../src/slowpath/slow-path';
 
 function keyOf(frame: Uint8Array, inPort: number): Int32Array {
   const key = new Int32Array(FLOW_KEY_WORDS);
@@ -195,4 +197,25 @@ test('normal: floods unknown and broadcast, forwards learned, drops hairpin; mat
   const vlanPorts = [{ number: 1, name: 'p1', vlans: [10] }, { number: 2, name: 'p2', vlans: [20] }, { number: 3, name: 'p3' }];
   assert.equal(translateNormal(table, vlanPorts, new TrackedKey(keyOf(udpFrame({ dst: 'ff:ff:ff:ff:ff:ff', vid: 10 }), 3)), now), '1', 'VLAN membership');
   assert.equal(learnSource(table, keyOf(udpFrame({ src: '03:00:00:00:00:01' }), 1), now), false, 'multicast sources are not learned');
+});
+
+test('the example slow path module (docs/examples/slow-path.js) translates as documented', () => {
+  const controller = new SlowPathController({ type: 'module', path: path.join(__dirname, '..', '..', '..', 'docs', 'examples', 'slow-path.js'), options: { uplink: 2 } },
+    [{ number: 1, name: 'p1' }, { number: 2, name: 'p2' }, { number: 3, name: 'p3' }]);
+  const snapshot = controller.snapshot();
+  const cache = new TranslatorCache();
+  const decide = (f: Uint8Array, inPort: number) => translateUpcall(snapshot, {
+    kind: UpcallKind.MISS, inPort, frameLength: f.length, frame: f, hash: 0, key: keyOf(f, inPort), userdata: new Uint8Array(0), queuedMs: 0,
+  }, cache, Date.now());
+  const toTen = decide(udpFrame({ ipDst: '10.20.30.40' }), 1);
+  assert.equal(toTen.actions, '2');
+  assert.equal(toTen.mask[FlowWord.IP_DST], 0xff000000 | 0, 'a /8 of the destination was read');
+  assert.equal(toTen.mask[FlowWord.TP_DST], 0, 'not TCP: the port was not read');
+  assert.equal(decide(udpFrame({ ipDst: '192.168.0.1' }), 2).actions, '1', 'from the uplink to the first port');
+  const telnet = ethernet({ type: 0x0800 }, ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6 }, tcp({ src: 4000, dst: 23 })));
+  assert.equal(decide(telnet, 1).actions, 'drop');
+  const arpFrame = ethernet({ type: 0x0806, dst: 'ff:ff:ff:ff:ff:ff' }, arp({ op: 1, sha: '02:00:00:00:00:01', spa: '10.0.0.1', tha: '00:00:00:00:00:00', tpa: '10.0.0.2' }));
+  const flood = decide(arpFrame, 3);
+  assert.equal(flood.actions, '1,2');
+  assert.equal(flood.mask[FlowWord.IP_SRC], 0, 'only eth_type was read');
 });
