@@ -111,13 +111,15 @@ export class Datapath {
     this.flows = new FlowTable(config.flows.limit, {
       portSlot: (number) => this.ports.findIndex((p) => p.number === number),
       install: (ops) => this.toWorkers(ops.map((op) => {
-        const args = new Int32Array(4 + 2 * FLOW_KEY_WORDS);
+        const programLength = op.program.length;
+        const args = new Int32Array(4 + programLength + 2 * FLOW_KEY_WORDS);
         args[0] = op.id;
         args[1] = op.generation;
-        args[2] = op.output;
-        args[3] = op.zeroStats ? 1 : 0;
-        args.set(op.key, 4);
-        args.set(op.mask, 4 + FLOW_KEY_WORDS);
+        args[2] = op.zeroStats ? 1 : 0;
+        args[3] = programLength;
+        args.set(op.program, 4);
+        args.set(op.key, 4 + programLength);
+        args.set(op.mask, 4 + programLength + FLOW_KEY_WORDS);
         return { opcode: Opcode.FLOW_PUT, args };
       })),
       remove: (id, key, mask) => {
