@@ -107,7 +107,7 @@ const ETH_HEADER_LEN = 14;
 
 class Compiler {
   readonly words: number[] = [];
-  /** VLAN headers the packet is known to carry at this point (-1: unknown). */
+  /** VLAN headers the packet is known to carry at this point (-1: unknown, 0: none). */
   private vlans: number;
 
   constructor(private readonly ctx: CompileContext) {
@@ -162,7 +162,7 @@ class Compiler {
         if (a.tpid !== ETH_TYPE_VLAN && a.tpid !== ETH_TYPE_QINQ) throw new ActionCompileError(`push_vlan: tpid 0x${a.tpid.toString(16)} is not 0x8100 or 0x88a8`);
         if (!(a.tci & VLAN_CFI)) throw new ActionCompileError('push_vlan: cfi=0 is not supported (the kernel refuses it too)');
         w.push(Op.PUSH_VLAN, a.tpid, a.tci & 0xffff & ~VLAN_CFI);
-        if (this.vlans >= 0) this.vlans++;
+        this.vlans = this.vlans < 0 ? 1 : this.vlans + 1; // at least the pushed one
         return;
       case 'pop_vlan':
         w.push(Op.POP_VLAN);
@@ -194,9 +194,11 @@ class Compiler {
       case 'check_pkt_len': {
         w.push(Op.CHECK_PKT_LEN, a.size, 0, 0, 0);
         const copyAt = w.length - 3;
-        this.body(a.gt, depth, copyAt, w.length - 2);
+        const gtLengthAt = w.length - 2;
+        const leLengthAt = w.length - 1;
+        this.body(a.gt, depth, copyAt, gtLengthAt);
         const gtCopy = w[copyAt];
-        this.body(a.le, depth, copyAt, w.length - 1);
+        this.body(a.le, depth, copyAt, leLengthAt);
         w[copyAt] |= gtCopy;
         return;
       }
