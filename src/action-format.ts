@@ -15,6 +15,7 @@
  * 1-based column in the whole input.
  */
 import { FLOW_KEY_WORDS } from './flow-key';
+import { MAX_ACTION_NESTING, MAX_USERDATA_BYTES } from './action-program';
 import {
   FlowParseError, parseCInt, parseAttrFields, attrFullyMasked, formatAttrFields, formatVlanTciBody, SET_ATTR_FIELDS,
 } from './flow-format';
@@ -41,10 +42,7 @@ export type ActionSpec =
   | { type: 'recirc'; id: number }
   | { type: 'check_pkt_len'; size: number; gt: ActionSpec[]; le: ActionSpec[] };
 
-/** Nested action lists (sample, clone, check_pkt_len) deeper than this are refused. */
-export const MAX_ACTION_NESTING = 16;
-/** Longest userdata accepted (bytes). */
-export const MAX_USERDATA_BYTES = 256;
+export { MAX_ACTION_NESTING, MAX_USERDATA_BYTES };
 
 const ETH_TYPE_VLAN = 0x8100;
 const ETH_TYPE_QINQ = 0x88a8;

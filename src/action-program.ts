@@ -32,7 +32,11 @@
  * on a copy; otherwise it runs on the packet itself, borrowed (its outputs copy).
  */
 import type { ActionSpec } from './action-format';
-import { MAX_ACTION_NESTING, MAX_USERDATA_BYTES } from './action-format';
+
+/** Nested action lists (sample, clone, check_pkt_len) deeper than this are refused. */
+export const MAX_ACTION_NESTING = 16;
+/** Longest userdata accepted (bytes). */
+export const MAX_USERDATA_BYTES = 256;
 import {
   FlowWord, VLAN_CFI, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_VLAN, ETH_TYPE_QINQ, IP_PROTO_TCP, IP_PROTO_UDP, IP_PROTO_SCTP,
 } from './flow-key';

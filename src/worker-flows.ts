@@ -34,8 +34,11 @@ export class WorkerFlows {
    * single output, the fast path), PROGRAM_DROP, or PROGRAM_RUN (run programs[flow]).
    */
   readonly outputs: Int32Array;
-  /** Compiled action program per flow id, for PROGRAM_RUN (an empty array otherwise). */
-  readonly programs: Int32Array[];
+  /**
+   * Compiled action program per flow id, for PROGRAM_RUN (an empty array otherwise); grown up to the
+   * highest id installed, packed (a 200k-entry array per worker up front cost startup memory).
+   */
+  readonly programs: Int32Array[] = [];
   readonly stats: Float64Array;
   private readonly subtables: (Subtable | null)[];
   /** Lookup counters: hits in the exact-match cache, in the signature cache, in the classifier, misses. */
@@ -49,7 +52,6 @@ export class WorkerFlows {
     this.smc = new SignatureMatchCache(smcEntries);
     this.generations = new Int32Array(limit);
     this.outputs = new Int32Array(limit).fill(PROGRAM_DROP);
-    this.programs = new Array<Int32Array>(limit).fill(NO_PROGRAM);
     this.stats = new Float64Array(stats);
     this.subtables = new Array(limit).fill(null);
   }
@@ -118,6 +120,7 @@ export class WorkerFlows {
       this.subtables[id] = this.classifier.insert(words, at, words, at + FLOW_KEY_WORDS, id);
     }
     this.outputs[id] = disposition;
+    while (this.programs.length <= id) this.programs.push(NO_PROGRAM);
     this.programs[id] = program;
     this.generations[id] = generation;
     if (zeroStats) this.stats.fill(0, id * FlowStat.COUNT, (id + 1) * FlowStat.COUNT);
@@ -130,7 +133,7 @@ export class WorkerFlows {
     this.classifier.remove(subtable, words, at, id);
     this.subtables[id] = null;
     this.outputs[id] = PROGRAM_DROP;
-    this.programs[id] = NO_PROGRAM;
+    if (id < this.programs.length) this.programs[id] = NO_PROGRAM;
     this.generations[id]++;
     return 0;
   }
@@ -140,7 +143,7 @@ export class WorkerFlows {
       if (this.subtables[id] !== null) {
         this.subtables[id] = null;
         this.outputs[id] = PROGRAM_DROP;
-        this.programs[id] = NO_PROGRAM;
+        if (id < this.programs.length) this.programs[id] = NO_PROGRAM;
         this.generations[id]++;
       }
     }
