@@ -25,7 +25,10 @@ const USAGE = `usage: xdp-ts <command> [options]
   dump-flows [-m]              print every flow (-m: verbose, with ufid and every field)
   del-flows                    remove every flow
   add-flows FILE               install the flows of FILE, one per line (# comments), in one batch
-  flow commands take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
+  execute --in-port N PACKET ACTIONS
+                               run ACTIONS (datapath syntax) on PACKET (hex bytes) as if received on
+                               port N (packet-out)
+  flow commands and execute take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
   demo [--seconds N] [--size BYTES] [--rate PPS]  veth rig + generator + xdp-ts, per-second rates
   --help                       this text`;
 
@@ -216,11 +219,39 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
   }
 }
 
+/** `execute --in-port N PACKET ACTIONS`: packet execute through the control socket. */
+async function executeCommand(argv: string[]): Promise<number> {
+  let socket = DEFAULT_SOCKET;
+  let inPort: number | null = null;
+  let json = false;
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--socket' || a === '--in-port') {
+      if (argv[i + 1] === undefined) throw new UsageError(`${a} needs a value`);
+      if (a === '--socket') socket = argv[++i];
+      else {
+        const value = argv[++i];
+        if (!/^[0-9]+$/.test(value)) throw new UsageError(`--in-port needs a port number, not "${value}"`);
+        inPort = Number(value);
+      }
+    } else if (a === '--json') json = true;
+    else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  if (positional.length !== 2) throw new UsageError('execute needs PACKET and ACTIONS');
+  if (inPort === null) throw new UsageError('execute needs --in-port N');
+  await call(socket, 'packet.execute', { packet: positional[0], actions: positional[1], inPort });
+  if (json) console.log(JSON.stringify(null));
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (['add-flow', 'mod-flow', 'del-flow', 'get-flow', 'dump-flows', 'del-flows', 'add-flows'].includes(command)) {
     return flowCommand(command, rest);
   }
+  if (command === 'execute') return executeCommand(rest);
   switch (command) {
     case 'run':
       return run(rest);

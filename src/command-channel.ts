@@ -11,12 +11,21 @@
 import { ControlWord, WorkerState } from './worker-layout';
 
 export const enum Opcode {
-  /** [id, generation, outputSlot or -1, zeroStats, key words..., mask words...]: install or modify. */
+  /**
+   * [id, generation, zeroStats, programLength, program words..., key words..., mask words...]:
+   * install or modify; the program is the flow's compiled actions (action-program.ts).
+   */
   FLOW_PUT = 1,
   /** [id, key words..., mask words...]: remove. */
   FLOW_DEL = 2,
   /** []: remove every flow. */
   FLOW_FLUSH = 3,
+  /**
+   * [inPort, frameLength, programLength, frame words..., program words...]: packet execute
+   * (packet-out): run the program on the frame (bytes packed big-endian, 4 a word) as if received on
+   * odp port inPort. ENOBUFS when the worker has no free frame.
+   */
+  EXECUTE = 4,
 }
 
 export const REQUEST_WORDS = 1 << 18;
@@ -24,6 +33,7 @@ export const REPLY_WORDS = 1 << 13;
 
 export const EINVAL = 22;
 export const ENOSYS = 38;
+export const ENOBUFS = 105;
 
 export interface Operation {
   opcode: Opcode;

@@ -9,6 +9,10 @@
  *  - portStats(): OVS vport stats per port, summed over workers, plus the kernel's counters.
  *  - setOutput(from, to): where frames received on `from` go (null: dropped); applied by every worker
  *    between batches through its command channel; resolves once all applied it.
+ *  - execute(frame, actions, inPort): packet execute (dpif execute, "packet-out"): the actions run on
+ *    a copy of `frame` in worker 0 with the same executor as received frames; EINVAL for bad actions
+ *    (unknown port, bad field, ...) or a frame outside 14..frameSize-256 bytes, ENOBUFS when the
+ *    worker has no free frame. Resolves once the worker ran them (outputs are on their tx rings).
  *  - wire(port, worker): the MemoryWire of a memory port's queue (tests, engine benchmark).
  *  - stop(): detach, stop workers (they drain their tx rings), close; returns the frame accounting.
  * Ownership: the Datapath owns every descriptor, mapping and thread it made; callers own nothing.
@@ -17,7 +21,12 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DatapathConfig } from './config';
 import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
-import { FlowStat, FlowTable, PutFlags } from './flow-table';
+import { DpifError, FlowStat, FlowTable, PutFlags } from './flow-table';
+import type { ActionSpec } from './action-format';
+import { ActionCompileError, compileActions } from './action-program';
+import { COPY_HEADROOM } from './action-exec';
+import { extractFlowKey } from './flow-extract';
+import { ENOBUFS } from './command-channel';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { native } from './native';
 import { AfxdpVport } from './vport-afxdp';
@@ -111,13 +120,15 @@ export class Datapath {
     this.flows = new FlowTable(config.flows.limit, {
       portSlot: (number) => this.ports.findIndex((p) => p.number === number),
       install: (ops) => this.toWorkers(ops.map((op) => {
-        const args = new Int32Array(4 + 2 * FLOW_KEY_WORDS);
+        const programLength = op.program.length;
+        const args = new Int32Array(4 + programLength + 2 * FLOW_KEY_WORDS);
         args[0] = op.id;
         args[1] = op.generation;
-        args[2] = op.output;
-        args[3] = op.zeroStats ? 1 : 0;
-        args.set(op.key, 4);
-        args.set(op.mask, 4 + FLOW_KEY_WORDS);
+        args[2] = op.zeroStats ? 1 : 0;
+        args[3] = programLength;
+        args.set(op.program, 4);
+        args.set(op.key, 4 + programLength);
+        args.set(op.mask, 4 + programLength + FLOW_KEY_WORDS);
         return { opcode: Opcode.FLOW_PUT, args };
       })),
       remove: (id, key, mask) => {
@@ -308,6 +319,35 @@ export class Datapath {
     mask[FlowWord.IN_PORT] = -1;
     const actions = to === null ? [{ type: 'drop' as const }] : [{ type: 'output' as const, port: this.port(to).number }];
     await this.flows.put({ key, mask, actions }, PutFlags.CREATE | PutFlags.MODIFY);
+  }
+
+  /** Packet execute (dpif execute): see the file comment. */
+  async execute(frame: Uint8Array, actions: ActionSpec[], inPort: number): Promise<void> {
+    const slot = this.ports.findIndex((p) => p.number === inPort);
+    if (slot < 0) throw new DpifError('EINVAL', `in_port(${inPort}): no such port`);
+    const maxLength = this.config.umem.frameSize - COPY_HEADROOM;
+    if (frame.length < 14 || frame.length > maxLength) throw new DpifError('EINVAL', `a packet is 14 to ${maxLength} bytes (got ${frame.length})`);
+    const key = new Int32Array(FLOW_KEY_WORDS);
+    extractFlowKey(frame, 0, frame.length, inPort, key, 0);
+    let program: Int32Array;
+    try {
+      program = compileActions(actions, { portSlot: (n) => this.ports.findIndex((p) => p.number === n), key, mask: new Int32Array(FLOW_KEY_WORDS).fill(-1) });
+    } catch (error) {
+      if (error instanceof ActionCompileError) throw new DpifError('EINVAL', error.message);
+      throw error;
+    }
+    const frameWords = (frame.length + 3) >> 2;
+    const args = new Int32Array(3 + frameWords + program.length);
+    args[0] = inPort;
+    args[1] = frame.length;
+    args[2] = program.length;
+    for (let i = 0; i < frame.length; i++) args[3 + (i >> 2)] |= frame[i] << (24 - 8 * (i & 3));
+    args.set(program, 3 + frameWords);
+    const worker = this.workers[0];
+    if (!worker) throw new Error('the datapath has no running worker');
+    const [status] = await worker.channel.transact([{ opcode: Opcode.EXECUTE, args }]);
+    if (status === -ENOBUFS) throw new DpifError('ENOBUFS', 'no free frame in the worker to execute the packet in');
+    if (status !== 0) throw new Error(`worker 0 refused execute: status ${status}`);
   }
 
   /** Datapath stats as `ovs-dpctl show` reports them: lookups hit (by cache level), missed, lost. */

@@ -31,11 +31,16 @@ import {
   IP_PROTO_SCTP,
   FRAG_LATER,
 } from './flow-key';
+// Circular on purpose: action-format.ts uses this file's field codecs (only at call time) and this
+// file uses its action list parser and printer.
+import { ActionSpec, formatActions, parseActionList } from './action-format';
+
+export { formatActions, parseActions } from './action-format';
+export type { ActionSpec } from './action-format';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
 
-export type ActionSpec = { type: 'output'; port: number } | { type: 'drop' };
 
 export interface ParsedFlow {
   ufid: Uint32Array | null;
@@ -88,7 +93,7 @@ const hexAlt = (x: number): string => (x === 0 ? '0' : '0x' + u32(x).toString(16
 const hex4 = (x: number): string => '0x' + (x & 0xffff).toString(16).padStart(4, '0');
 
 /** C's "%i" (strtol base 0): 0x.. hex, 0.. octal, else decimal. Returns null if malformed. */
-function parseCInt(s: string): number | null {
+export function parseCInt(s: string): number | null {
   let v: number;
   if (/^0[xX][0-9a-fA-F]+$/.test(s)) v = parseInt(s.slice(2), 16);
   else if (/^0[0-7]*$/.test(s)) v = parseInt(s, 8);
@@ -315,6 +320,8 @@ class FlowParser {
   actions: ActionSpec[] = [];
   stats: FlowStats | null = null;
   private readonly placed = new Map<string, Placed>();
+  /** set() actions keep value bits outside a partial mask, as odp-util does (they are ignored). */
+  allowBitsOutsideMask = false;
 
   constructor(private readonly text: string, private readonly dumpLine: boolean, private readonly nowMs: number) {}
 
@@ -461,7 +468,8 @@ class FlowParser {
   }
 
   /** `field=value[/mask],...` into key/mask (fields not named stay wildcarded). */
-  private parseFields(attr: string, body: string, bodyAt: number, text: string, defs: FieldDef[],
+  /** Also used by action-format.ts for set(). */
+  parseFields(attr: string, body: string, bodyAt: number, text: string, defs: FieldDef[],
                       key: Int32Array, mask: Int32Array): void {
     if (body === '') return;
     const seen = new Set<string>();
@@ -485,7 +493,9 @@ class FlowParser {
     const ms = slash < 0 ? null : vtext.slice(slash + 1);
     const mat = at + slash + 1;
     const w = def.word;
-    const outside = (): never => this.fail(text, `${def.name} value ${vs} has bits outside its mask ${ms}`, at);
+    const outside = (): void => {
+      if (!this.allowBitsOutsideMask) this.fail(text, `${def.name} value ${vs} has bits outside its mask ${ms}`, at);
+    };
     switch (def.kind) {
       case 'mac': {
         const v = scanMac(vs);
@@ -691,85 +701,6 @@ export function parseDumpLine(text: string, nowMs = 0): ParsedDumpLine {
     ufid: p.ufid, key: p.key, mask: p.mask, actions: p.actions,
     stats: p.stats ?? { packets: 0, bytes: 0, usedMs: null, tcpFlags: 0 },
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Actions: one table entry per action, to add set/push_vlan/meter/... later
-
-type ActionParser = (args: string | null, at: number, text: string) => ActionSpec;
-
-function parsePort(s: string, at: number, text: string): number {
-  const port = parseCInt(s);
-  if (port === null || port > 0xffffffff) throw new FlowParseError(text, `bad port "${s}"`, at + 1);
-  return port;
-}
-
-/** Named actions: `name` (args null) or `name(args)`. */
-const ACTION_PARSERS: Record<string, ActionParser> = {
-  drop: (args, at, text) => {
-    if (args !== null) throw new FlowParseError(text, 'drop takes no arguments', at + 1);
-    return { type: 'drop' };
-  },
-  output: (args, at, text) => {
-    if (args === null) throw new FlowParseError(text, 'output needs a port: output(N)', at + 1);
-    return { type: 'output', port: parsePort(args, at + 7, text) };
-  },
-};
-
-const ACTION_FORMATTERS: { [T in ActionSpec['type']]: (a: Extract<ActionSpec, { type: T }>) => string } = {
-  output: (a) => String(u32(a.port)),
-  drop: () => 'drop',
-};
-
-/** The actions from `start` to `end` of `s`, columns counted in `s`. */
-function parseActionList(s: string, start: number, end: number): ActionSpec[] {
-  const actions: ActionSpec[] = [];
-  let pos = start;
-  while (pos < end && ' \t\r\n'.includes(s[pos])) pos++;
-  if (pos >= end) throw new FlowParseError(s.slice(start, end) || 'actions:', 'no actions (use drop)', pos + 1);
-  while (pos < end) {
-    // One action: up to the next ',' outside parentheses.
-    let i = pos;
-    for (let depth = 0; i < end; i++) {
-      if (s[i] === '(') depth++;
-      else if (s[i] === ')') depth--;
-      else if (s[i] === ',' && depth === 0) break;
-    }
-    const item = s.slice(pos, i).trimEnd();
-    if (item === '') throw new FlowParseError(s.slice(start, end), 'empty action', pos + 1);
-    let action: ActionSpec;
-    if (/^[0-9]/.test(item)) {
-      action = { type: 'output', port: parsePort(item, pos, item) };
-    } else {
-      const m = /^([a-z_][a-z0-9_]*)(?:\((.*)\))?$/i.exec(item);
-      if (!m) {
-        const problem = item.includes('(') && !item.endsWith(')') ? "missing ')'" : 'bad action';
-        throw new FlowParseError(item, problem, (problem === 'bad action' ? pos : i) + 1);
-      }
-      const parser = ACTION_PARSERS[m[1]];
-      if (!parser) throw new FlowParseError(item, `unknown action "${m[1]}"`, pos + 1);
-      action = parser(m[2] ?? null, pos, item);
-    }
-    actions.push(action);
-    pos = i + 1;
-    while (pos < end && ' \t\r\n'.includes(s[pos])) pos++;
-  }
-  if (actions.length > 1 && actions.some((a) => a.type === 'drop')) {
-    throw new FlowParseError(s.slice(start, end), 'drop must be the only action', start + 1);
-  }
-  return actions;
-}
-
-/** Parses an action list as after `actions:` (`2,3`, `drop`, `output(2)`); a leading `actions:` is allowed. */
-export function parseActions(text: string): ActionSpec[] {
-  const start = text.startsWith('actions:') ? 8 : 0;
-  return parseActionList(text, start, text.length);
-}
-
-/** As format_odp_actions: comma-separated, `drop` for none. */
-export function formatActions(actions: readonly ActionSpec[]): string {
-  if (actions.length === 0) return 'drop';
-  return actions.map((a) => (ACTION_FORMATTERS[a.type] as (x: ActionSpec) => string)(a)).join(',');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1012,3 +943,47 @@ export function formatDumpLine(flow: DumpLineInput, nowMs: number, options: { ve
   return `${text}, ${formatStats(flow.stats, nowMs)}, actions:${formatActions(flow.actions)}`;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Field codecs for set() actions (action-format.ts)
+
+/** The attributes a set() action may name, with their fields in the key layout. */
+export const SET_ATTR_FIELDS: Record<string, FieldDef[]> = {
+  eth: ETH_FIELDS, ipv4: IPV4_FIELDS, ipv6: IPV6_FIELDS, tcp: PORT_FIELDS, udp: PORT_FIELDS, sctp: PORT_FIELDS,
+  vlan: [f('vid', 'vid', FlowWord.VLAN0), f('pcp', 'pcp', FlowWord.VLAN0), f('cfi', 'cfi', FlowWord.VLAN0)],
+};
+
+/**
+ * Parses `field=value[/mask],...` of attribute `attr` (a key of SET_ATTR_FIELDS) into key/mask words
+ * of the key layout; fields not named stay wildcarded. `vlan` starts with the CFI bit set and
+ * matched, as odp-util's vlan() scanner does. Errors are FlowParseErrors on `text`, columns from
+ * `bodyAt` (0-based offset of `body` in the whole input).
+ */
+export function parseAttrFields(attr: string, body: string, bodyAt: number, text: string, key: Int32Array, mask: Int32Array): void {
+  const defs = SET_ATTR_FIELDS[attr];
+  if (attr === 'vlan') {
+    key[FlowWord.VLAN0] = VLAN_CFI;
+    mask[FlowWord.VLAN0] = VLAN_CFI;
+  }
+  const parser = new FlowParser(text, false, 0);
+  parser.allowBitsOutsideMask = true;
+  parser.parseFields(attr, body, bodyAt, text, defs, key, mask);
+}
+
+/** True when every field of `attr` is fully masked (a plain set, not a masked one). */
+export function attrFullyMasked(attr: string, mask: ArrayLike<number>): boolean {
+  if (attr === 'vlan') return (mask[FlowWord.VLAN0] & 0xffff) === 0xffff;
+  return SET_ATTR_FIELDS[attr].every((d) => fieldIsFull(d, mask));
+}
+
+/** `attr(fields)` as format_odp_key_attr prints it: every field when verbose, else the masked ones. */
+export function formatAttrFields(attr: string, key: ArrayLike<number>, mask: ArrayLike<number>, verbose: boolean): string {
+  if (attr === 'vlan') return formatVlan(key[FlowWord.VLAN0] & 0xffff, mask[FlowWord.VLAN0] & 0xffff, verbose);
+  const fields = SET_ATTR_FIELDS[attr].map((d) => formatField(d, key as Int32Array, mask as Int32Array, verbose)).filter((x): x is string => x !== null);
+  return `${attr}(${fields.join(',')})`;
+}
+
+/** format_vlan_tci's body for push_vlan (no `vlan(` around it). */
+export function formatVlanTciBody(tci: number, tciMask: number): string {
+  return formatVlan(tci, tciMask, false).slice(5, -1);
+}

@@ -19,6 +19,7 @@
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { finishHash, mixWord } from './flow-hash';
 import type { ActionSpec, FlowStats } from './flow-format';
+import { ActionCompileError, compileActions } from './action-program';
 
 export type { ActionSpec, FlowStats };
 
@@ -44,7 +45,7 @@ export interface InstalledFlow {
 }
 
 export class DpifError extends Error {
-  readonly code: 'ENOENT' | 'EEXIST' | 'EFBIG' | 'EINVAL';
+  readonly code: 'ENOENT' | 'EEXIST' | 'EFBIG' | 'EINVAL' | 'ENOBUFS';
   constructor(code: DpifError['code'], message: string) {
     super(message);
     this.code = code;
@@ -64,7 +65,8 @@ export const enum FlowStat {
 export interface InstallOp {
   id: number;
   generation: number;
-  output: number;
+  /** The flow's actions compiled for the workers (action-program.ts). */
+  program: Int32Array;
   zeroStats: boolean;
   key: Int32Array;
   mask: Int32Array;
@@ -116,6 +118,11 @@ export function deriveUfid(key: Int32Array, mask: Int32Array): string {
   return formatUfidWords([finishHash(h0, n), finishHash(h1, n), finishHash(h2, n), finishHash(h3, n)]);
 }
 
+/** The table's own copy of an action list (a shallow copy suffices for the flat actions, the common case). */
+function copyActions(actions: ActionSpec[]): ActionSpec[] {
+  return actions.every((a) => a.type === 'output' || a.type === 'drop') ? actions.map((a) => ({ ...a })) : structuredClone(actions);
+}
+
 const UFID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class FlowTable {
@@ -161,7 +168,7 @@ export class FlowTable {
     return new Set([...this.byUfid.values()].map((f) => f.mask)).size;
   }
 
-  private validate(spec: FlowSpec): { ufid: string; output: number } {
+  private validate(spec: FlowSpec): { ufid: string; program: Int32Array } {
     if (spec.key.length !== FLOW_KEY_WORDS || spec.mask.length !== FLOW_KEY_WORDS) {
       throw new DpifError('EINVAL', `a flow key and mask have ${FLOW_KEY_WORDS} words`);
     }
@@ -170,13 +177,15 @@ export class FlowTable {
       if ((spec.key[w] & ~spec.mask[w]) !== 0) throw new DpifError('EINVAL', `key word ${w} has bits outside its mask`);
     }
     if (this.backend.portSlot(spec.key[FlowWord.IN_PORT]) < 0) throw new DpifError('EINVAL', `in_port(${spec.key[FlowWord.IN_PORT]}): no such port`);
-    const outputs = spec.actions.filter((a) => a.type === 'output') as { type: 'output'; port: number }[];
-    if (outputs.length > 1) throw new DpifError('EINVAL', 'output to more than one port is not supported yet');
-    if (spec.actions.some((a) => a.type === 'drop') && spec.actions.length > 1) throw new DpifError('EINVAL', 'drop must be the only action');
-    const output = outputs.length ? this.backend.portSlot(outputs[0].port) : -1;
-    if (outputs.length && output < 0) throw new DpifError('EINVAL', `output(${outputs[0].port}): no such port`);
     if (spec.ufid != null && !UFID.test(spec.ufid)) throw new DpifError('EINVAL', `bad ufid ${spec.ufid}`);
-    return { ufid: spec.ufid ?? deriveUfid(spec.key, spec.mask), output };
+    let program: Int32Array;
+    try {
+      program = compileActions(spec.actions, { portSlot: (port) => this.backend.portSlot(port), key: spec.key, mask: spec.mask });
+    } catch (error) {
+      if (error instanceof ActionCompileError) throw new DpifError('EINVAL', error.message);
+      throw error;
+    }
+    return { ufid: spec.ufid ?? deriveUfid(spec.key, spec.mask), program };
   }
 
   /** dpif flow_put; resolves with the old stats when an installed flow was modified. */
@@ -197,14 +206,14 @@ export class FlowTable {
     const created: InstalledFlow[] = [];
     for (const { spec, flags } of items) {
       try {
-        const { ufid, output } = this.validate(spec);
+        const { ufid, program } = this.validate(spec);
         const existing = this.byUfid.get(ufid);
         if (existing) {
           if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${ufid} exists`);
           const oldStats = this.statsOf(existing.id);
-          existing.actions = spec.actions.map((a) => ({ ...a }));
+          existing.actions = copyActions(spec.actions);
           const generation = ++this.generations[existing.id];
-          ops.push({ id: existing.id, generation, output, zeroStats: (flags & PutFlags.ZERO_STATS) !== 0, key: existing.key, mask: existing.mask });
+          ops.push({ id: existing.id, generation, program, zeroStats: (flags & PutFlags.ZERO_STATS) !== 0, key: existing.key, mask: existing.mask });
           results.push({ created: false, oldStats });
           continue;
         }
@@ -214,10 +223,10 @@ export class FlowTable {
         const mask = this.internMask(spec.mask);
         const key = new Int32Array(FLOW_KEY_WORDS);
         for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = spec.key[w] & mask[w];
-        const flow: InstalledFlow = { id, ufid, key, mask, actions: spec.actions.map((a) => ({ ...a })) };
+        const flow: InstalledFlow = { id, ufid, key, mask, actions: copyActions(spec.actions) };
         this.byUfid.set(ufid, flow);
         created.push(flow);
-        ops.push({ id, generation: ++this.generations[id], output, zeroStats: true, key: flow.key, mask: flow.mask });
+        ops.push({ id, generation: ++this.generations[id], program, zeroStats: true, key: flow.key, mask: flow.mask });
         results.push({ created: true, oldStats: null });
       } catch (error) {
         if (!(error instanceof DpifError)) throw error;

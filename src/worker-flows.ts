@@ -13,6 +13,9 @@ import { SignatureMatchCache } from './smc';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { addWord, finishHash } from './flow-hash';
 import { FlowStat } from './flow-table';
+import { PROGRAM_DROP, PROGRAM_RUN, programDisposition } from './action-program';
+
+const NO_PROGRAM = new Int32Array(0);
 
 /** Key words the EMC hash covers: the ones that vary between flows. The cache compares whole keys. */
 const EMC_HASH_WORDS = Int32Array.of(
@@ -26,8 +29,16 @@ export class WorkerFlows {
   readonly emc: ExactMatchCache;
   readonly smc: SignatureMatchCache;
   readonly generations: Int32Array;
-  /** Output slot per flow id (-1: drop). */
+  /**
+   * What to do with a flow's packets (action-program.ts programDisposition): an output slot (a plain
+   * single output, the fast path), PROGRAM_DROP, or PROGRAM_RUN (run programs[flow]).
+   */
   readonly outputs: Int32Array;
+  /**
+   * Compiled action program per flow id, for PROGRAM_RUN (an empty array otherwise); grown up to the
+   * highest id installed, packed (a 200k-entry array per worker up front cost startup memory).
+   */
+  readonly programs: Int32Array[] = [];
   readonly stats: Float64Array;
   private readonly subtables: (Subtable | null)[];
   /** Lookup counters: hits in the exact-match cache, in the signature cache, in the classifier, misses. */
@@ -40,7 +51,7 @@ export class WorkerFlows {
     this.emc = new ExactMatchCache(emcEntries, emcInsertInverse);
     this.smc = new SignatureMatchCache(smcEntries);
     this.generations = new Int32Array(limit);
-    this.outputs = new Int32Array(limit).fill(-1);
+    this.outputs = new Int32Array(limit).fill(PROGRAM_DROP);
     this.stats = new Float64Array(stats);
     this.subtables = new Array(limit).fill(null);
   }
@@ -144,13 +155,29 @@ export class WorkerFlows {
     if (tcpFlags !== 0) stats[base + FlowStat.TCP_FLAGS] = stats[base + FlowStat.TCP_FLAGS] | tcpFlags;
   }
 
-  /** Installs flow `id` (key and mask at `at` in `words`) or, if installed, changes its output. */
+  /** Installs flow `id` (key and mask at `at` in `words`) or, if installed, sets its output slot (-1: drop). */
   applyPut(id: number, generation: number, output: number, zeroStats: boolean, words: Int32Array, at: number): number {
+    return this.install(id, generation, output < 0 ? PROGRAM_DROP : output, NO_PROGRAM, zeroStats, words, at);
+  }
+
+  /**
+   * Installs flow `id` (key and mask at `at` in `words`) or, if installed, changes its actions: the
+   * compiled program at `programAt`, `programLength` words (already verified).
+   */
+  applyPutProgram(id: number, generation: number, zeroStats: boolean, words: Int32Array, programAt: number, programLength: number, at: number): number {
+    const disposition = programDisposition(words, programAt, programLength);
+    const program = disposition === PROGRAM_RUN ? words.slice(programAt, programAt + programLength) : NO_PROGRAM;
+    return this.install(id, generation, disposition, program, zeroStats, words, at);
+  }
+
+  private install(id: number, generation: number, disposition: number, program: Int32Array, zeroStats: boolean, words: Int32Array, at: number): number {
     if (id < 0 || id >= this.outputs.length) return -22;
     if (this.subtables[id] === null) {
       this.subtables[id] = this.classifier.insert(words, at, words, at + FLOW_KEY_WORDS, id);
     }
-    this.outputs[id] = output;
+    this.outputs[id] = disposition;
+    while (this.programs.length <= id) this.programs.push(NO_PROGRAM);
+    this.programs[id] = program;
     this.generations[id] = generation;
     if (zeroStats) this.stats.fill(0, id * FlowStat.COUNT, (id + 1) * FlowStat.COUNT);
     return 0;
@@ -161,7 +188,8 @@ export class WorkerFlows {
     if (!subtable) return -2;
     this.classifier.remove(subtable, words, at, id);
     this.subtables[id] = null;
-    this.outputs[id] = -1;
+    this.outputs[id] = PROGRAM_DROP;
+    if (id < this.programs.length) this.programs[id] = NO_PROGRAM;
     this.generations[id]++;
     return 0;
   }
@@ -170,7 +198,8 @@ export class WorkerFlows {
     for (let id = 0; id < this.subtables.length; id++) {
       if (this.subtables[id] !== null) {
         this.subtables[id] = null;
-        this.outputs[id] = -1;
+        this.outputs[id] = PROGRAM_DROP;
+        if (id < this.programs.length) this.programs[id] = NO_PROGRAM;
         this.generations[id]++;
       }
     }

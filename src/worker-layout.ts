@@ -75,6 +75,19 @@ export const enum WorkerStat {
   /** Frames whose headers were truncated or malformed (the key stops at the last valid layer). */
   MALFORMED,
   COMMANDS,
+  /** Packets handed to the slow path (userspace() actions, misses after recirculation). */
+  UPCALLS,
+  /** Packets fed back into the lookup by recirc(). */
+  RECIRCULATIONS,
+  /** Drops by reason (action-exec.ts): recirculation deeper than MAX_RECIRC_DEPTH, a meter refused, */
+  DROP_RECIRC_LIMIT,
+  DROP_METER,
+  /** a copy needed (output to several places, clone, sample) and no free frame, */
+  DROP_NO_FRAME,
+  /** push_vlan with no room left in the frame. */
+  DROP_NO_HEADROOM,
+  /** Frames copied because a packet went to more than one place. */
+  FRAME_COPIES,
   COUNT,
 }
 
@@ -87,6 +100,7 @@ export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 export const WORKER_STAT_NAMES = [
   'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
   'emcHits', 'smcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
+  'upcalls', 'recirculations', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'frameCopies',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
 

@@ -17,12 +17,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ConsumerRing, ProducerRing, RingLayout } from '../src/ring';
 import { ControlWord, PortStat, WorkerState, WorkerStat } from '../src/worker-layout';
-import { Opcode, serveCommands, EINVAL, ENOSYS } from '../src/command-channel';
+import { Opcode, serveCommands, EINVAL, ENOSYS, ENOBUFS as E_NOBUFS } from '../src/command-channel';
 import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
 import { WorkerFlows } from '../src/worker-flows';
 import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
 import { extractFlowKey } from '../src/flow-extract';
+import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
+import { PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
 
 export const BATCH = 64;
 
@@ -86,7 +88,7 @@ class WorkerPort {
   }
 }
 
-class Forwarder {
+class Forwarder implements OutputSink {
   readonly control: Int32Array;
   readonly request: Int32Array;
   readonly reply: Int32Array;
@@ -98,6 +100,8 @@ class Forwarder {
   /** The UMEM as bytes (frames are parsed in place) and the key of the frame being looked up. */
   readonly packet: Uint8Array;
   readonly key: Int32Array;
+  /** Runs action programs; owns the free-frame stack and the batch's recorded outputs. */
+  readonly exec: ActionExecutor;
   readonly native: NativeAddon | null;
   readonly socketFds: Int32Array;
   readonly socketCount: number;
@@ -107,11 +111,10 @@ class Forwarder {
   readonly frameSize: number;
   readonly frameMask: number;
   readonly umemBytes: number;
-  /** Free-frame stack: frame base addresses. */
-  readonly free: Int32Array;
-  freeCount: number;
+  /** Free-frame stack: frame base addresses (shared with the executor, which takes copies from it). */
+  readonly pool: FramePool;
 
-  /** The current rx batch: each kept frame's address, length and output slot (-1 once sent). */
+  /** The batch's outputs (the executor's arrays): frame address, length, output slot (-1 once sent). */
   readonly batchAddr: Int32Array;
   readonly batchLen: Int32Array;
   readonly batchOut: Int32Array;
@@ -127,7 +130,6 @@ class Forwarder {
     this.portCount = this.ports.length;
     this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse, init.smcEntries);
     this.packet = new Uint8Array(init.umem);
-    this.key = new Int32Array(FLOW_KEY_WORDS);
     const sockets = this.ports.filter((p) => p.kind === PORT_KIND_AFXDP);
     this.native = sockets.length > 0 ? native() : null;
     this.socketFds = Int32Array.from(sockets.map((p) => p.fd));
@@ -138,12 +140,13 @@ class Forwarder {
     this.frameSize = init.frameSize;
     this.frameMask = init.frameSize - 1;
     this.umemBytes = init.frameSize * init.frameCount;
-    this.free = new Int32Array(init.frameCount);
-    for (let i = 0; i < init.frameCount; i++) this.free[i] = i * init.frameSize;
-    this.freeCount = init.frameCount;
-    this.batchAddr = new Int32Array(BATCH);
-    this.batchLen = new Int32Array(BATCH);
-    this.batchOut = new Int32Array(BATCH);
+    this.pool = new FramePool(init.frameCount, init.frameSize);
+    this.exec = new ActionExecutor(this.packet, init.frameSize, this.pool, this.workerStats, this.flows, 0x9e3779b9 ^ (init.index + 1));
+    this.exec.sink = this;
+    this.key = this.exec.keys;
+    this.batchAddr = this.exec.outAddr;
+    this.batchLen = this.exec.outLen;
+    this.batchOut = this.exec.outSlot;
     this.inFlight = 0;
     this.workerStats[WorkerStat.FRAMES_TOTAL] = init.frameCount;
     this.publishFrames();
@@ -200,9 +203,11 @@ class Forwarder {
   }
 
   /**
-   * One rx batch from a port: each frame's output is decided and recorded in the batch arrays, then
-   * the batch is flushed one output port at a time. Ring slots are computed inline from locals: this
-   * is the per-frame code, so it is kept free of calls.
+   * One rx batch from a port: each frame's flow is looked up; a flow whose actions are one output
+   * records that output here (the fast path), any other runs its program in the executor, which
+   * records its outputs in the same arrays; then the outputs are flushed one port at a time. Ring
+   * slots are computed inline from locals: this is the per-frame code, so it is kept free of calls
+   * on the fast path.
    */
   receive(port: WorkerPort): number {
     const rx = port.rx;
@@ -222,9 +227,12 @@ class Forwarder {
     const key = this.key;
     const flows = this.flows;
     const outputs = flows.outputs;
+    const exec = this.exec;
+    const pool = this.pool;
+    const freeStack = pool.stack;
     const inPort = port.number;
     const now = Date.now();
-    let kept = 0;
+    let kept = exec.outCount;
     let bytes = 0;
     let errors = 0;
     let foreign = 0;
@@ -242,24 +250,39 @@ class Forwarder {
       }
       if (len <= 0 || (addr & frameMask) + len > frameSize) {
         errors++;
-        this.free[this.freeCount++] = addr & ~frameMask;
+        freeStack[pool.count++] = addr & ~frameMask;
         continue;
       }
       bytes += len;
       if (extractFlowKey(packet, addr, len, inPort, key, 0) !== 0) malformed++;
       const flow = flows.lookup(key, 0);
-      const output = flow < 0 ? -1 : outputs[flow];
-      if (flow >= 0) flows.count(flow, len, now, key[FlowWord.TCP_FLAGS]);
-      if (output < 0) {
-        if (flow >= 0) dropped++;
-        this.free[this.freeCount++] = addr & ~frameMask;
+      if (flow < 0) {
+        freeStack[pool.count++] = addr & ~frameMask;
         continue;
       }
-      batchAddr[kept] = addr;
-      batchLen[kept] = len;
-      batchOut[kept] = output;
-      kept++;
+      flows.count(flow, len, now, key[FlowWord.TCP_FLAGS]);
+      const output = outputs[flow];
+      if (output >= 0) {
+        if (kept === OUTPUT_CAPACITY) {
+          exec.outCount = kept;
+          this.flushOutputs();
+          kept = 0;
+        }
+        batchAddr[kept] = addr;
+        batchLen[kept] = len;
+        batchOut[kept] = output;
+        kept++;
+      } else if (output === PROGRAM_RUN) {
+        exec.outCount = kept;
+        const program = flows.programs[flow];
+        exec.runPacket(program, 0, program.length, addr, len, inPort, now);
+        kept = exec.outCount;
+      } else {
+        dropped++;
+        freeStack[pool.count++] = addr & ~frameMask;
+      }
     }
+    exec.outCount = kept;
     rx.release(count);
     const stats = this.portStats;
     stats[port.statBase + PortStat.FRAMES_RECEIVED] += count - foreign;
@@ -275,9 +298,16 @@ class Forwarder {
     ws[WorkerStat.MISSED] = flows.missed;
     ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
     ws[WorkerStat.BATCHES]++;
+    this.flushOutputs();
+    return count;
+  }
+
+  /** Transmits the recorded outputs (OutputSink: also called by the executor when they fill up). */
+  flushOutputs(): void {
+    const kept = this.exec.outCount;
     this.inFlight = kept;
     this.flush(kept);
-    return count;
+    this.exec.outCount = 0;
   }
 
   /**
@@ -292,6 +322,31 @@ class Forwarder {
       this.transmit(this.ports[slot], slot, first, kept);
       while (first < kept && batchOut[first] === -1) first++;
     }
+  }
+
+  /**
+   * Packet execute (packet-out, Opcode.EXECUTE): the frame from the request into a free frame, its
+   * key extracted, the program run by the same executor as received frames, outputs sent at once.
+   */
+  execute(request: Int32Array, at: number, argCount: number): number {
+    const inPort = request[at];
+    const length = request[at + 1];
+    const programLength = request[at + 2];
+    const frameWords = (length + 3) >> 2;
+    if (length < 14 || length > this.frameSize - COPY_HEADROOM || programLength < 0 || programLength > MAX_PROGRAM_WORDS) return -EINVAL;
+    if (argCount !== 3 + frameWords + programLength) return -EINVAL;
+    const programAt = at + 3 + frameWords;
+    if (!verifyProgram(request, programAt, programAt + programLength, this.portCount)) return -EINVAL;
+    const pool = this.pool;
+    if (pool.count === 0) return -E_NOBUFS;
+    const addr = pool.stack[--pool.count] + COPY_HEADROOM;
+    const packet = this.packet;
+    for (let i = 0; i < length; i++) packet[addr + i] = (request[at + 3 + (i >> 2)] >>> (24 - 8 * (i & 3))) & 0xff;
+    if (extractFlowKey(packet, addr, length, inPort, this.key, 0) !== 0) this.workerStats[WorkerStat.MALFORMED]++;
+    this.exec.runPacket(request, programAt, programAt + programLength, addr, length, inPort, Date.now());
+    this.flushOutputs();
+    this.publishFrames();
+    return 0;
   }
 
   /** Puts the batch frames for `slot` (from index `first` on) on that port's tx ring. */
@@ -314,7 +369,7 @@ class Forwarder {
       const addr = batchAddr[i];
       if (free === 0) {
         dropped++;
-        this.free[this.freeCount++] = addr & ~this.frameMask;
+        this.pool.stack[this.pool.count++] = addr & ~this.frameMask;
         continue;
       }
       free--;
@@ -359,10 +414,10 @@ class Forwarder {
     const mask = comp.mask;
     const consumer = comp.cachedConsumer;
     const notFrame = ~this.frameMask;
-    const free = this.free;
-    let top = this.freeCount;
+    const free = this.pool.stack;
+    let top = this.pool.count;
     for (let i = 0; i < count; i++) free[top++] = words[descWord + ((((consumer + i) | 0) & mask) << 1)] & notFrame;
-    this.freeCount = top;
+    this.pool.count = top;
     comp.release(count);
     this.portStats[port.statBase + PortStat.FRAMES_COMPLETED] += count;
   }
@@ -372,25 +427,25 @@ class Forwarder {
     const fill = port.fill;
     let count = fill.freeSlots(BATCH);
     if (count < BATCH) return;
-    if (count > this.freeCount) {
-      if (this.freeCount === 0) {
+    if (count > this.pool.count) {
+      if (this.pool.count === 0) {
         this.portStats[port.statBase + PortStat.FILL_STARVED]++;
         return;
       }
-      count = this.freeCount;
+      count = this.pool.count;
     }
     const words = fill.words;
     const descWord = fill.descWord;
     const mask = fill.mask;
     const producer = fill.cachedProducer;
-    const free = this.free;
-    let top = this.freeCount;
+    const free = this.pool.stack;
+    let top = this.pool.count;
     for (let i = 0; i < count; i++) {
       const word = descWord + ((((producer + i) | 0) & mask) << 1);
       words[word] = free[--top];
       words[word + 1] = 0;
     }
-    this.freeCount = top;
+    this.pool.count = top;
     fill.submit(count);
     this.portStats[port.statBase + PortStat.FRAMES_FILLED] += count;
     if (port.kind === PORT_KIND_AFXDP && fill.needsWakeup()) {
@@ -409,7 +464,7 @@ class Forwarder {
   }
 
   publishFrames(): void {
-    this.workerStats[WorkerStat.FRAMES_FREE] = this.freeCount;
+    this.workerStats[WorkerStat.FRAMES_FREE] = this.pool.count;
     this.workerStats[WorkerStat.FRAMES_IN_FLIGHT] = this.inFlight;
   }
 
@@ -449,11 +504,14 @@ function applyCommand(opcode: number, request: Int32Array, at: number, argCount:
   const flows = forwarder.flows;
   switch (opcode) {
     case Opcode.FLOW_PUT: {
-      if (argCount !== 4 + 2 * FLOW_KEY_WORDS) return -EINVAL;
-      const output = request[at + 2];
-      if (output < -1 || output >= forwarder.portCount) return -EINVAL;
-      return flows.applyPut(request[at], request[at + 1], output, request[at + 3] !== 0, request, at + 4);
+      const programLength = request[at + 3];
+      if (programLength < 0 || programLength > MAX_PROGRAM_WORDS || argCount !== 4 + programLength + 2 * FLOW_KEY_WORDS) return -EINVAL;
+      if (!verifyProgram(request, at + 4, at + 4 + programLength, forwarder.portCount)) return -EINVAL;
+      return flows.applyPutProgram(request[at], request[at + 1], request[at + 2] !== 0, request, at + 4, programLength, at + 4 + programLength);
     }
+    case Opcode.EXECUTE:
+      if (argCount < 3) return -EINVAL;
+      return forwarder.execute(request, at, argCount);
     case Opcode.FLOW_DEL:
       if (argCount !== 1 + 2 * FLOW_KEY_WORDS) return -EINVAL;
       return flows.applyDel(request[at], request, at + 1);

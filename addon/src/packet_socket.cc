@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace xdpts {
 
@@ -17,6 +18,8 @@ namespace {
 
 // packetOpen(ifname, receiveBufferBytes) -> fd: bound to ifname, receives every frame it sees
 // (outgoing ones excluded), sends frames as given (no qdisc bypass: the queue follows the flow hash).
+// PACKET_AUXDATA is on: the receive path untags the outer VLAN header into the skb's metadata, and
+// packetReceive puts it back, so a capture shows the frame as it was on the wire (as libpcap does).
 Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string ifname;
@@ -28,6 +31,7 @@ Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
   if (fd < 0) return ThrowErrno(env, "open packet socket on " + ifname, errno);
   int one = 1;
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+  setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one));
   if (receive_buffer > 0) {
     int bytes = static_cast<int>(receive_buffer);
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) &&
@@ -79,9 +83,42 @@ Napi::Value PacketReceive(const Napi::CallbackInfo& info) {
   } while (ready < 0 && errno == EINTR);
   if (ready < 0) return ThrowErrno(env, "wait on packet socket", errno);
   if (ready == 0) return Napi::Number::New(env, -1);
-  ssize_t length = recv(static_cast<int>(fd), buffer.Data(), buffer.ByteLength(), MSG_TRUNC | MSG_DONTWAIT);
+  // Received 4 bytes in: room to put an untagged VLAN header back in front of the type field.
+  uint8_t* data = buffer.Data();
+  size_t capacity = buffer.ByteLength();
+  if (capacity < 4) return ThrowMessage(env, "buffer too small");
+  iovec iov = {data + 4, capacity - 4};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];
+  msghdr message = {};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  ssize_t length = recvmsg(static_cast<int>(fd), &message, MSG_TRUNC | MSG_DONTWAIT);
   if (length < 0) return ThrowErrno(env, "receive on packet socket", errno);
-  return Napi::Number::New(env, static_cast<double>(length));
+  bool tagged = false;
+  uint16_t tci = 0, tpid = ETH_P_8021Q;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+    if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+    tpacket_auxdata aux;
+    memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+    if (aux.tp_status & TP_STATUS_VLAN_VALID) {
+      tagged = true;
+      tci = aux.tp_vlan_tci;
+      if (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) tpid = aux.tp_vlan_tpid;
+    }
+  }
+  size_t stored = static_cast<size_t>(length) < capacity - 4 ? static_cast<size_t>(length) : capacity - 4;
+  if (!tagged || length < 12) {
+    memmove(data, data + 4, stored);
+    return Napi::Number::New(env, static_cast<double>(length));
+  }
+  memmove(data, data + 4, 12);
+  data[12] = tpid >> 8;
+  data[13] = tpid & 0xff;
+  data[14] = tci >> 8;
+  data[15] = tci & 0xff;
+  return Napi::Number::New(env, static_cast<double>(length + 4));
 }
 
 }  // namespace

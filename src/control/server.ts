@@ -7,6 +7,11 @@
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
  *    flow.flush, flow.dump {verbose, terse}: the flow table in the datapath flow syntax (see flow-table.ts
  *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL).
+ *  - packet.execute {packet, actions, inPort}: packet execute ("packet-out", dpif execute): `packet`
+ *    is the frame in hex (spaces, colons and dots between bytes allowed), `actions` an action list
+ *    in the datapath syntax, `inPort` the odp port it counts as received on; the actions run in
+ *    worker 0 with the same code as received frames. EINVAL for bad input, ENOBUFS when the worker
+ *    has no free frame.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -14,7 +19,16 @@ import * as path from 'node:path';
 import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
-import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseUfid } from '../flow-format';
+import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseActions, parseUfid } from '../flow-format';
+
+/** Hex bytes, optionally separated by spaces, colons or dots (as ovs-ofctl's packet= takes). */
+export function parsePacketHex(text: string): Uint8Array {
+  const digits = text.replace(/[\s:.]/g, '');
+  const bad = /[^0-9a-fA-F]/.exec(digits);
+  if (bad) throw new ControlError('EINVAL', `"packet": bad hex digit "${bad[0]}"`);
+  if (digits.length % 2 !== 0) throw new ControlError('EINVAL', '"packet": odd number of hex digits');
+  return Uint8Array.from(Buffer.from(digits, 'hex'));
+}
 
 type Handler = (args: Record<string, unknown>) => unknown;
 
@@ -68,6 +82,14 @@ export class ControlServer {
         return { ufid: flow.ufid, line: formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, Date.now(), { verbose: args.verbose === true }), stats };
       },
       'flow.del': async (args) => datapath.flows.del(flowName(args)),
+      // packet.execute {packet: "hex", actions: "2,set(...)", inPort: N}
+      'packet.execute': async (args) => {
+        const packet = parsePacketHex(text(args, 'packet'));
+        const actions = parseActions(text(args, 'actions'));
+        if (!Number.isInteger(args.inPort)) throw new ControlError('EINVAL', '"inPort" must be a port number');
+        await datapath.execute(packet, actions, args.inPort as number);
+        return null;
+      },
       'flow.flush': async () => datapath.flows.flush(),
       // flow.dump {verbose=false, terse=false}: one ovs-dpctl dump-flows line per flow; terse:
       // {ufid, stats} per flow only, as dpif's terse dump.

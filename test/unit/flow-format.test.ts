@@ -277,7 +277,7 @@ test('actions: outputs, drop, output(N); unknown refused', () => {
   assert.equal(formatActions([]), 'drop');
   assert.equal(formatActions([{ type: 'drop' }]), 'drop');
   assert.equal(formatActions(parseActions('output(7),1')), '7,1');
-  assert.throws(() => parseActions('2,set(ipv4(ttl=1))'), /unknown action "set" at column 3/);
+  assert.throws(() => parseActions('2,frob(1)'), /unknown action "frob" at column 3/);
   assert.throws(() => parseActions('drop,2'), /drop must be the only action at column 1/);
   assert.throws(() => parseActions(''), /no actions \(use drop\) at column 1/);
   assert.throws(() => parseActions('2,,3'), /empty action at column 3/);

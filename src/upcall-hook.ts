@@ -1,0 +1,35 @@
+/**
+ * The executor's way to the slow path: a packet that misses every flow (after a recirculation) or
+ * reaches a `userspace(pid=..,userdata(..))` action is handed to an UpcallHook on the worker thread.
+ * The upcall issue builds the real one (queues to subscribers); until then DiscardUpcalls counts and
+ * drops.
+ *
+ * Ownership: `frame[at, at + length)` and `key` are the worker's and only valid during the call; an
+ * implementation copies what it keeps. The packet itself stays the executor's (it continues with the
+ * following actions or is freed). Hot path: no allocation per call beyond such a copy, no exceptions.
+ */
+export const enum UpcallKind {
+  /** No flow matched (dpif DPIF_UC_MISS). */
+  MISS = 0,
+  /** A userspace() action (DPIF_UC_ACTION). */
+  ACTION = 1,
+}
+
+export interface UpcallHook {
+  /**
+   * One upcall. `inPort` is the odp port the packet came in on; `key` (FLOW_KEY_WORDS words at
+   * `keyAt`) its flow key as extracted at this pass; for ACTION, `pid` and the userdata bytes
+   * (`userdataBytes` bytes packed big-endian in `userdata` words from `userdataAt`); for MISS, pid 0
+   * and no userdata.
+   */
+  upcall(kind: UpcallKind, inPort: number, key: Int32Array, keyAt: number, frame: Uint8Array, at: number, length: number,
+    pid: number, userdata: Int32Array, userdataAt: number, userdataBytes: number): void;
+}
+
+/** No slow path yet: upcalls are counted (by the executor, WorkerStat.UPCALLS) and the packet dropped. */
+export class DiscardUpcalls implements UpcallHook {
+  upcall(_kind: UpcallKind, _inPort: number, _key: Int32Array, _keyAt: number, _frame: Uint8Array, _at: number, _length: number,
+    _pid: number, _userdata: Int32Array, _userdataAt: number, _userdataBytes: number): void {
+    // Counted by the executor; nothing kept.
+  }
+}
