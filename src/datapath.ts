@@ -38,6 +38,10 @@ import {
   WORKER_STAT_NAMES, WorkerStatName, frameAccount,
 } from './worker-layout';
 import type { ForwarderInit } from '../workers/forwarder';
+import { createUpcallRing, UpcallConsumer } from './upcall-ring';
+import { UpcallDispatcher } from './upcall-dispatcher';
+import { Revalidator } from './revalidator';
+import { SlowPathController } from './slowpath/slow-path';
 
 const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
 /**
@@ -107,6 +111,11 @@ export class Datapath {
   private readonly workers: WorkerHandle[] = [];
   private readonly log: LogFunction;
   readonly flows: FlowTable;
+  /** The slow path, when the config has one: its state, the upcall dispatcher, the revalidator. */
+  slowPath: SlowPathController | null = null;
+  upcalls: UpcallDispatcher | null = null;
+  revalidator: Revalidator | null = null;
+  private readonly upcallConsumers: UpcallConsumer[] = [];
   private stopped = false;
 
   private constructor(config: DatapathConfig, log: LogFunction) {
@@ -200,6 +209,8 @@ export class Datapath {
       const portStats = new SharedArrayBuffer(this.ports.length * PortStat.COUNT * 8);
       const flowStats = new SharedArrayBuffer(this.config.flows.limit * FlowStat.COUNT * 8);
       this.ports.forEach((port) => port instanceof MemoryVport && port.bindControl(index, control));
+      const upcallRing = this.config.slowPath ? createUpcallRing(this.config.upcalls.ringSlots, this.config.upcalls.snaplen) : null;
+      if (upcallRing) this.upcallConsumers.push(new UpcallConsumer(upcallRing));
       const init: ForwarderInit = {
         index,
         cpu: workers.cpus[index] ?? null,
@@ -218,6 +229,7 @@ export class Datapath {
         emcEntries: this.config.flows.emcEntries,
         emcInsertInverse: this.config.flows.emcInsertInverse,
         smcEntries: this.config.flows.smcEntries,
+        upcallRing,
       };
       const thread = new Worker(FORWARDER, { workerData: init, name: `xdp-ts worker ${index}` });
       const handle: WorkerHandle = {
@@ -249,11 +261,33 @@ export class Datapath {
       port.start();
       this.log('port_up', { port: port.name, number: port.number, type: port.type, ...port.describe() });
     }
+    if (this.config.slowPath) this.startSlowPath();
+  }
+
+  private startSlowPath(): void {
+    const config = this.config.slowPath;
+    if (!config) return;
+    const resolved = config.type === 'module' ? { ...config, path: path.resolve(config.path) } : config;
+    this.slowPath = new SlowPathController(resolved, this.ports.map((p) => ({ number: p.number, name: p.name })));
+    const up = this.config.upcalls;
+    const handlers = UpcallDispatcher.handlerThreads(up.handlers, this.config.workers.count);
+    this.upcalls = new UpcallDispatcher(this, this.upcallConsumers, this.slowPath, { handlers, queueLimit: up.queueLimit }, this.config.flows.limit);
+    this.revalidator = new Revalidator(this.flows, this.upcalls, this.slowPath, this.config.flows.limit, up.maxIdleMs, up.revalidateIntervalMs);
+    this.upcalls.start();
+    this.revalidator.start();
+    this.log('slow_path_up', { type: config.type, handlers, flowLimit: this.upcalls.flowLimit });
   }
 
   /** Stops everything that was started; safe on a half-started datapath and idempotent. */
   private async tearDown(): Promise<FrameAccount[]> {
     const errors: unknown[] = [];
+    // The slow path first: it executes frames on the workers.
+    try {
+      await this.revalidator?.stop();
+      await this.upcalls?.stop();
+    } catch (error) {
+      errors.push(error);
+    }
     for (const port of this.ports) {
       try {
         port.stop();
@@ -323,31 +357,68 @@ export class Datapath {
 
   /** Packet execute (dpif execute): see the file comment. */
   async execute(frame: Uint8Array, actions: ActionSpec[], inPort: number): Promise<void> {
-    const slot = this.ports.findIndex((p) => p.number === inPort);
-    if (slot < 0) throw new DpifError('EINVAL', `in_port(${inPort}): no such port`);
+    const [outcome] = await this.executeMany([{ frame, actions, inPort }]);
+    if (outcome !== null) throw outcome;
+  }
+
+  /**
+   * Many executes in one worker transaction (the upcall path executes a handler batch at once):
+   * each item's outcome is null or its error, as execute() would have thrown it.
+   */
+  async executeMany(items: { frame: Uint8Array; actions: ActionSpec[]; inPort: number }[]): Promise<(Error | null)[]> {
+    const outcomes: (Error | null)[] = new Array(items.length).fill(null);
+    const operations: Operation[] = [];
+    const opIndex: number[] = [];
     const maxLength = this.config.umem.frameSize - COPY_HEADROOM;
-    if (frame.length < 14 || frame.length > maxLength) throw new DpifError('EINVAL', `a packet is 14 to ${maxLength} bytes (got ${frame.length})`);
-    const key = new Int32Array(FLOW_KEY_WORDS);
-    extractFlowKey(frame, 0, frame.length, inPort, key, 0);
-    let program: Int32Array;
-    try {
-      program = compileActions(actions, { portSlot: (n) => this.ports.findIndex((p) => p.number === n), key, mask: new Int32Array(FLOW_KEY_WORDS).fill(-1) });
-    } catch (error) {
-      if (error instanceof ActionCompileError) throw new DpifError('EINVAL', error.message);
-      throw error;
-    }
-    const frameWords = (frame.length + 3) >> 2;
-    const args = new Int32Array(3 + frameWords + program.length);
-    args[0] = inPort;
-    args[1] = frame.length;
-    args[2] = program.length;
-    for (let i = 0; i < frame.length; i++) args[3 + (i >> 2)] |= frame[i] << (24 - 8 * (i & 3));
-    args.set(program, 3 + frameWords);
+    items.forEach(({ frame, actions, inPort }, i) => {
+      const slot = this.ports.findIndex((p) => p.number === inPort);
+      if (slot < 0) {
+        outcomes[i] = new DpifError('EINVAL', `in_port(${inPort}): no such port`);
+        return;
+      }
+      if (frame.length < 14 || frame.length > maxLength) {
+        outcomes[i] = new DpifError('EINVAL', `a packet is 14 to ${maxLength} bytes (got ${frame.length})`);
+        return;
+      }
+      const key = new Int32Array(FLOW_KEY_WORDS);
+      extractFlowKey(frame, 0, frame.length, inPort, key, 0);
+      let program: Int32Array;
+      try {
+        program = compileActions(actions, { portSlot: (n) => this.ports.findIndex((p) => p.number === n), key, mask: new Int32Array(FLOW_KEY_WORDS).fill(-1) });
+      } catch (error) {
+        if (error instanceof ActionCompileError) {
+          outcomes[i] = new DpifError('EINVAL', error.message);
+          return;
+        }
+        throw error;
+      }
+      const frameWords = (frame.length + 3) >> 2;
+      const args = new Int32Array(3 + frameWords + program.length);
+      args[0] = inPort;
+      args[1] = frame.length;
+      args[2] = program.length;
+      for (let b = 0; b < frame.length; b++) args[3 + (b >> 2)] |= frame[b] << (24 - 8 * (b & 3));
+      args.set(program, 3 + frameWords);
+      operations.push({ opcode: Opcode.EXECUTE, args });
+      opIndex.push(i);
+    });
     const worker = this.workers[0];
     if (!worker) throw new Error('the datapath has no running worker');
-    const [status] = await worker.channel.transact([{ opcode: Opcode.EXECUTE, args }]);
-    if (status === -ENOBUFS) throw new DpifError('ENOBUFS', 'no free frame in the worker to execute the packet in');
-    if (status !== 0) throw new Error(`worker 0 refused execute: status ${status}`);
+    // As many per transaction as fit the request area.
+    for (let first = 0; first < operations.length;) {
+      let words = 0;
+      let last = first;
+      while (last < operations.length && last - first < REPLY_WORDS && words + 2 + operations[last].args.length <= REQUEST_WORDS) words += 2 + operations[last++].args.length;
+      if (last === first) throw new RangeError('a packet too large for the request area');
+      const statuses = await worker.channel.transact(operations.slice(first, last));
+      statuses.forEach((status, j) => {
+        const i = opIndex[first + j];
+        if (status === -ENOBUFS) outcomes[i] = new DpifError('ENOBUFS', 'no free frame in the worker to execute the packet in');
+        else if (status !== 0) outcomes[i] = new Error(`worker 0 refused execute: status ${status}`);
+      });
+      first = last;
+    }
+    return outcomes;
   }
 
   /** Datapath stats as `ovs-dpctl show` reports them: lookups hit (by cache level), missed, lost. */
@@ -357,15 +428,18 @@ export class Datapath {
     let megaflowHits = 0;
     let missed = 0;
     let probes = 0;
+    // Lost: upcalls a worker's ring had no room for, and those the handler pool refused.
+    let lost = this.upcalls?.stats.lost ?? 0;
     for (const w of this.workers) {
       emcHits += w.workerStats[WorkerStat.EMC_HITS];
       smcHits += w.workerStats[WorkerStat.SMC_HITS];
       megaflowHits += w.workerStats[WorkerStat.MEGAFLOW_HITS];
       missed += w.workerStats[WorkerStat.MISSED];
+      lost += w.workerStats[WorkerStat.UPCALLS_LOST];
       probes += w.workerStats[WorkerStat.SUBTABLE_PROBES];
     }
     return {
-      hit: emcHits + smcHits + megaflowHits, emcHits, smcHits, megaflowHits, missed, lost: 0,
+      hit: emcHits + smcHits + megaflowHits, emcHits, smcHits, megaflowHits, missed, lost,
       flows: this.flows.count, masks: this.flows.maskCount, maskHits: probes,
       subtableLookupsPerHit: megaflowHits > 0 ? probes / megaflowHits : 0,
     };

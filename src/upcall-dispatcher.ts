@@ -36,8 +36,11 @@ export const UPCALL_BATCH = 64;
 /** What the dispatcher needs of the datapath. */
 export interface UpcallDatapath {
   readonly flows: FlowTable;
-  /** Runs `actions` on `frame` as if it had been received on `inPort` (packet-out). */
-  execute(frame: Uint8Array, actions: ActionSpec[], inPort: number): Promise<void>;
+  /**
+   * Runs each item's `actions` on its `frame` as if received on `inPort` (packet-out), in one
+   * transaction where possible; an outcome per item (null or its error).
+   */
+  executeMany(items: { frame: Uint8Array; actions: ActionSpec[]; inPort: number }[]): Promise<(Error | null)[]>;
 }
 
 export interface UpcallOptions {
@@ -310,6 +313,7 @@ export class UpcallDispatcher {
         for (const put of puts) this.pending.delete(put.spec.ufid);
       }
     }
+    const runnable: { frame: Uint8Array; actions: ActionSpec[]; inPort: number; queuedMs: number }[] = [];
     for (const { upcall, actions } of executes) {
       // A drop decision needs no execute; a frame cut by the ring's snaplen cannot be executed.
       if (actions.every((a) => a.type === 'drop')) continue;
@@ -317,14 +321,21 @@ export class UpcallDispatcher {
         this.stats.executeErrors++;
         continue;
       }
-      try {
-        await this.datapath.execute(upcall.frame, actions, upcall.inPort);
-        this.stats.executed++;
-      } catch {
-        this.stats.executeErrors++;
-      }
-      this.recordLatency(performance.timeOrigin + performance.now() - upcall.queuedMs);
+      runnable.push({ frame: upcall.frame, actions, inPort: upcall.inPort, queuedMs: upcall.queuedMs });
     }
+    if (runnable.length === 0) return;
+    let outcomes: (Error | null)[];
+    try {
+      outcomes = await this.datapath.executeMany(runnable);
+    } catch {
+      outcomes = runnable.map(() => new Error('execute failed'));
+    }
+    const doneMs = performance.timeOrigin + performance.now();
+    outcomes.forEach((outcome, i) => {
+      if (outcome === null) this.stats.executed++;
+      else this.stats.executeErrors++;
+      this.recordLatency(doneMs - runnable[i].queuedMs);
+    });
   }
 
   private recordLatency(ms: number): void {

@@ -13,14 +13,11 @@
  *
  * Hot path (worker side): push()/publish() allocate nothing.
  */
-import { FLOW_KEY_WORDS } from './flow-key';
+import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
+import { UpcallHook, UpcallKind } from './upcall-hook';
+import { WorkerStat } from './worker-layout';
 
-export const enum UpcallKind {
-  /** No flow matched (dpif's DPIF_UC_MISS). */
-  MISS = 0,
-  /** A userspace() action (DPIF_UC_ACTION). */
-  USERSPACE = 1,
-}
+export { UpcallKind };
 
 /** Header words of the ring (Int32), each on its own cache line. */
 const PRODUCER = 0;
@@ -93,11 +90,12 @@ export class UpcallProducer {
 
   /**
    * Queues an upcall: the key at `keyAt` in `key`, `length` frame bytes at `at` in `packet`
-   * (captured up to snaplen), userdata bytes at `userdataAt` in `userdata` (`userdataLength` may be
-   * 0). False if the ring is full (the caller counts it lost).
+   * (captured up to snaplen), `userdataLength` userdata bytes packed big-endian in the words of
+   * `userdata` from `userdataAt` (as action programs hold them; may be 0). False if the ring is
+   * full (the caller counts it lost).
    */
   push(kind: number, inPort: number, key: Int32Array, keyAt: number, packet: Uint8Array, at: number, length: number,
-    hash: number, nowMs: number, userdata: Uint8Array, userdataAt: number, userdataLength: number): boolean {
+    hash: number, nowMs: number, userdata: Int32Array, userdataAt: number, userdataLength: number): boolean {
     if (((this.producer - this.cachedConsumer) | 0) >= this.slots) {
       this.cachedConsumer = Atomics.load(this.words, CONSUMER);
       if (((this.producer - this.cachedConsumer) | 0) >= this.slots) return false;
@@ -116,7 +114,7 @@ export class UpcallProducer {
     for (let w = 0; w < FLOW_KEY_WORDS; w++) words[base + UpcallWord.KEY + w] = key[keyAt + w];
     const bytes = this.bytes;
     const udByte = (base + UpcallWord.USERDATA) * 4;
-    for (let i = 0; i < udLength; i++) bytes[udByte + i] = userdata[userdataAt + i];
+    for (let i = 0; i < udLength; i++) bytes[udByte + i] = (userdata[userdataAt + (i >> 2)] >>> (24 - ((i & 3) << 3))) & 0xff;
     const frameByte = (base + FRAME_WORD) * 4;
     for (let i = 0; i < captured; i++) bytes[frameByte + i] = packet[at + i];
     this.producer = (this.producer + 1) | 0;
@@ -130,6 +128,37 @@ export class UpcallProducer {
     Atomics.store(this.words, PRODUCER, this.producer);
     Atomics.notify(this.words, PRODUCER);
     return true;
+  }
+}
+
+/**
+ * The worker's UpcallHook over its ring: misses (from the forwarder and after a recirculation) and
+ * userspace() actions are queued; a full ring counts WorkerStat.UPCALLS_LOST. The forwarder calls
+ * publish() once per batch.
+ */
+export class RingUpcalls implements UpcallHook {
+  private readonly producer: UpcallProducer;
+  private readonly stats: Float64Array;
+
+  constructor(init: UpcallRingInit, workerStats: Float64Array) {
+    this.producer = new UpcallProducer(init);
+    this.stats = workerStats;
+  }
+
+  upcall(kind: UpcallKind, inPort: number, key: Int32Array, keyAt: number, frame: Uint8Array, at: number, length: number,
+    _pid: number, userdata: Int32Array, userdataAt: number, userdataBytes: number): void {
+    // The flow hash that picks the handler lane: the 5-tuple and addresses, mixed.
+    let hash = Math.imul(key[keyAt + FlowWord.IP_SRC] ^ key[keyAt + FlowWord.IPV6_SRC + 3], 0x9e3779b1);
+    hash = Math.imul(hash ^ key[keyAt + FlowWord.IP_DST] ^ key[keyAt + FlowWord.IPV6_DST + 3], 0x85ebca6b);
+    hash = Math.imul(hash ^ (key[keyAt + FlowWord.TP_SRC] << 16) ^ key[keyAt + FlowWord.TP_DST] ^ key[keyAt + FlowWord.ETH_SRC_LO], 0xc2b2ae35);
+    hash ^= hash >>> 16;
+    if (!this.producer.push(kind, inPort, key, keyAt, frame, at, length, hash, performance.timeOrigin + performance.now(), userdata, userdataAt, userdataBytes)) {
+      this.stats[WorkerStat.UPCALLS_LOST]++;
+    }
+  }
+
+  publish(): void {
+    this.producer.publish();
   }
 }
 

@@ -77,6 +77,8 @@ export const enum WorkerStat {
   COMMANDS,
   /** Packets handed to the slow path (userspace() actions, misses after recirculation). */
   UPCALLS,
+  /** Upcalls that found the worker's upcall ring full (OVS's "lost"). */
+  UPCALLS_LOST,
   /** Packets fed back into the lookup by recirc(). */
   RECIRCULATIONS,
   /** Drops by reason (action-exec.ts): recirculation deeper than MAX_RECIRC_DEPTH, a meter refused, */
@@ -100,7 +102,7 @@ export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 export const WORKER_STAT_NAMES = [
   'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
   'emcHits', 'smcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
-  'upcalls', 'recirculations', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'frameCopies',
+  'upcalls', 'upcallsLost', 'recirculations', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'frameCopies',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
 

@@ -23,6 +23,8 @@ import { WorkerFlows } from '../src/worker-flows';
 import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
 import { extractFlowKey } from '../src/flow-extract';
+import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
+import { UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
 import { PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
 
@@ -56,6 +58,8 @@ export interface ForwarderInit {
   emcEntries: number;
   emcInsertInverse: number;
   smcEntries: number;
+  /** The worker's upcall ring when a slow path is configured (else misses are dropped and counted). */
+  upcallRing: UpcallRingInit | null;
 }
 
 /** Empty loops spun before an adaptive worker sleeps, and how long it sleeps at most. */
@@ -102,6 +106,8 @@ class Forwarder implements OutputSink {
   readonly key: Int32Array;
   /** Runs action programs; owns the free-frame stack and the batch's recorded outputs. */
   readonly exec: ActionExecutor;
+  /** The upcall ring's producer, or null without a slow path. */
+  readonly upcalls: RingUpcalls | null;
   readonly native: NativeAddon | null;
   readonly socketFds: Int32Array;
   readonly socketCount: number;
@@ -143,6 +149,8 @@ class Forwarder implements OutputSink {
     this.pool = new FramePool(init.frameCount, init.frameSize);
     this.exec = new ActionExecutor(this.packet, init.frameSize, this.pool, this.workerStats, this.flows, 0x9e3779b9 ^ (init.index + 1));
     this.exec.sink = this;
+    this.upcalls = init.upcallRing ? new RingUpcalls(init.upcallRing, this.workerStats) : null;
+    if (this.upcalls) this.exec.upcalls = this.upcalls;
     this.key = this.exec.keys;
     this.batchAddr = this.exec.outAddr;
     this.batchLen = this.exec.outLen;
@@ -232,6 +240,8 @@ class Forwarder implements OutputSink {
     const freeStack = pool.stack;
     const inPort = port.number;
     const now = Date.now();
+    const upcalls = this.upcalls;
+    let upcallCount = 0;
     let kept = exec.outCount;
     let bytes = 0;
     let errors = 0;
@@ -257,6 +267,10 @@ class Forwarder implements OutputSink {
       if (extractFlowKey(packet, addr, len, inPort, key, 0) !== 0) malformed++;
       const flow = flows.lookup(key, 0);
       if (flow < 0) {
+        if (upcalls !== null) {
+          upcallCount++;
+          upcalls.upcall(UpcallKind.MISS, inPort, key, 0, packet, addr, len, 0, key, 0, 0);
+        }
         freeStack[pool.count++] = addr & ~frameMask;
         continue;
       }
@@ -298,6 +312,10 @@ class Forwarder implements OutputSink {
     ws[WorkerStat.MISSED] = flows.missed;
     ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
     ws[WorkerStat.BATCHES]++;
+    if (upcalls !== null) {
+      ws[WorkerStat.UPCALLS] += upcallCount;
+      upcalls.publish();
+    }
     this.flushOutputs();
     return count;
   }
@@ -344,6 +362,7 @@ class Forwarder implements OutputSink {
     for (let i = 0; i < length; i++) packet[addr + i] = (request[at + 3 + (i >> 2)] >>> (24 - 8 * (i & 3))) & 0xff;
     if (extractFlowKey(packet, addr, length, inPort, this.key, 0) !== 0) this.workerStats[WorkerStat.MALFORMED]++;
     this.exec.runPacket(request, programAt, programAt + programLength, addr, length, inPort, Date.now());
+    this.upcalls?.publish();
     this.flushOutputs();
     this.publishFrames();
     return 0;

@@ -29,11 +29,11 @@ test('upcall ring: records carry key, frame, userdata and time; a full ring refu
   const consumer = new UpcallConsumer(init);
   const frame = udpFrame({ sport: 7 });
   const key = keyOf(frame, 3);
-  const userdata = Uint8Array.of(0xde, 0xad);
+  const userdata = Int32Array.of(0xdead0000 | 0);
   let pushed = 0;
   for (let round = 0; round < 5; round++) {
     for (let i = 0; i < 4; i++) {
-      assert.ok(producer.push(i & 1 ? UpcallKind.USERSPACE : UpcallKind.MISS, 3, key, 0, frame, 0, frame.length, 0x1234 + i, 1000 + i, userdata, 0, i & 1 ? 2 : 0));
+      assert.ok(producer.push(i & 1 ? UpcallKind.ACTION : UpcallKind.MISS, 3, key, 0, frame, 0, frame.length, 0x1234 + i, 1000 + i, userdata, 0, i & 1 ? 2 : 0));
       pushed++;
     }
     assert.equal(producer.push(UpcallKind.MISS, 3, key, 0, frame, 0, frame.length, 0, 0, userdata, 0, 0), false, 'the fifth push finds the ring full');
@@ -43,7 +43,7 @@ test('upcall ring: records carry key, frame, userdata and time; a full ring refu
     assert.equal(count, 4);
     for (let i = 0; i < 4; i++) {
       const upcall = readUpcall(records, consumer.stride, i);
-      assert.equal(upcall.kind, i & 1 ? UpcallKind.USERSPACE : UpcallKind.MISS);
+      assert.equal(upcall.kind, i & 1 ? UpcallKind.ACTION : UpcallKind.MISS);
       assert.equal(upcall.inPort, 3);
       assert.deepEqual([...upcall.key], [...key]);
       assert.deepEqual([...upcall.frame], [...frame]);

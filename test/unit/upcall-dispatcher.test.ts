@@ -30,8 +30,9 @@ async function harness(slowPath: SlowPathConfig, flowLimit = 1000) {
   const executed: { frame: Uint8Array; actions: string; inPort: number }[] = [];
   const target: UpcallDatapath = {
     flows: dp.flows,
-    execute: async (f: Uint8Array, actions: ActionSpec[], inPort: number) => {
-      executed.push({ frame: f, actions: formatActions(actions), inPort });
+    executeMany: async (items: { frame: Uint8Array; actions: ActionSpec[]; inPort: number }[]) => {
+      for (const { frame: f, actions, inPort } of items) executed.push({ frame: f, actions: formatActions(actions), inPort });
+      return items.map(() => null);
     },
   };
   const ring = createUpcallRing(256, 256);
@@ -40,7 +41,7 @@ async function harness(slowPath: SlowPathConfig, flowLimit = 1000) {
   const dispatcher = new UpcallDispatcher(target, [new UpcallConsumer(ring)], controller, { handlers: 2, queueLimit: 8 }, flowLimit);
   dispatcher.start();
   const key = new Int32Array(FLOW_KEY_WORDS);
-  const none = new Uint8Array(0);
+  const none = new Int32Array(0);
   const miss = (f: Uint8Array, inPort: number) => {
     extractFlowKey(f, 0, f.length, inPort, key, 0);
     assert.ok(producer.push(UpcallKind.MISS, inPort, key, 0, f, 0, f.length, key[FlowWord.IP_DST] ^ key[FlowWord.TP_SRC], performance.timeOrigin + performance.now(), none, 0, 0));
