@@ -25,6 +25,17 @@ export interface DatapathConfig {
   forward: Record<string, string>;
   flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number };
   control: { socket: string | null };
+  /** Meters installed at start (ids below meterLimit). */
+  meters: MeterConfigEntry[];
+  /** Meter ids go from 0 to meterLimit - 1 (the shared meter bank is sized for them). */
+  meterLimit: number;
+}
+
+export interface MeterConfigEntry {
+  id: number;
+  unit: 'kbps' | 'pktps';
+  /** Rate in kbit/s or packets/s; burst in kbit or packets (0 or absent: burst = rate). */
+  bands: { rate: number; burst: number }[];
 }
 
 export class ConfigError extends Error {
@@ -80,7 +91,7 @@ function powerOfTwoOrZero(path: string, value: Json, fallback: number, max = 1 <
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 export function parseConfig(input: Json): DatapathConfig {
-  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control']);
+  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'meters', 'meterLimit']);
   const datapath = string('config.datapath', root.datapath, 'xdp-ts');
 
   const rawPorts = root.ports;
@@ -150,6 +161,9 @@ export function parseConfig(input: Json): DatapathConfig {
   const c = object('config.control', root.control ?? {}, ['socket']);
   const socket = c.socket === undefined || c.socket === null ? null : string('config.control.socket', c.socket);
 
+  const meterLimit = integer('config.meterLimit', root.meterLimit, 1, 1 << 20, 1024);
+  const meters = parseMeters(root.meters, meterLimit);
+
   return {
     datapath,
     ports,
@@ -158,5 +172,32 @@ export function parseConfig(input: Json): DatapathConfig {
     forward,
     flows,
     control: { socket },
+    meters,
+    meterLimit,
   };
+}
+
+/** `meters`: [{id, unit: kbps | pktps, bands: [{rate, burst}]}] (the meter table checks the rest). */
+function parseMeters(raw: Json, limit: number): MeterConfigEntry[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) fail('config.meters', 'a list of meters', raw);
+  const meters: MeterConfigEntry[] = [];
+  raw.forEach((item: Json, i: number) => {
+    const path = `config.meters[${i}]`;
+    const m = object(path, item, ['id', 'unit', 'bands']);
+    const id = integer(`${path}.id`, m.id, 0, limit - 1);
+    if (meters.some((other) => other.id === id)) throw new ConfigError(`${path}.id: meter ${id} is declared twice`);
+    if (m.unit === undefined) fail(`${path}.unit`, 'one of kbps, pktps', m.unit);
+    const unit = oneOf(`${path}.unit`, m.unit, ['kbps', 'pktps'] as const, 'kbps');
+    if (!Array.isArray(m.bands) || m.bands.length < 1 || m.bands.length > 8) fail(`${path}.bands`, 'a list of 1 to 8 bands', m.bands);
+    const bands = m.bands.map((b: Json, j: number) => {
+      const band = object(`${path}.bands[${j}]`, b, ['rate', 'burst']);
+      return {
+        rate: integer(`${path}.bands[${j}].rate`, band.rate, 1, 0xffffffff),
+        burst: integer(`${path}.bands[${j}].burst`, band.burst, 0, 0xffffffff, 0),
+      };
+    });
+    meters.push({ id, unit, bands });
+  });
+  return meters;
 }

@@ -29,6 +29,8 @@ import {
   WORKER_STAT_NAMES, WorkerStatName, frameAccount,
 } from './worker-layout';
 import type { ForwarderInit } from '../workers/forwarder';
+import { MeterBank, MeterBankWriter } from './meter';
+import { MeterTable } from './meter-table';
 
 const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
 /**
@@ -98,6 +100,9 @@ export class Datapath {
   private readonly workers: WorkerHandle[] = [];
   private readonly log: LogFunction;
   readonly flows: FlowTable;
+  /** The meters (dpif meter operations); their state is the bank every worker charges. */
+  readonly meters: MeterTable;
+  private readonly meterBank: SharedArrayBuffer;
   private stopped = false;
 
   private constructor(config: DatapathConfig, log: LogFunction) {
@@ -129,6 +134,10 @@ export class Datapath {
       },
       flush: () => this.toWorkers([{ opcode: Opcode.FLOW_FLUSH, args: [] }]),
       flowStats: () => this.workers.map((w) => w.flowStats),
+    });
+    this.meterBank = MeterBank.allocate(config.meterLimit, config.workers.count);
+    this.meters = new MeterTable(new MeterBankWriter(this.meterBank), {
+      flowActions: () => [...this.flows.dump()].map(({ flow }) => flow.actions),
     });
   }
 
@@ -207,6 +216,7 @@ export class Datapath {
         emcEntries: this.config.flows.emcEntries,
         emcInsertInverse: this.config.flows.emcInsertInverse,
         smcEntries: this.config.flows.smcEntries,
+        meters: this.meterBank,
       };
       const thread = new Worker(FORWARDER, { workerData: init, name: `xdp-ts worker ${index}` });
       const handle: WorkerHandle = {
@@ -233,6 +243,7 @@ export class Datapath {
         throw new Error(`worker ${w.index} did not start: ${w.failure ?? `state ${state} after ${START_TIMEOUT_MS} ms`}`);
       }
     }
+    for (const m of this.config.meters) this.meters.set({ id: m.id, kbps: m.unit === 'kbps', pktps: m.unit === 'pktps', bands: m.bands });
     for (const [from, to] of Object.entries(this.config.forward)) await this.setOutput(from, to);
     for (const port of this.ports) {
       port.start();

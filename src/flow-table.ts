@@ -44,7 +44,7 @@ export interface InstalledFlow {
 }
 
 export class DpifError extends Error {
-  readonly code: 'ENOENT' | 'EEXIST' | 'EFBIG' | 'EINVAL';
+  readonly code: 'ENOENT' | 'EEXIST' | 'EFBIG' | 'EINVAL' | 'EDOM';
   constructor(code: DpifError['code'], message: string) {
     super(message);
     this.code = code;

@@ -23,6 +23,7 @@ import { WorkerFlows } from '../src/worker-flows';
 import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
 import { extractFlowKey } from '../src/flow-extract';
+import { MeterBank } from '../src/meter';
 
 export const BATCH = 64;
 
@@ -54,6 +55,8 @@ export interface ForwarderInit {
   emcEntries: number;
   emcInsertInverse: number;
   smcEntries: number;
+  /** The datapath's meter bank (meter.ts), shared by every worker. */
+  meters: SharedArrayBuffer;
 }
 
 /** Empty loops spun before an adaptive worker sleeps, and how long it sleeps at most. */
@@ -95,6 +98,8 @@ class Forwarder {
   readonly ports: WorkerPort[];
   readonly portCount: number;
   readonly flows: WorkerFlows;
+  /** Charges meter(id) actions (MeterHook), shared with every other worker. */
+  readonly meters: MeterBank;
   /** The UMEM as bytes (frames are parsed in place) and the key of the frame being looked up. */
   readonly packet: Uint8Array;
   readonly key: Int32Array;
@@ -126,6 +131,7 @@ class Forwarder {
     this.ports = init.ports.map((p) => new WorkerPort(p));
     this.portCount = this.ports.length;
     this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse, init.smcEntries);
+    this.meters = new MeterBank(init.meters, init.index);
     this.packet = new Uint8Array(init.umem);
     this.key = new Int32Array(FLOW_KEY_WORDS);
     const sockets = this.ports.filter((p) => p.kind === PORT_KIND_AFXDP);
