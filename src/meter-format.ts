@@ -68,7 +68,7 @@ export function parseMeterSpec(text: string): MeterSpec {
   const equals = text.indexOf('=', bandWord);
   if (equals < 0) throw new MeterParseError('must specify bands', bandWord + 1);
 
-  const spec: MeterSpec = { id: -1, bands: [] };
+  const spec: MeterSpec = { id: -1, kbps: false, pktps: false, burst: false, stats: false, bands: [] };
   let flags = 0;
   const head = new Tokens(text, 0, bandWord);
   for (let name = head.next(NAME_DELIMITERS); name; name = head.next(NAME_DELIMITERS)) {

@@ -34,7 +34,10 @@ export interface MeterSpec {
   id: number;
   kbps?: boolean;
   pktps?: boolean;
-  /** Flags kept for display, as ovs-ofctl shows them; every meter has a burst and stats. */
+  /**
+   * Flags kept for display, as ovs-ofctl shows them (every meter has a burst and stats). Absent:
+   * burst if a band gives one, stats always.
+   */
   burst?: boolean;
   stats?: boolean;
   bands: MeterBandSpec[];
@@ -151,7 +154,8 @@ export class MeterTable {
       throw new DpifError('EINVAL', `${where}: a meter has 1 to ${MAX_BANDS} bands, got ${Array.isArray(spec.bands) ? spec.bands.length : JSON.stringify(spec.bands)}`);
     }
     const bands = spec.bands.map((b, i) => band(`${where} band ${i}`, b));
-    return { id, unit: spec.kbps === true ? 'kbps' : 'pktps', burst: spec.burst !== false, stats: spec.stats !== false, bands };
+    const burst = spec.burst ?? spec.bands.some((b) => typeof b === 'object' && b !== null && (b.burst ?? 0) !== 0);
+    return { id, unit: spec.kbps === true ? 'kbps' : 'pktps', burst, stats: spec.stats ?? true, bands };
   }
 
   /** dpif meter_set: installs or replaces; returns the replaced meter's final stats. */
