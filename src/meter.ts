@@ -148,6 +148,8 @@ export class MeterBank implements MeterHook {
   /** This thread's two slots. */
   private readonly slotA: number;
   private readonly slotB: number;
+  /** Charges redone because another thread published first (contention; one writer: this thread). */
+  retries = 0;
 
   /** A bank for meter ids 0..limit-1 shared by `workers` workers (all slots empty: no meters). */
   static allocate(limit: number, workers: number): SharedArrayBuffer {
@@ -235,6 +237,7 @@ export class MeterBank implements MeterHook {
       slots[to + SlotWord.PACKETS_IN] = slots[from + SlotWord.PACKETS_IN] + 1;
       slots[to + SlotWord.BYTES_IN] = slots[from + SlotWord.BYTES_IN] + bytes;
       if (Atomics.compareExchange(heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | mine) === head) return exceeded < 0;
+      this.retries++;
     }
   }
 
@@ -322,6 +325,7 @@ export class MeterBank implements MeterHook {
       slots[to + SlotWord.PACKETS_IN] = slots[from + SlotWord.PACKETS_IN] + count;
       slots[to + SlotWord.BYTES_IN] = slots[from + SlotWord.BYTES_IN] + bytesIn;
       if (Atomics.compareExchange(heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | mine) === head) return passed;
+      this.retries++;
     }
   }
 }
