@@ -7,6 +7,10 @@
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
  *    flow.flush, flow.dump {verbose, terse}: the flow table in the datapath flow syntax (see flow-table.ts
  *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL).
+ *  - meter.features; meter.set {meter: "<ovs-ofctl add-meter spec>"} or {id, kbps | pktps, burst,
+ *    stats, bands: [{type, rate, burst}]} -> {oldStats}; meter.get {id} -> stats; meter.del {id} ->
+ *    final stats; meter.dump -> [{config, stats}] (see meter-table.ts; errors carry EFBIG, ENOENT,
+ *    EINVAL or EDOM).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -15,6 +19,8 @@ import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
 import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseUfid } from '../flow-format';
+import { MeterParseError, parseMeterSpec } from '../meter-format';
+import type { MeterSpec } from '../meter-table';
 
 type Handler = (args: Record<string, unknown>) => unknown;
 
@@ -76,6 +82,11 @@ export class ControlServer {
         const now = Date.now();
         return [...datapath.flows.dump()].map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
       },
+      'meter.features': () => datapath.meters.features(),
+      'meter.set': (args) => datapath.meters.set(typeof args.meter === 'string' ? parseMeterSpec(args.meter) : (args as unknown as MeterSpec)),
+      'meter.get': (args) => datapath.meters.get(args.id as number),
+      'meter.del': (args) => datapath.meters.del(args.id as number),
+      'meter.dump': () => datapath.meters.dump(),
     };
     this.server = net.createServer((socket) => this.serve(socket));
   }
@@ -177,7 +188,7 @@ export class ControlServer {
       if (typeof args !== 'object' || args === null) throw new ControlError('EINVAL', '"args" must be an object');
       return { id, result: (await handler(args)) ?? null };
     } catch (error) {
-      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError ? 'EINVAL' : 'EIO';
+      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError || error instanceof MeterParseError ? 'EINVAL' : 'EIO';
       return { id, error: { code, message: (error as Error).message } };
     }
   }
