@@ -2,7 +2,7 @@
  * A worker thread that charges meters of a shared bank as a forwarding worker would, for the meter
  * concurrency tests. workerData (HammerInit):
  *  - lockstep: simulated time. The test sets sync[STEP] = k (k = 1, 2, ...) for the instant
- *    baseMs + k - 1; the worker offers `perStep` packets to each meter at that instant, then adds
+ *    baseMs + (k - 1) x stepMs; the worker offers `perStep` packets to each meter at that instant, then adds
  *    1 to sync[DONE]. sync[STEP] = -1 ends the run.
  *  - free: real time (Date.now()); offers packets in a loop until sync[STEP] = -1.
  * `batch` > 0: packets go through admitBatch in batches of that size; 0: admit one by one.
@@ -27,6 +27,7 @@ export interface HammerInit {
   length: number;
   batch: number;
   baseMs: number;
+  stepMs: number;
 }
 
 export interface HammerResult {
@@ -71,7 +72,7 @@ function main(): void {
       if (next === step) continue;
       if (next < 0) break;
       step = next;
-      for (let m = 0; m < meters.length; m++) offer(m, init.perStep, init.baseMs + step - 1);
+      for (let m = 0; m < meters.length; m++) offer(m, init.perStep, init.baseMs + (step - 1) * init.stepMs);
       Atomics.add(sync, Sync.DONE, 1);
       Atomics.notify(sync, Sync.DONE);
     }

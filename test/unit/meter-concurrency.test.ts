@@ -30,14 +30,16 @@ test('two workers on one bank over 1 s of simulated time pass exactly what the b
   const bankBuffer = MeterBank.allocate(4, 2);
   const baseMs = 1_000_000;
   const table = new MeterTable(new MeterBankWriter(bankBuffer), { flowActions: () => [] }, () => baseMs);
-  table.set({ id: 0, pktps: true, bands: [{ rate: 20_000, burst: 50 }] });
+  table.set({ id: 0, pktps: true, bands: [{ rate: 20_000, burst: 500 }] });
   table.set({ id: 1, kbps: true, bands: [{ rate: 8_000, burst: 100 }] });
   const sync = new SharedArrayBuffer(Sync.COUNT * 4);
   const syncWords = new Int32Array(sync);
-  const common = { bank: bankBuffer, sync, mode: 'lockstep' as const, meters: [0, 1], perStep: 64, baseMs };
+  // 200 instants 5 ms apart (1 s), 1000 packets per worker and meter at each: the workers overlap.
+  const STEPS = 200;
+  const STEP_MS = 5;
+  const common = { bank: bankBuffer, sync, mode: 'lockstep' as const, meters: [0, 1], perStep: 1000, baseMs, stepMs: STEP_MS };
   // Worker 0: 60-byte packets one by one; worker 1: 1000-byte packets in batches of 16.
   const workers = [hammer({ ...common, owner: 0, length: 60, batch: 0 }), hammer({ ...common, owner: 1, length: 1000, batch: 16 })];
-  const STEPS = 1000;
   try {
     for (let step = 1; step <= STEPS; step++) {
       Atomics.store(syncWords, Sync.STEP, step);
@@ -59,11 +61,11 @@ test('two workers on one bank over 1 s of simulated time pass exactly what the b
   const passedBytes = [0, 1].map((m) => sum(results.map((r) => r.passedBytes[m])));
   t.diagnostic(`passed ${passed.join(', ')} of ${offered.join(', ')}; compare-exchange retries ${results.map((r) => r.retries).join(', ')}`);
 
-  // pktps: the first instant has the full burst (50 packets), each later ms adds 20 packets.
-  assert.equal(passed[0], 50 + (20_000 * (STEPS - 1)) / 1000);
+  // pktps: the first instant has the full burst (500 packets), each later instant adds 5 ms x 20.
+  assert.equal(passed[0], 500 + (20_000 * STEP_MS * (STEPS - 1)) / 1000);
   // kbps: 100 kbit of burst plus 8 kbit per ms; whatever the interleaving, at most one packet's
   // worth (8000 bits) is left in the bucket at the end.
-  const budgetBits = 100 * 1000 + 8_000 * (STEPS - 1);
+  const budgetBits = 100 * 1000 + 8_000 * STEP_MS * (STEPS - 1);
   assert.ok(passedBytes[1] * 8 <= budgetBits, `${passedBytes[1] * 8} bits passed, budget ${budgetBits}`);
   assert.ok(passedBytes[1] * 8 > budgetBits - 8000, `${passedBytes[1] * 8} bits passed, budget ${budgetBits}`);
   assert.ok(results.every((r) => r.passed[1] > 0), 'both workers got some of the kbps meter');
@@ -102,7 +104,7 @@ test('set and del under load: whole states only, and every charge counted once a
   table.set({ id, ...CONFIG_A });
   const sync = new SharedArrayBuffer(Sync.COUNT * 4);
   const syncWords = new Int32Array(sync);
-  const common = { bank: bankBuffer, sync, mode: 'free' as const, meters: [id], length: 250, baseMs: 0 };
+  const common = { bank: bankBuffer, sync, mode: 'free' as const, meters: [id], length: 250, baseMs: 0, stepMs: 0 };
   const workers = [hammer({ ...common, owner: 0, perStep: 8, batch: 0 }), hammer({ ...common, owner: 1, perStep: 32, batch: 32 })];
   const generations: MeterStats[] = [];
   let sets = 0;
