@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CONTROL_OWNER, MAX_BANDS, MeterBank, MeterBankWriter } from '../../src/meter';
+import { CONTROL_OWNER, MAX_BANDS, MeterBank, MeterBankWriter, MeterBatch } from '../../src/meter';
 import { MeterTable } from '../../src/meter-table';
 import { formatMeterConfig, formatMeterListing, formatMeterStats } from '../../src/meter-format';
 import { parseMeterSpec } from '../../src/meter-format';
@@ -279,4 +279,33 @@ test('the bank refuses owners it has no slots for, and every view agrees on the 
   const control = new MeterBank(buffer, CONTROL_OWNER);
   assert.deepEqual([w0.admit(3, 1, 0), w1.admit(3, 1, 0), control.admit(3, 1, 0)], [true, true, false]);
   assert.equal(writer.read(3)!.packetsIn, 3);
+});
+
+test('MeterBatch: packets collected over a batch and charged per meter give what admit() one by one gives (property)', () => {
+  const packetArb = fc.record({ meter: fc.constantFrom(-1, 0, 1, 2, 3, 99), len: fc.integer({ min: 14, max: 1514 }) });
+  fc.assert(fc.property(fc.array(fc.array(packetArb, { maxLength: 64 }), { minLength: 1, maxLength: 8 }), fc.integer({ min: 0, max: 50 }), (batches, step) => {
+    const one = setup(8);
+    const two = setup(8);
+    for (const { table } of [one, two]) {
+      table.set({ id: 0, pktps: true, bands: [{ rate: 1000, burst: 20 }] });
+      table.set({ id: 1, kbps: true, bands: [{ rate: 300, burst: 3 }, { rate: 1000, burst: 1 }] });
+      table.set({ id: 3, kbps: true, bands: [{ rate: 1, burst: 100 }] });
+    }
+    const batch = new MeterBatch(64);
+    const pass = new Uint8Array(64);
+    for (const packets of batches) {
+      one.clock.now += step;
+      two.clock.now += step;
+      const expected = packets.map((p) => (one.bank.admit(p.meter, p.len, one.clock.now) ? 1 : 0));
+      pass.fill(7);
+      packets.forEach((p, i) => assert.ok(batch.add(p.meter, p.len, i)));
+      const dropped = batch.run(two.bank, two.clock.now, pass);
+      assert.deepEqual([...pass.subarray(0, packets.length)], expected);
+      assert.equal(dropped, expected.filter((v) => v === 0).length);
+      assert.equal(batch.count, 0);
+    }
+    for (const id of [0, 1, 3]) assert.deepEqual(two.table.state(id), one.table.state(id));
+  }), { numRuns: 200 });
+  const full = new MeterBatch(2);
+  assert.deepEqual([full.add(0, 60, 0), full.add(0, 60, 1), full.add(0, 60, 2)], [true, true, false]);
 });
