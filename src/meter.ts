@@ -21,8 +21,10 @@
  *      packet and byte counters grow by 1 and len, and (every band is DROP) the packet is dropped.
  *      The meter's packet_in and byte_in counters grow by 1 and len for every packet.
  *  - a packet through a meter id that has no meter passes, uncounted.
- *  - one deliberate difference: when now_ms < used_ms (two workers read the clock a moment
- *    apart), delta is 0 and used_ms stays, where the kernel (on one monotonic clock) never sees it.
+ *  - two deliberate differences: when now_ms < used_ms (two workers read the clock a moment
+ *    apart), delta is 0 and used_ms stays, where the kernel (on one monotonic clock) never sees it;
+ *    and delta x rate is exact, where the kernel multiplies two u32s (it wraps at 100 Gbit/s once
+ *    more than 43 ms have passed).
  * A batch (admitBatch) is charged at one instant, packet by packet in order, exactly as the same
  * packets admitted one by one at that instant; it costs one publication instead of one per packet.
  * Every value is an integer below 2^53 (capacity <= 2^32 x 1000, counters), so Float64 keeps them
@@ -36,12 +38,13 @@
  * 1 belong to the control thread, slots 2 + 2w and 3 + 2w to worker w. A slot is written only by
  * its owner and only while it is not current, so the current slot never changes. To charge:
  *
- *   1. head = Atomics.load(heads[m]); read the current slot and the config it names;
+ *   1. read head = heads[m] (a plain read: a stale value only makes step 3 fail); read the current
+ *      slot and the config it names;
  *   2. compute the new state into one of the worker's own slots (the one that is not current);
  *   3. Atomics.compareExchange(heads[m], head, (seq + 1) << 8 | mySlot).
  *
  * If step 3 fails another thread published first: the decisions are thrown away and the charge is
- * redone from the new state. So every published state is the previous one plus exactly the
+ * redone from the new state (the head the compare-exchange returned). So every published state is the previous one plus exactly the
  * charges of one batch, nothing is lost or counted twice, and a reader that raced a writer (and may
  * have read a half-written slot) always fails its compare-exchange and retries. There is no lock:
  * a worker that dies or stalls at any point holds nothing, and the others go on. (ABA: a stale
