@@ -309,3 +309,16 @@ test('MeterBatch: packets collected over a batch and charged per meter give what
   const full = new MeterBatch(2);
   assert.deepEqual([full.add(0, 60, 0), full.add(0, 60, 1), full.add(0, 60, 2)], [true, true, false]);
 });
+
+test('the 24-bit publication sequence wraps without losing a charge', () => {
+  const { buffer, table, bank, clock } = setup(4, 1);
+  table.set({ id: 1, pktps: true, bands: [{ rate: 1000, burst: 100 }] });
+  // The heads follow the 16-byte header; move meter 1's sequence to just before the wrap.
+  const heads = new Int32Array(buffer, 16, 4);
+  heads[1] = (0xfffffe << 8) | (heads[1] & 0xff);
+  const verdicts = Array.from({ length: 5 }, () => bank.admit(1, 60, clock.now));
+  assert.deepEqual(verdicts, [true, true, true, true, true]);
+  assert.equal(heads[1] >>> 8, 3, 'the sequence went 0xfffffe -> 0xffffff -> 0 -> 1 -> 2 -> 3');
+  assert.equal(table.get(1).packetsIn, 5);
+  assert.equal(table.state(1)!.bands[0].bucket, 95_000);
+});
