@@ -157,7 +157,7 @@ async function benchAccuracy(seconds: number) {
     const dp = await startDatapath(rig, {
       ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }],
       workers: { count: 2 },
-      umem: { ringSize: 4096 },
+      umem: { ringSize: 8192, frameSize: 2048 },
       meterLimit: 4,
     });
     try {
@@ -165,10 +165,10 @@ async function benchAccuracy(seconds: number) {
       for (const unit of ['pktps', 'kbps'] as const) {
         for (const mbps of [1, 10, 100]) {
           const setPps = (mbps * 1e6) / bitsPerFrame;
-          // Bursts of 50 ms of the rate: the generator's live runs come ~25 ms apart.
+          // Bursts of 100 ms of the rate: the generator's live runs come ~25-40 ms apart.
           const spec = unit === 'kbps'
-            ? `meter=0 kbps burst stats bands=type=drop rate=${mbps * 1000} burst_size=${mbps * 50}`
-            : `meter=0 pktps burst stats bands=type=drop rate=${Math.round(setPps)} burst_size=${Math.max(1, Math.round(setPps / 20))}`;
+            ? `meter=0 kbps burst stats bands=type=drop rate=${mbps * 1000} burst_size=${mbps * 100}`
+            : `meter=0 pktps burst stats bands=type=drop rate=${Math.round(setPps)} burst_size=${Math.max(1, Math.round(setPps / 10))}`;
           await dp.client.call('meter.set', { meter: spec });
           const offered = Math.round(setPps * 2);
           const lines = await runScript(rig, rig.gen, TRAFFIC, ['--tx', 'g0', '--sink', 'g1', '--size', String(size), '--rate', String(offered),
