@@ -2,12 +2,15 @@
  * Traffic generator and counting sink, run inside the generator namespace:
  *
  *   node dist/bench/traffic.js --tx g0 --sink g1 [--size 64] [--flows 1] [--seconds 5] [--warmup 1]
- *                              [--rate PPS] [--interval 1] [--cpu N]
+ *                              [--rate PPS] [--interval 1] [--cpu N] [--chunk N] [--cpus A,B]
  *
  * The generator is bench/bpf/bench_gen.c run with BPF_PROG_TEST_RUN in live-frames mode on --tx (each
  * run an XDP_TX of the template, UDP source port varied over --flows); the sink is bench_sink.c on
  * --sink, counting and dropping. Prints a JSON line per interval and a final JSON summary with what
  * was offered and what the sink counted over the same window (after the warm-up).
+ * --chunk N caps the frames of one live run (smoother pacing with --rate, at ~20 ms per run).
+ * --cpus A,B moves the generator from CPU to CPU, one live run each: a veth puts XDP_TX frames on the
+ * peer's rx queue of the sending CPU, so this spreads the traffic over the queues (and workers).
  */
 import * as path from 'node:path';
 import { native } from '../src/native';
@@ -25,15 +28,18 @@ interface Options {
   rate: number;
   interval: number;
   cpu: number | null;
+  chunk: number;
+  cpus: number[];
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { tx: 'g0', sink: 'g1', size: 64, flows: 1, seconds: 5, warmup: 1, rate: 0, interval: 1, cpu: null };
+  const o: Options = { tx: 'g0', sink: 'g1', size: 64, flows: 1, seconds: 5, warmup: 1, rate: 0, interval: 1, cpu: null, chunk: 0, cpus: [] };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`--${key} needs a value`);
     if (key === 'tx' || key === 'sink') o[key] = value;
+    else if (key === 'cpus') o.cpus = value.split(',').map(Number);
     else if (key in o) (o as unknown as Record<string, number>)[key] = Number(value);
     else throw new Error(`unknown option --${key}`);
   }
@@ -71,7 +77,8 @@ function main(): void {
     const prog = addon.bpfProgramFd(gen, 'bench_gen');
     const frame = udpFrame({ size: o.size - 4 });
     const delivered = () => addon.percpuCounters(sinkCounters, 2)[0];
-    let chunk = 1 << 18;
+    let chunk = o.chunk > 0 ? o.chunk : 1 << 18;
+    let runs = 0;
     let offered = 0;
     let measuredOffered = 0;
     const start = performance.now();
@@ -102,12 +109,14 @@ function main(): void {
         lastReport = now;
         nextReport += o.interval * 1000;
       }
+      if (o.cpus.length > 0) addon.pinThread(o.cpus[runs++ % o.cpus.length]);
       const ns = addon.xdpRunLive(prog, o.tx, frame, chunk, 64);
       offered += chunk;
       if (measuring) measuredOffered += chunk;
       // A live-frames run costs ~20 ms to set up and tear down on this kernel, so calls are long
       // (~200 ms); intervals and the end are therefore kept to within one call.
       chunk = Math.max(1 << 14, Math.min(1 << 22, Math.round((chunk * 200e6) / Math.max(ns, 1))));
+      if (o.chunk > 0) chunk = Math.min(chunk, o.chunk);
       if (o.rate > 0) {
         chunk = Math.max(1, Math.min(chunk, Math.round(o.rate / 5)));
         const due = start + (offered / o.rate) * 1000;

@@ -12,6 +12,8 @@ import { Datapath } from './datapath';
 import { ControlServer } from './control/server';
 import { ControlClient } from './control/client';
 import { runDemo } from './demo';
+import { formatMeterConfig, formatMeterFeatures, formatMeterListing, formatMeterStats } from './meter-format';
+import type { MeterConfig, MeterFeatures, MeterStats } from './meter-table';
 
 export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
 
@@ -29,6 +31,13 @@ const USAGE = `usage: xdp-ts <command> [options]
                                run ACTIONS (datapath syntax) on PACKET (hex bytes) as if received on
                                port N (packet-out)
   flow commands and execute take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
+  meter-features               meter capabilities of the datapath
+  meter-set SPEC               install or replace a meter (ovs-ofctl add-meter syntax,
+                               e.g. 'meter=1 kbps burst stats bands=type=drop rate=1000 burst_size=100')
+  meter-get [ID]               a meter's stats (all meters without ID), as ovs-ofctl meter-stats
+  meter-del ID                 remove a meter; prints its final stats
+  dump-meters                  every meter's configuration, as ovs-ofctl dump-meters
+  meter commands take --socket PATH and --json
   demo [--seconds N] [--size BYTES] [--rate PPS]  veth rig + generator + xdp-ts, per-second rates
   --help                       this text`;
 
@@ -246,8 +255,62 @@ async function executeCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+const METER_COMMANDS = ['meter-features', 'meter-set', 'meter-get', 'meter-del', 'dump-meters'];
+
+function meterId(text: string | null, command: string): number {
+  if (text === null) throw new UsageError(`${command} needs a meter ID`);
+  if (!/^[0-9]+$/.test(text)) throw new UsageError(`${command}: meter ID must be a number, got ${text}`);
+  return Number(text);
+}
+
+async function meterCommand(command: string, argv: string[]): Promise<number> {
+  const a = flowArgs(argv, []);
+  const print = (value: unknown, text: () => string) => process.stdout.write(a.json ? JSON.stringify(value, null, 2) + '\n' : text());
+  const noArgument = () => {
+    if (a.positional !== null) throw new UsageError(`unexpected argument ${a.positional}`);
+  };
+  switch (command) {
+    case 'meter-features': {
+      noArgument();
+      const features = (await call(a.socket, 'meter.features', {})) as MeterFeatures;
+      print(features, () => formatMeterFeatures(features));
+      return 0;
+    }
+    case 'meter-set': {
+      if (a.positional === null) throw new UsageError('meter-set needs a SPEC');
+      const result = await call(a.socket, 'meter.set', { meter: a.positional });
+      if (a.json) print(result, () => '');
+      return 0;
+    }
+    case 'meter-get': {
+      if (a.positional === null) {
+        const meters = (await call(a.socket, 'meter.dump', {})) as { stats: MeterStats }[];
+        print(meters.map((m) => m.stats), () => formatMeterListing(meters.map((m) => formatMeterStats(m.stats))));
+        return 0;
+      }
+      const stats = (await call(a.socket, 'meter.get', { id: meterId(a.positional, command) })) as MeterStats;
+      print(stats, () => formatMeterStats(stats));
+      return 0;
+    }
+    case 'meter-del': {
+      const stats = (await call(a.socket, 'meter.del', { id: meterId(a.positional, command) })) as MeterStats;
+      print(stats, () => formatMeterStats(stats));
+      return 0;
+    }
+    case 'dump-meters': {
+      noArgument();
+      const meters = (await call(a.socket, 'meter.dump', {})) as { config: MeterConfig }[];
+      print(meters.map((m) => m.config), () => formatMeterListing(meters.map((m) => formatMeterConfig(m.config))));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (METER_COMMANDS.includes(command)) return meterCommand(command, rest);
   if (['add-flow', 'mod-flow', 'del-flow', 'get-flow', 'dump-flows', 'del-flows', 'add-flows'].includes(command)) {
     return flowCommand(command, rest);
   }

@@ -31,6 +31,17 @@ export interface DatapathConfig {
   /** What decides misses; null: none (a miss is dropped and counted). */
   slowPath: SlowPathConfig | null;
   upcalls: { handlers: number; queueLimit: number; ringSlots: number; snaplen: number; maxIdleMs: number; revalidateIntervalMs: number };
+  /** Meters installed at start (ids below meterLimit). */
+  meters: MeterConfigEntry[];
+  /** Meter ids go from 0 to meterLimit - 1 (the shared meter bank is sized for them). */
+  meterLimit: number;
+}
+
+export interface MeterConfigEntry {
+  id: number;
+  unit: 'kbps' | 'pktps';
+  /** Rate in kbit/s or packets/s; burst in kbit or packets (0 or absent: burst = rate). */
+  bands: { rate: number; burst: number }[];
 }
 
 export class ConfigError extends Error {
@@ -86,7 +97,7 @@ function powerOfTwoOrZero(path: string, value: Json, fallback: number, max = 1 <
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 export function parseConfig(input: Json): DatapathConfig {
-  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'slowPath', 'upcalls']);
+  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'slowPath', 'upcalls', 'meters', 'meterLimit']);
   const datapath = string('config.datapath', root.datapath, 'xdp-ts');
 
   const rawPorts = root.ports;
@@ -166,6 +177,8 @@ export function parseConfig(input: Json): DatapathConfig {
     maxIdleMs: integer('config.upcalls.maxIdleMs', up.maxIdleMs, 100, 3_600_000, 10_000),
     revalidateIntervalMs: integer('config.upcalls.revalidateIntervalMs', up.revalidateIntervalMs, 10, 60_000, 500),
   };
+  const meterLimit = integer('config.meterLimit', root.meterLimit, 1, 1 << 20, 1024);
+  const meters = parseMeters(root.meters, meterLimit);
 
   return {
     datapath,
@@ -177,6 +190,8 @@ export function parseConfig(input: Json): DatapathConfig {
     control: { socket },
     slowPath,
     upcalls,
+    meters,
+    meterLimit,
   };
 }
 
@@ -211,4 +226,29 @@ function parseSlowPath(value: Json): SlowPathConfig | null {
   }
   const m = object('config.slowPath', value, ['type', 'path', 'options']);
   return { type, path: string('config.slowPath.path', m.path), options: m.options };
+}
+
+/** `meters`: [{id, unit: kbps | pktps, bands: [{rate, burst}]}] (the meter table checks the rest). */
+function parseMeters(raw: Json, limit: number): MeterConfigEntry[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) fail('config.meters', 'a list of meters', raw);
+  const meters: MeterConfigEntry[] = [];
+  raw.forEach((item: Json, i: number) => {
+    const path = `config.meters[${i}]`;
+    const m = object(path, item, ['id', 'unit', 'bands']);
+    const id = integer(`${path}.id`, m.id, 0, limit - 1);
+    if (meters.some((other) => other.id === id)) throw new ConfigError(`${path}.id: meter ${id} is declared twice`);
+    if (m.unit === undefined) fail(`${path}.unit`, 'one of kbps, pktps', m.unit);
+    const unit = oneOf(`${path}.unit`, m.unit, ['kbps', 'pktps'] as const, 'kbps');
+    if (!Array.isArray(m.bands) || m.bands.length < 1 || m.bands.length > 8) fail(`${path}.bands`, 'a list of 1 to 8 bands', m.bands);
+    const bands = m.bands.map((b: Json, j: number) => {
+      const band = object(`${path}.bands[${j}]`, b, ['rate', 'burst']);
+      return {
+        rate: integer(`${path}.bands[${j}].rate`, band.rate, 1, 0xffffffff),
+        burst: integer(`${path}.bands[${j}].burst`, band.burst, 0, 0xffffffff, 0),
+      };
+    });
+    meters.push({ id, unit, bands });
+  });
+  return meters;
 }

@@ -42,6 +42,8 @@ import { createUpcallRing, UpcallConsumer } from './upcall-ring';
 import { UpcallDispatcher } from './upcall-dispatcher';
 import { Revalidator } from './revalidator';
 import { SlowPathController } from './slowpath/slow-path';
+import { MeterBank, MeterBankWriter } from './meter';
+import { MeterTable } from './meter-table';
 
 const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
 /**
@@ -116,6 +118,9 @@ export class Datapath {
   upcalls: UpcallDispatcher | null = null;
   revalidator: Revalidator | null = null;
   private readonly upcallConsumers: UpcallConsumer[] = [];
+  /** The meters (dpif meter operations); their state is the bank every worker charges. */
+  readonly meters: MeterTable;
+  private readonly meterBank: SharedArrayBuffer;
   private stopped = false;
 
   private constructor(config: DatapathConfig, log: LogFunction) {
@@ -149,6 +154,10 @@ export class Datapath {
       },
       flush: () => this.toWorkers([{ opcode: Opcode.FLOW_FLUSH, args: [] }]),
       flowStats: () => this.workers.map((w) => w.flowStats),
+    });
+    this.meterBank = MeterBank.allocate(config.meterLimit, config.workers.count);
+    this.meters = new MeterTable(new MeterBankWriter(this.meterBank), {
+      flowActions: () => [...this.flows.dump()].map(({ flow }) => flow.actions),
     });
   }
 
@@ -230,6 +239,7 @@ export class Datapath {
         emcInsertInverse: this.config.flows.emcInsertInverse,
         smcEntries: this.config.flows.smcEntries,
         upcallRing,
+        meters: this.meterBank,
       };
       const thread = new Worker(FORWARDER, { workerData: init, name: `xdp-ts worker ${index}` });
       const handle: WorkerHandle = {
@@ -256,6 +266,7 @@ export class Datapath {
         throw new Error(`worker ${w.index} did not start: ${w.failure ?? `state ${state} after ${START_TIMEOUT_MS} ms`}`);
       }
     }
+    for (const m of this.config.meters) this.meters.set({ id: m.id, kbps: m.unit === 'kbps', pktps: m.unit === 'pktps', bands: m.bands });
     for (const [from, to] of Object.entries(this.config.forward)) await this.setOutput(from, to);
     for (const port of this.ports) {
       port.start();

@@ -45,7 +45,7 @@ export interface InstalledFlow {
 }
 
 export class DpifError extends Error {
-  readonly code: 'ENOENT' | 'EEXIST' | 'EFBIG' | 'EINVAL' | 'ENOBUFS';
+  readonly code: 'ENOENT' | 'EEXIST' | 'EFBIG' | 'EINVAL' | 'ENOBUFS' | 'EDOM';
   constructor(code: DpifError['code'], message: string) {
     super(message);
     this.code = code;

@@ -27,6 +27,7 @@ import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
 import { UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
 import { PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
+import { MeterBank } from '../src/meter';
 
 export const BATCH = 64;
 
@@ -60,6 +61,8 @@ export interface ForwarderInit {
   smcEntries: number;
   /** The worker's upcall ring when a slow path is configured (else misses are dropped and counted). */
   upcallRing: UpcallRingInit | null;
+  /** The datapath's meter bank (meter.ts), shared by every worker. */
+  meters: SharedArrayBuffer;
 }
 
 /** Empty loops spun before an adaptive worker sleeps, and how long it sleeps at most. */
@@ -101,6 +104,8 @@ class Forwarder implements OutputSink {
   readonly ports: WorkerPort[];
   readonly portCount: number;
   readonly flows: WorkerFlows;
+  /** Charges meter(id) actions (MeterHook), shared with every other worker. */
+  readonly meters: MeterBank;
   /** The UMEM as bytes (frames are parsed in place) and the key of the frame being looked up. */
   readonly packet: Uint8Array;
   readonly key: Int32Array;
@@ -135,6 +140,7 @@ class Forwarder implements OutputSink {
     this.ports = init.ports.map((p) => new WorkerPort(p));
     this.portCount = this.ports.length;
     this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse, init.smcEntries);
+    this.meters = new MeterBank(init.meters, init.index);
     this.packet = new Uint8Array(init.umem);
     const sockets = this.ports.filter((p) => p.kind === PORT_KIND_AFXDP);
     this.native = sockets.length > 0 ? native() : null;
@@ -149,6 +155,8 @@ class Forwarder implements OutputSink {
     this.pool = new FramePool(init.frameCount, init.frameSize);
     this.exec = new ActionExecutor(this.packet, init.frameSize, this.pool, this.workerStats, this.flows, 0x9e3779b9 ^ (init.index + 1));
     this.exec.sink = this;
+    // meter(N) charges the datapath's shared meter bank.
+    this.exec.meters = this.meters;
     this.upcalls = init.upcallRing ? new RingUpcalls(init.upcallRing, this.workerStats) : null;
     if (this.upcalls) this.exec.upcalls = this.upcalls;
     this.key = this.exec.keys;

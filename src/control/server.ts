@@ -12,6 +12,10 @@
  *    in the datapath syntax, `inPort` the odp port it counts as received on; the actions run in
  *    worker 0 with the same code as received frames. EINVAL for bad input, ENOBUFS when the worker
  *    has no free frame.
+ *  - meter.features; meter.set {meter: "<ovs-ofctl add-meter spec>"} or {id, kbps | pktps, burst,
+ *    stats, bands: [{type, rate, burst}]} -> {oldStats}; meter.get {id} -> stats; meter.del {id} ->
+ *    final stats; meter.dump -> [{config, stats}] (see meter-table.ts; errors carry EFBIG, ENOENT,
+ *    EINVAL or EDOM).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -29,6 +33,8 @@ export function parsePacketHex(text: string): Uint8Array {
   if (digits.length % 2 !== 0) throw new ControlError('EINVAL', '"packet": odd number of hex digits');
   return Uint8Array.from(Buffer.from(digits, 'hex'));
 }
+import { MeterParseError, parseMeterSpec } from '../meter-format';
+import type { MeterSpec } from '../meter-table';
 
 type Handler = (args: Record<string, unknown>) => unknown;
 
@@ -98,6 +104,11 @@ export class ControlServer {
         const now = Date.now();
         return [...datapath.flows.dump()].map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
       },
+      'meter.features': () => datapath.meters.features(),
+      'meter.set': (args) => datapath.meters.set(typeof args.meter === 'string' ? parseMeterSpec(args.meter) : (args as unknown as MeterSpec)),
+      'meter.get': (args) => datapath.meters.get(args.id as number),
+      'meter.del': (args) => datapath.meters.del(args.id as number),
+      'meter.dump': () => datapath.meters.dump(),
     };
     this.server = net.createServer((socket) => this.serve(socket));
   }
@@ -199,7 +210,7 @@ export class ControlServer {
       if (typeof args !== 'object' || args === null) throw new ControlError('EINVAL', '"args" must be an object');
       return { id, result: (await handler(args)) ?? null };
     } catch (error) {
-      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError ? 'EINVAL' : 'EIO';
+      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError || error instanceof MeterParseError ? 'EINVAL' : 'EIO';
       return { id, error: { code, message: (error as Error).message } };
     }
   }
