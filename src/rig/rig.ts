@@ -12,6 +12,8 @@ import { ChildProcess, execFileSync, spawn, SpawnOptions } from 'node:child_proc
 export interface RigOptions {
   /** rx/tx queues per veth (default 1). */
   queues?: number;
+  /** veth pairs g0-d0, g1-d1, ... (default 2, at most 8). */
+  pairs?: number;
 }
 
 const PREFIX = 'xt';
@@ -72,19 +74,23 @@ export class Rig {
   readonly gen: string;
   readonly dut: string;
   readonly queues: number;
+  readonly pairs: number;
   private readonly children = new Set<ChildProcess>();
   private destroyed = false;
 
-  private constructor(id: string, queues: number) {
+  private constructor(id: string, queues: number, pairs: number) {
     this.gen = `gen-${id}`;
     this.dut = `dut-${id}`;
     this.queues = queues;
+    this.pairs = pairs;
   }
 
   static create(options: RigOptions = {}): Rig {
     removeStaleRigs();
     hookExit();
-    const rig = new Rig(`${PREFIX}${process.pid}-${counter++}`, options.queues ?? 1);
+    const pairs = options.pairs ?? 2;
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > 8) throw new RangeError(`a rig has 1 to 8 veth pairs, not ${pairs}`);
+    const rig = new Rig(`${PREFIX}${process.pid}-${counter++}`, options.queues ?? 1, pairs);
     live.add(rig);
     try {
       rig.build();
@@ -102,12 +108,11 @@ export class Rig {
       ip(['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv6.conf.all.disable_ipv6=1']);
     }
     const q = String(this.queues);
-    for (const [g, d] of [['g0', 'd0'], ['g1', 'd1']]) {
-      ip(['link', 'add', 'name', g, 'netns', this.gen, 'numtxqueues', q, 'numrxqueues', q, 'type', 'veth',
-        'peer', 'name', d, 'netns', this.dut, 'numtxqueues', q, 'numrxqueues', q]);
-    }
-    for (const [ns, dev] of [[this.gen, 'g0'], [this.gen, 'g1'], [this.dut, 'd0'], [this.dut, 'd1']]) {
-      ip(['-n', ns, 'link', 'set', dev, 'up']);
+    for (let i = 0; i < this.pairs; i++) {
+      ip(['link', 'add', 'name', `g${i}`, 'netns', this.gen, 'numtxqueues', q, 'numrxqueues', q, 'type', 'veth',
+        'peer', 'name', `d${i}`, 'netns', this.dut, 'numtxqueues', q, 'numrxqueues', q]);
+      ip(['-n', this.gen, 'link', 'set', `g${i}`, 'up']);
+      ip(['-n', this.dut, 'link', 'set', `d${i}`, 'up']);
     }
     ip(['-n', this.gen, 'link', 'set', 'lo', 'up']);
     ip(['-n', this.dut, 'link', 'set', 'lo', 'up']);
