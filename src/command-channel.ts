@@ -75,6 +75,9 @@ export class CommandChannel {
     const seq = (Atomics.load(this.control, ControlWord.COMMAND_SEQ) + 1) | 0;
     Atomics.store(this.control, ControlWord.COMMAND_COUNT, operations.length);
     Atomics.store(this.control, ControlWord.COMMAND_SEQ, seq);
+    // Bump the bell, not only notify: a worker that read the bell just before going to sleep would
+    // otherwise sleep its full timeout on an unchanged value.
+    Atomics.add(this.control, ControlWord.DOORBELL, 1);
     Atomics.notify(this.control, ControlWord.DOORBELL);
     const deadline = Date.now() + timeoutMs;
     for (;;) {

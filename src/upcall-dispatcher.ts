@@ -243,7 +243,7 @@ export class UpcallDispatcher {
     this.stats.queued += count;
     this.pool
       .run(task, { transferList: [task.records] })
-      .then((result: HandlerResult) => this.apply(result, count, stride))
+      .then((result: HandlerResult) => this.queueApply(result, count, stride))
       .catch(() => {
         // The pool refused the task (full queue, or a handler died): its upcalls are lost.
         this.stats.lost += count;
@@ -256,13 +256,44 @@ export class UpcallDispatcher {
       });
   }
 
-  /** Installs the batch's megaflows in one transaction, then executes its frames. */
-  private async apply(result: HandlerResult, count: number, stride: number): Promise<void> {
-    const masks = new Int32Array(result.masks);
+  /**
+   * Handler results wait here while an apply round runs; the next round takes all of them, so the
+   * worker transactions (one put, one execute per round) carry as many upcalls as have come back.
+   */
+  private readonly applyQueue: { result: HandlerResult; count: number; stride: number; done: () => void }[] = [];
+  private applying = false;
+
+  private queueApply(result: HandlerResult, count: number, stride: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.applyQueue.push({ result, count, stride, done: resolve });
+      if (!this.applying) void this.applyRounds();
+    });
+  }
+
+  private async applyRounds(): Promise<void> {
+    this.applying = true;
+    try {
+      while (this.applyQueue.length > 0) {
+        const round = this.applyQueue.splice(0);
+        try {
+          await this.apply(round);
+        } finally {
+          for (const item of round) item.done();
+        }
+      }
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  /** Installs the round's megaflows in one flow transaction, then executes its frames in one more. */
+  private async apply(round: { result: HandlerResult; count: number; stride: number }[]): Promise<void> {
     const puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufid: string }; flags: number }[] = [];
     const ukeys: Ukey[] = [];
     const executes: { upcall: Upcall; actions: ActionSpec[] }[] = [];
     const nowMs = Date.now();
+    for (const { result, count, stride } of round) {
+    const masks = new Int32Array(result.masks);
     for (let i = 0; i < count; i++) {
       const upcall = readUpcall(result.records, stride, i);
       if (upcall.kind !== UpcallKind.MISS) continue;
@@ -295,6 +326,7 @@ export class UpcallDispatcher {
       this.pending.add(ufid);
       puts.push({ spec: { key: masked, mask, actions, ufid }, flags: PutFlags.CREATE });
       ukeys.push({ ufid, key: upcall.key, mask, actions: result.actions[i], version: result.version, createdMs: nowMs });
+    }
     }
     if (puts.length > 0) {
       try {

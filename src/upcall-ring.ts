@@ -222,7 +222,9 @@ export class UpcallConsumer {
     const out = new Int32Array(records);
     for (let i = 0; i < count; i++) {
       const base = HEADER_WORDS + ((this.consumer + i) & this.mask) * this.stride;
-      out.set(this.words.subarray(base, base + this.stride), i * this.stride);
+      // Only the words in use: a 64-byte frame's record is ~60 words of a 2 KiB snaplen's ~580.
+      const used = FRAME_WORD + ((this.words[base + UpcallWord.CAPTURED_LEN] + 3) >> 2);
+      out.set(this.words.subarray(base, base + used), i * this.stride);
     }
     this.consumer = (this.consumer + count) | 0;
     Atomics.store(this.words, CONSUMER, this.consumer);
