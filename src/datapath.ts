@@ -133,9 +133,17 @@ export class Datapath {
     );
     this.flows = new FlowTable(config.flows.limit, {
       portSlot: (number) => this.ports.findIndex((p) => p.number === number),
-      install: (ops) => this.toWorkers(ops.map((op) => {
+      install: (ops) => {
+        // One backing store for the whole batch, a view per operation: a million separate small
+        // ArrayBuffers cost more in garbage collection than encoding them.
+        let total = 0;
+        for (const op of ops) total += 4 + op.program.length + 2 * FLOW_KEY_WORDS;
+        const slab = new Int32Array(total);
+        let at = 0;
+        return this.toWorkers(ops.map((op) => {
         const programLength = op.program.length;
-        const args = new Int32Array(4 + programLength + 2 * FLOW_KEY_WORDS);
+        const args = slab.subarray(at, at + 4 + programLength + 2 * FLOW_KEY_WORDS);
+        at += args.length;
         args[0] = op.id;
         args[1] = op.generation;
         args[2] = op.zeroStats ? 1 : 0;
@@ -144,7 +152,8 @@ export class Datapath {
         args.set(op.key, 4 + programLength);
         args.set(op.mask, 4 + programLength + FLOW_KEY_WORDS);
         return { opcode: Opcode.FLOW_PUT, args };
-      })),
+        }));
+      },
       remove: (id, key, mask) => {
         const args = new Int32Array(1 + 2 * FLOW_KEY_WORDS);
         args[0] = id;

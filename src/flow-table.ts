@@ -20,6 +20,7 @@ import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { finishHash, mixWord } from './flow-hash';
 import type { ActionSpec, FlowStats } from './flow-format';
 import { ActionCompileError, compileActions } from './action-program';
+import { UfidIndex } from './ufid-index';
 
 export type { ActionSpec, FlowStats };
 
@@ -37,8 +38,8 @@ export interface FlowSpec {
 }
 
 export interface InstalledFlow {
-  id: number;
-  ufid: string;
+  readonly id: number;
+  readonly ufid: string;
   key: Int32Array;
   mask: Int32Array;
   actions: ActionSpec[];
@@ -103,6 +104,13 @@ export function formatUfidWords(words: Int32Array | number[]): string {
  * differently seeded hashes computed in one pass).
  */
 export function deriveUfid(key: Int32Array, mask: Int32Array): string {
+  const words = new Int32Array(4);
+  deriveUfidWords(key, mask, words, 0);
+  return formatUfidWords(words);
+}
+
+/** deriveUfid's four words, into `out[at..at+3]` (no string made). */
+export function deriveUfidWords(key: ArrayLike<number>, mask: ArrayLike<number>, out: Int32Array, at: number): void {
   let h0 = 0;
   let h1 = 0x9e3779b1 | 0;
   let h2 = 0x3c6ef372 | 0;
@@ -115,7 +123,30 @@ export function deriveUfid(key: Int32Array, mask: Int32Array): string {
     h3 = mixWord(mixWord(h3, k), mask[w]);
   }
   const n = 2 * FLOW_KEY_WORDS;
-  return formatUfidWords([finishHash(h0, n), finishHash(h1, n), finishHash(h2, n), finishHash(h3, n)]);
+  out[at] = finishHash(h0, n);
+  out[at + 1] = finishHash(h1, n);
+  out[at + 2] = finishHash(h2, n);
+  out[at + 3] = finishHash(h3, n);
+}
+
+/** UUID text to its four words (the text checked by the caller). */
+function ufidTextWords(text: string, out: Int32Array, at: number): void {
+  const hex = text.replace(/-/g, '');
+  for (let i = 0; i < 4; i++) out[at + i] = parseInt(hex.slice(i * 8, i * 8 + 8), 16) | 0;
+}
+
+/**
+ * An installed flow as the table keeps it: key and UFID words are views into the table's slabs
+ * (valid while the flow is installed), the UFID text made on first use.
+ */
+class StoredFlow implements InstalledFlow {
+  private ufidText: string | null = null;
+  constructor(readonly id: number, readonly ufidWords: Int32Array, readonly key: Int32Array, readonly mask: Int32Array, public actions: ActionSpec[]) {}
+
+  get ufid(): string {
+    if (this.ufidText === null) this.ufidText = formatUfidWords(this.ufidWords);
+    return this.ufidText;
+  }
 }
 
 /** The table's own copy of an action list (a shallow copy suffices for the flat actions, the common case). */
@@ -125,10 +156,14 @@ function copyActions(actions: ActionSpec[]): ActionSpec[] {
 
 const UFID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+const KEY_SLAB_FLOWS = 1 << 14;
+
 export class FlowTable {
   readonly limit: number;
   private readonly backend: FlowTableBackend;
-  private readonly byUfid = new Map<string, InstalledFlow>();
+  private readonly byUfid = new UfidIndex();
+  private readonly flowsById: (StoredFlow | undefined)[] = [];
+  private installed = 0;
   private readonly freeIds: number[] = [];
   private nextId = 0;
   private readonly generations: Int32Array;
@@ -138,6 +173,31 @@ export class FlowTable {
     this.backend = backend;
     this.generations = new Int32Array(limit);
   }
+
+  /**
+   * Installed keys live in slabs of KEY_SLAB_FLOWS flows, by flow id, allocated as ids reach them:
+   * a view per flow instead of an ArrayBuffer per flow (cheaper to make and to collect).
+   */
+  private readonly keySlabs: Int32Array[] = [];
+
+  private readonly ufidSlabs: Int32Array[] = [];
+
+  private keyStorage(id: number): Int32Array {
+    const slab = Math.floor(id / KEY_SLAB_FLOWS);
+    while (this.keySlabs.length <= slab) this.keySlabs.push(new Int32Array(KEY_SLAB_FLOWS * FLOW_KEY_WORDS));
+    const at = (id % KEY_SLAB_FLOWS) * FLOW_KEY_WORDS;
+    return this.keySlabs[slab].subarray(at, at + FLOW_KEY_WORDS);
+  }
+
+  private ufidStorage(id: number): Int32Array {
+    const slab = Math.floor(id / KEY_SLAB_FLOWS);
+    while (this.ufidSlabs.length <= slab) this.ufidSlabs.push(new Int32Array(KEY_SLAB_FLOWS * 4));
+    const at = (id % KEY_SLAB_FLOWS) * 4;
+    return this.ufidSlabs[slab].subarray(at, at + 4);
+  }
+
+  /** The UFID words of a spec (given, or derived), into the scratch words. */
+  private readonly scratchUfid = new Int32Array(4);
 
   /** Masks shared by the flows that have them (many flows, few masks), keyed by a hash. */
   private readonly masks = new Map<number, Int32Array[]>();
@@ -160,15 +220,15 @@ export class FlowTable {
   }
 
   get count(): number {
-    return this.byUfid.size;
+    return this.installed;
   }
 
   /** Distinct masks among the installed flows. */
   get maskCount(): number {
-    return new Set([...this.byUfid.values()].map((f) => f.mask)).size;
+    return new Set(this.live().map((f) => f.mask)).size;
   }
 
-  private validate(spec: FlowSpec): { ufid: string; program: Int32Array } {
+  private validate(spec: FlowSpec): { program: Int32Array } {
     if (spec.key.length !== FLOW_KEY_WORDS || spec.mask.length !== FLOW_KEY_WORDS) {
       throw new DpifError('EINVAL', `a flow key and mask have ${FLOW_KEY_WORDS} words`);
     }
@@ -185,7 +245,14 @@ export class FlowTable {
       if (error instanceof ActionCompileError) throw new DpifError('EINVAL', error.message);
       throw error;
     }
-    return { ufid: spec.ufid ?? deriveUfid(spec.key, spec.mask), program };
+    if (spec.ufid != null) ufidTextWords(spec.ufid, this.scratchUfid, 0);
+    else deriveUfidWords(spec.key, spec.mask, this.scratchUfid, 0);
+    return { program };
+  }
+
+  /** Installed flows in id order. */
+  private live(): StoredFlow[] {
+    return this.flowsById.filter((f): f is StoredFlow => f !== undefined);
   }
 
   /** dpif flow_put; resolves with the old stats when an installed flow was modified. */
@@ -203,13 +270,14 @@ export class FlowTable {
   async putMany(items: { spec: FlowSpec; flags: number }[]): Promise<({ created: boolean; oldStats: FlowStats | null } | DpifError)[]> {
     const results: ({ created: boolean; oldStats: FlowStats | null } | DpifError)[] = [];
     const ops: InstallOp[] = [];
-    const created: InstalledFlow[] = [];
+    const created: StoredFlow[] = [];
     for (const { spec, flags } of items) {
       try {
-        const { ufid, program } = this.validate(spec);
-        const existing = this.byUfid.get(ufid);
-        if (existing) {
-          if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${ufid} exists`);
+        const { program } = this.validate(spec);
+        const existingId = this.byUfid.get(this.scratchUfid, 0);
+        if (existingId >= 0) {
+          const existing = this.flowsById[existingId] as StoredFlow;
+          if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${existing.ufid} exists`);
           const oldStats = this.statsOf(existing.id);
           existing.actions = copyActions(spec.actions);
           const generation = ++this.generations[existing.id];
@@ -217,14 +285,18 @@ export class FlowTable {
           results.push({ created: false, oldStats });
           continue;
         }
-        if (!(flags & PutFlags.CREATE)) throw new DpifError('ENOENT', `flow ${ufid} does not exist`);
-        if (this.byUfid.size >= this.limit) throw new DpifError('EFBIG', `flow table full (limit ${this.limit} flows)`);
+        if (!(flags & PutFlags.CREATE)) throw new DpifError('ENOENT', `flow ${formatUfidWords(this.scratchUfid)} does not exist`);
+        if (this.installed >= this.limit) throw new DpifError('EFBIG', `flow table full (limit ${this.limit} flows)`);
         const id = this.freeIds.pop() ?? this.nextId++;
         const mask = this.internMask(spec.mask);
-        const key = new Int32Array(FLOW_KEY_WORDS);
+        const key = this.keyStorage(id);
         for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = spec.key[w] & mask[w];
-        const flow: InstalledFlow = { id, ufid, key, mask, actions: copyActions(spec.actions) };
-        this.byUfid.set(ufid, flow);
+        const ufidWords = this.ufidStorage(id);
+        ufidWords.set(this.scratchUfid);
+        const flow = new StoredFlow(id, ufidWords, key, mask, copyActions(spec.actions));
+        this.byUfid.set(ufidWords, 0, id);
+        this.flowsById[id] = flow;
+        this.installed++;
         created.push(flow);
         ops.push({ id, generation: ++this.generations[id], program, zeroStats: true, key: flow.key, mask: flow.mask });
         results.push({ created: true, oldStats: null });
@@ -236,21 +308,30 @@ export class FlowTable {
     try {
       if (ops.length > 0) await this.backend.install(ops);
     } catch (error) {
-      for (const flow of created) {
-        this.byUfid.delete(flow.ufid);
-        this.freeIds.push(flow.id);
-      }
+      for (const flow of created) this.forget(flow);
       throw error;
     }
     return results;
   }
 
-  private find(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): InstalledFlow {
-    const ufid = by.ufid ?? (by.key && by.mask ? deriveUfid(by.key, by.mask) : null);
-    if (!ufid) throw new DpifError('EINVAL', 'a flow is named by its ufid or by its key and mask');
-    const flow = this.byUfid.get(ufid);
-    if (!flow) throw new DpifError('ENOENT', `flow ${ufid} does not exist`);
-    return flow;
+  private find(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): StoredFlow {
+    const words = this.scratchUfid;
+    if (by.ufid != null) {
+      if (!UFID.test(by.ufid)) throw new DpifError('EINVAL', `bad ufid ${by.ufid}`);
+      ufidTextWords(by.ufid, words, 0);
+    } else if (by.key && by.mask) deriveUfidWords(by.key, by.mask, words, 0);
+    else throw new DpifError('EINVAL', 'a flow is named by its ufid or by its key and mask');
+    const id = this.byUfid.get(words, 0);
+    if (id < 0) throw new DpifError('ENOENT', `flow ${formatUfidWords(words)} does not exist`);
+    return this.flowsById[id] as StoredFlow;
+  }
+
+  /** Drops a flow from the table's own structures (the workers are told separately). */
+  private forget(flow: StoredFlow): void {
+    this.byUfid.delete(flow.ufidWords, 0);
+    this.flowsById[flow.id] = undefined;
+    this.installed--;
+    this.freeIds.push(flow.id);
   }
 
   get(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): { flow: InstalledFlow; stats: FlowStats } {
@@ -261,31 +342,36 @@ export class FlowTable {
   /** dpif flow_del: resolves with the flow's final stats. */
   async del(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): Promise<FlowStats> {
     const flow = this.find(by);
-    this.byUfid.delete(flow.ufid);
+    this.byUfid.delete(flow.ufidWords, 0);
+    this.flowsById[flow.id] = undefined;
+    this.installed--;
     this.generations[flow.id]++;
     await this.backend.remove(flow.id, flow.key, flow.mask);
     const stats = this.statsOf(flow.id);
+    // The id (and its key and UFID storage) is reused only once the workers have forgotten it.
     this.freeIds.push(flow.id);
     return stats;
   }
 
   async flush(): Promise<void> {
-    for (const flow of this.byUfid.values()) {
+    for (const flow of this.live()) {
       this.generations[flow.id]++;
+      this.flowsById[flow.id] = undefined;
       this.freeIds.push(flow.id);
     }
+    this.installed = 0;
     this.byUfid.clear();
     await this.backend.flush();
   }
 
   /** dpif flow_dump: every flow with its stats, as an iterator over a snapshot of the table. */
   *dump(): Generator<{ flow: InstalledFlow; stats: FlowStats }> {
-    for (const flow of [...this.byUfid.values()]) yield { flow, stats: this.statsOf(flow.id) };
+    for (const flow of this.live()) yield { flow, stats: this.statsOf(flow.id) };
   }
 
   /** dpif flow_dump with `terse`: only each flow's UFID and stats (what a revalidator needs). */
   *dumpTerse(): Generator<{ ufid: string; stats: FlowStats }> {
-    for (const flow of [...this.byUfid.values()]) yield { ufid: flow.ufid, stats: this.statsOf(flow.id) };
+    for (const flow of this.live()) yield { ufid: flow.ufid, stats: this.statsOf(flow.id) };
   }
 
   /** A flow's stats summed over the workers. */
