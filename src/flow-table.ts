@@ -240,7 +240,7 @@ export class FlowTable {
     if (spec.ufid != null && !UFID.test(spec.ufid)) throw new DpifError('EINVAL', `bad ufid ${spec.ufid}`);
     let program: Int32Array;
     try {
-      program = compileActions(spec.actions, { portSlot: (port) => this.backend.portSlot(port), key: spec.key, mask: spec.mask });
+      program = this.compile(spec.actions, spec.key, spec.mask);
     } catch (error) {
       if (error instanceof ActionCompileError) throw new DpifError('EINVAL', error.message);
       throw error;
@@ -248,6 +248,40 @@ export class FlowTable {
     if (spec.ufid != null) ufidTextWords(spec.ufid, this.scratchUfid, 0);
     else deriveUfidWords(spec.key, spec.mask, this.scratchUfid, 0);
     return { program };
+  }
+
+  /**
+   * Compiled programs of output-only action lists, which do not depend on the flow's key: a bulk
+   * install of flows to a few ports compiles a few programs, not one per flow (each an ArrayBuffer
+   * for the collector). Programs are read-only once made.
+   */
+  private readonly outputPrograms = new Map<string, Int32Array>();
+
+  private readonly singleOutputPrograms = new Map<number, Int32Array>();
+
+  private compile(actions: ActionSpec[], key: Int32Array, mask: Int32Array): Int32Array {
+    if (actions.length === 1 && actions[0].type === 'output') {
+      // The most common list by far, keyed without making a string.
+      const port = actions[0].port;
+      let program = this.singleOutputPrograms.get(port);
+      if (!program) {
+        program = compileActions(actions, { portSlot: (p) => this.backend.portSlot(p), key, mask });
+        this.singleOutputPrograms.set(port, program);
+      }
+      return program;
+    }
+    let signature = '';
+    for (const a of actions) {
+      if (a.type === 'output') signature += `${a.port},`;
+      else if (a.type === 'drop') signature += 'd,';
+      else return compileActions(actions, { portSlot: (port) => this.backend.portSlot(port), key, mask });
+    }
+    let program = this.outputPrograms.get(signature);
+    if (!program) {
+      program = compileActions(actions, { portSlot: (port) => this.backend.portSlot(port), key, mask });
+      if (this.outputPrograms.size < 4096) this.outputPrograms.set(signature, program);
+    }
+    return program;
   }
 
   /** Installed flows in id order. */
