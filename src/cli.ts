@@ -1,22 +1,21 @@
 #!/usr/bin/env node
 /**
  * xdp-ts command line.
- *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT
+ *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT (src/daemon.ts)
  *   xdp-ts show [--socket PATH] [--json]   ports and workers of a running datapath
  *   xdp-ts demo [--seconds N] [--size N] [--rate PPS]   the veth rig, traffic through xdp-ts, live rates
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
  */
 import * as fs from 'node:fs';
-import { ConfigError, parseConfig } from './config';
-import { Datapath } from './datapath';
-import { ControlServer } from './control/server';
+import { ConfigError } from './config';
+import { Daemon } from './daemon';
 import { ControlClient } from './control/client';
 import { runDemo } from './demo';
 
 export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
 
 const USAGE = `usage: xdp-ts <command> [options]
-  run --config FILE            run the datapath described by FILE (JSON; keys in README.md)
+  run --config FILE            run the datapath described by FILE (YAML or JSON; keys in README.md)
   show [--socket PATH] [--json]  ports with stats and workers of a running datapath
   add-flow FLOW                install FLOW ("<key>, actions:<actions>" in the datapath flow syntax)
   mod-flow FLOW [--zero-stats] change an installed flow's actions
@@ -43,62 +42,10 @@ function options(argv: string[], known: Record<string, 'value' | 'flag'>): Recor
   return out;
 }
 
-function log(event: string, fields: Record<string, unknown>): void {
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n');
-}
-
 async function run(argv: string[]): Promise<number> {
   const o = options(argv, { config: 'value' });
   if (typeof o.config !== 'string') throw new UsageError('run needs --config FILE');
-  let text: string;
-  try {
-    text = fs.readFileSync(o.config, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read ${o.config}: ${(error as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`${o.config}: not JSON: ${(error as Error).message}`);
-  }
-  const config = parseConfig(raw);
-  // Signals are caught from here on: one that arrives during start-up stops the datapath as soon as
-  // it is up, rather than killing the process with XDP programs and sockets half set up.
-  let signalled: (why: string) => void = () => {};
-  let pendingSignal: string | null = null;
-  const onSignal = (signal: string) => {
-    pendingSignal ??= signal;
-    signalled(signal);
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  const datapath = await Datapath.start(config, log);
-  let control: ControlServer | null = null;
-  let stopping: Promise<number> | null = null;
-  const stop = (why: string): Promise<number> => {
-    stopping ??= (async () => {
-      log('stopping', { reason: why });
-      await control?.close();
-      const report = await datapath.stop();
-      const lost = report.frames.reduce((sum, f) => sum + f.lost, 0);
-      log('stopped', { ports: datapath.portStats().map((p) => ({ name: p.name, ...p.stats })), frames: report.frames, lost });
-      return lost === 0 ? 0 : 1;
-    })();
-    return stopping;
-  };
-  try {
-    if (config.control.socket) control = await ControlServer.listen(datapath, config.control.socket);
-  } catch (error) {
-    await stop('control socket failed');
-    throw new Error(`control socket ${config.control.socket}: ${(error as Error).message}`);
-  }
-  log('ready', { datapath: config.datapath, workers: datapath.workerCount, socket: config.control.socket,
-    ports: datapath.ports.map((p) => ({ name: p.name, number: p.number, type: p.type, ...p.describe() })) });
-  return new Promise((resolve) => {
-    signalled = (signal) => void stop(signal).then(resolve);
-    if (pendingSignal) signalled(pendingSignal);
-  });
+  return Daemon.run(o.config);
 }
 
 async function show(argv: string[]): Promise<number> {

@@ -1,9 +1,12 @@
 /**
- * The datapath configuration (`xdp-ts run --config FILE`, JSON). Every key is checked; a bad one is
+ * The datapath configuration (`xdp-ts run --config FILE`, YAML or JSON). Every key is checked; a bad one is
  * refused with its path and what was expected, e.g.
  * `config.ports[1].xdpMode: expected one of native, generic, auto, got "fast"`.
  * The keys are documented in README.md.
  */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { parse as parseYaml } from 'yaml';
 import type { XdpMode, ZeroCopyPolicy } from './native';
 
 export interface PortConfig {
@@ -24,8 +27,23 @@ export interface DatapathConfig {
   /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
   forward: Record<string, string>;
   flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number };
-  control: { socket: string | null };
+  control: {
+    socket: string | null;
+    /** Permission bits of the socket file (0660 unless set). */
+    mode: number;
+    /** Group that owns the socket file (a name or a gid); null: the daemon's group. */
+    group: string | number | null;
+  };
+  log: { level: LogLevel };
+  /** The Prometheus endpoint; null: none. */
+  metrics: { address: string; port: number } | null;
 }
+
+/** Default Prometheus port when `metrics` is given without one. */
+export const DEFAULT_METRICS_PORT = 9478;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -80,7 +98,7 @@ function powerOfTwoOrZero(path: string, value: Json, fallback: number, max = 1 <
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 export function parseConfig(input: Json): DatapathConfig {
-  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control']);
+  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'log', 'metrics']);
   const datapath = string('config.datapath', root.datapath, 'xdp-ts');
 
   const rawPorts = root.ports;
@@ -147,8 +165,30 @@ export function parseConfig(input: Json): DatapathConfig {
     smcEntries: powerOfTwoOrZero('config.flows.smcEntries', fl.smcEntries, 1 << 18, 1 << 24),
   };
 
-  const c = object('config.control', root.control ?? {}, ['socket']);
+  const c = object('config.control', root.control ?? {}, ['socket', 'mode', 'group']);
   const socket = c.socket === undefined || c.socket === null ? null : string('config.control.socket', c.socket);
+  // An octal string, as chmod takes it: JSON and YAML 1.2 have no octal numbers, and 660 in decimal is not 0660.
+  if (c.mode !== undefined && (typeof c.mode !== 'string' || !/^0?[0-7]{3}$/.test(c.mode))) {
+    fail('config.control.mode', 'permission bits as an octal string such as "0660"', c.mode);
+  }
+  const mode = c.mode === undefined ? 0o660 : parseInt(c.mode as string, 8);
+  let group: string | number | null = null;
+  if (c.group !== undefined && c.group !== null) {
+    if (typeof c.group === 'number') group = integer('config.control.group', c.group, 0, 0xfffffffe);
+    else if (typeof c.group === 'string' && /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(c.group)) group = c.group;
+    else fail('config.control.group', 'a group name or a numeric gid', c.group);
+  }
+
+  const l = object('config.log', root.log ?? {}, ['level']);
+  const log = { level: oneOf('config.log.level', l.level, LOG_LEVELS, 'info') };
+
+  let metrics: DatapathConfig['metrics'] = null;
+  if (root.metrics !== undefined && root.metrics !== null) {
+    const m = object('config.metrics', root.metrics, ['address', 'port']);
+    const address = string('config.metrics.address', m.address, '127.0.0.1');
+    if (net.isIP(address) === 0 && address !== 'localhost') fail('config.metrics.address', 'an IPv4 or IPv6 address (or localhost)', m.address);
+    metrics = { address, port: integer('config.metrics.port', m.port, 0, 65535, DEFAULT_METRICS_PORT) };
+  }
 
   return {
     datapath,
@@ -157,6 +197,28 @@ export function parseConfig(input: Json): DatapathConfig {
     umem: { frameSize, framesPerPort, ringSize, hugepages: u.hugepages === true },
     forward,
     flows,
-    control: { socket },
+    control: { socket, mode, group },
+    log,
+    metrics,
   };
+}
+
+/**
+ * Reads and validates a config file: JSON when its name ends in .json, YAML otherwise (YAML 1.2, of
+ * which JSON is a subset; duplicate keys are refused). Errors name the file and, for syntax, the line.
+ */
+export function loadConfigFile(file: string): DatapathConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`${file}: not ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return parseConfig(raw ?? {});
 }

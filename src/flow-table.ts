@@ -156,9 +156,18 @@ export class FlowTable {
     return this.byUfid.size;
   }
 
-  /** Distinct masks among the installed flows. */
+  /** Installed flows per interned mask: the mask count is this map's size (no scan of the flows). */
+  private readonly maskUsers = new Map<Int32Array, number>();
+
+  private useMask(mask: Int32Array, delta: number): void {
+    const users = (this.maskUsers.get(mask) ?? 0) + delta;
+    if (users > 0) this.maskUsers.set(mask, users);
+    else this.maskUsers.delete(mask);
+  }
+
+  /** Distinct masks among the installed flows; O(1), so a metrics scrape costs the same at 1M flows. */
   get maskCount(): number {
-    return new Set([...this.byUfid.values()].map((f) => f.mask)).size;
+    return this.maskUsers.size;
   }
 
   private validate(spec: FlowSpec): { ufid: string; output: number } {
@@ -216,6 +225,7 @@ export class FlowTable {
         for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = spec.key[w] & mask[w];
         const flow: InstalledFlow = { id, ufid, key, mask, actions: spec.actions.map((a) => ({ ...a })) };
         this.byUfid.set(ufid, flow);
+        this.useMask(mask, 1);
         created.push(flow);
         ops.push({ id, generation: ++this.generations[id], output, zeroStats: true, key: flow.key, mask: flow.mask });
         results.push({ created: true, oldStats: null });
@@ -229,6 +239,7 @@ export class FlowTable {
     } catch (error) {
       for (const flow of created) {
         this.byUfid.delete(flow.ufid);
+        this.useMask(flow.mask, -1);
         this.freeIds.push(flow.id);
       }
       throw error;
@@ -253,6 +264,7 @@ export class FlowTable {
   async del(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): Promise<FlowStats> {
     const flow = this.find(by);
     this.byUfid.delete(flow.ufid);
+    this.useMask(flow.mask, -1);
     this.generations[flow.id]++;
     await this.backend.remove(flow.id, flow.key, flow.mask);
     const stats = this.statsOf(flow.id);
@@ -266,6 +278,7 @@ export class FlowTable {
       this.freeIds.push(flow.id);
     }
     this.byUfid.clear();
+    this.maskUsers.clear();
     await this.backend.flush();
   }
 

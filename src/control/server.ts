@@ -80,7 +80,13 @@ export class ControlServer {
     this.server = net.createServer((socket) => this.serve(socket));
   }
 
-  static async listen(datapath: Datapath, socketPath: string): Promise<ControlServer> {
+  /**
+   * Listens on `socketPath` with permission bits `access.mode` (default 0660) and, if given, owner
+   * group `access.gid`: connecting needs write permission on the socket file, so only the owner and
+   * that group can talk to the datapath. The file is created 0600 (umask) and opened up only after,
+   * so there is no moment where it is wider than asked.
+   */
+  static async listen(datapath: Datapath, socketPath: string, access: { mode?: number; gid?: number | null } = {}): Promise<ControlServer> {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true });
     try {
       // A socket file left by a datapath that died: nobody answers on it, so it can go.
@@ -91,10 +97,26 @@ export class ControlServer {
     const control = new ControlServer(datapath, socketPath);
     await new Promise<void>((resolve, reject) => {
       control.server.once('error', reject);
-      control.server.listen(socketPath, () => resolve());
+      const umask = process.umask(0o177);
+      try {
+        control.server.listen(socketPath, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
     });
-    fs.chmodSync(socketPath, 0o660);
+    try {
+      control.setAccess(access.mode ?? 0o660, access.gid ?? null);
+    } catch (error) {
+      await control.close();
+      throw error;
+    }
     return control;
+  }
+
+  /** Changes the socket file's permission bits and owner group (null: leave the group). */
+  setAccess(mode: number, gid: number | null): void {
+    if (gid !== null) fs.chownSync(this.socketPath, -1, gid);
+    fs.chmodSync(this.socketPath, mode);
   }
 
   private serve(socket: net.Socket): void {
