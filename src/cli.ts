@@ -11,12 +11,14 @@ import { ConfigError } from './config';
 import { Daemon } from './daemon';
 import { ControlClient } from './control/client';
 import { runDemo } from './demo';
+import { formatShow, ShowDatapath } from './show-format';
 
 export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
 
 const USAGE = `usage: xdp-ts <command> [options]
   run --config FILE            run the datapath described by FILE (YAML or JSON; keys in README.md)
-  show [--socket PATH] [--json]  ports with stats and workers of a running datapath
+  show [-s]                    lookups, flows, masks and ports as ovs-dpctl show (-s: with port stats)
+  add-port NAME | del-port NAME  (ports are fixed at start: refused, see xdp-ts add-port --help)
   add-flow FLOW                install FLOW ("<key>, actions:<actions>" in the datapath flow syntax)
   mod-flow FLOW [--zero-stats] change an installed flow's actions
   del-flow FLOW | --ufid UFID  remove a flow; prints its final stats
@@ -24,7 +26,8 @@ const USAGE = `usage: xdp-ts <command> [options]
   dump-flows [-m]              print every flow (-m: verbose, with ufid and every field)
   del-flows                    remove every flow
   add-flows FILE               install the flows of FILE, one per line (# comments), in one batch
-  flow commands take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
+  commands that talk to the datapath take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
+  xdp-ts COMMAND --help        that command's options
   demo [--seconds N] [--size BYTES] [--rate PPS]  veth rig + generator + xdp-ts, per-second rates
   --help                       this text`;
 
@@ -49,30 +52,10 @@ async function run(argv: string[]): Promise<number> {
 }
 
 async function show(argv: string[]): Promise<number> {
-  const o = options(argv, { socket: 'value', json: 'flag' });
-  const client = new ControlClient(typeof o.socket === 'string' ? o.socket : DEFAULT_SOCKET);
-  const dp = await client.call<{ name: string; stats: { hit: number; missed: number; lost: number; flows: number; masks: number; maskHits: number }; ports: { name: string; number: number; type: string; stats: Record<string, number>; info: Record<string, unknown> }[]; workers: { worker: number; frames: Record<string, number> }[] }>('datapath.show');
-  if (o.json) {
-    console.log(JSON.stringify(dp, null, 2));
-    return 0;
-  }
-  console.log(`${dp.name}:`);
-  const st = dp.stats;
-  console.log(`  lookups: hit:${st.hit} missed:${st.missed} lost:${st.lost}`);
-  console.log(`  flows: ${st.flows}`);
-  // As ovs-dpctl: mask hits are subtable lookups, hit/pkt their number per looked-up packet.
-  console.log(`  masks: hit:${st.maskHits} total:${st.masks} hit/pkt:${st.hit + st.missed > 0 ? (st.maskHits / (st.hit + st.missed)).toFixed(2) : '0.00'}`);
-  for (const p of dp.ports) {
-    const s = p.stats;
-    const detail = p.type === 'afxdp' ? ` (afxdp: ${p.info.interface}, xdp ${p.info.xdpMode}, ${p.info.zeroCopy ? 'zero-copy' : 'copy'})` : ' (memory)';
-    console.log(`  port ${p.number}: ${p.name}${detail}`);
-    console.log(`    RX packets:${s.rxPackets} errors:${s.rxErrors} dropped:${s.rxDropped}`);
-    console.log(`    TX packets:${s.txPackets} errors:${s.txErrors} dropped:${s.txDropped}`);
-    console.log(`    RX bytes:${s.rxBytes}  TX bytes:${s.txBytes}`);
-  }
-  for (const w of dp.workers) {
-    console.log(`  worker ${w.worker}: frames total:${w.frames.total} free:${w.frames.free} rx-side:${w.frames.rxSide} tx-side:${w.frames.txSide}`);
-  }
+  const a = flowArgs(argv, ['-s', '--statistics']);
+  if (a.positional) throw new UsageError(`unexpected argument ${a.positional}`);
+  const dp = (await call(a.socket, 'datapath.show', {})) as ShowDatapath;
+  console.log(a.json ? JSON.stringify(dp, null, 2) : formatShow(dp, a.options.has('-s') || a.options.has('--statistics')));
   return 0;
 }
 
@@ -163,8 +146,62 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
   }
 }
 
+/** `xdp-ts COMMAND --help`. */
+const HELP: Record<string, string> = {
+  run: `usage: xdp-ts run --config FILE
+  Runs the datapath FILE describes (YAML, or JSON if FILE ends in .json; keys in README.md) until
+  SIGTERM or SIGINT. SIGHUP re-reads FILE and applies log.level, metrics and control.mode/group;
+  other changes are logged as needing a restart. Logs are JSON lines on stderr.
+  Exit: 0 after a clean stop, 1 on a runtime failure, 2 on a bad config.`,
+  show: `usage: xdp-ts show [-s|--statistics] [--socket PATH] [--json]
+  The datapath's lookups (hit, missed, lost), flows, masks (hit, total, hit/pkt) and ports, in the
+  layout of ovs-dpctl show. -s adds each port's RX/TX packets, errors, dropped and bytes (counters
+  xdp-ts does not keep print as ?) and each worker's frame accounting. --json: the raw reply.`,
+  'add-port': `usage: xdp-ts add-port NAME [--socket PATH] [--json]
+  Ports are fixed when the datapath starts (each worker's UMEM and rings are sized for them): the
+  datapath refuses with EOPNOTSUPP. Add the port to the config file and restart.`,
+  'del-port': `usage: xdp-ts del-port NAME [--socket PATH] [--json]
+  Ports are fixed when the datapath starts: the datapath refuses with EOPNOTSUPP. Remove the port
+  from the config file and restart.`,
+  'add-flow': `usage: xdp-ts add-flow FLOW [--socket PATH] [--json]
+  Installs FLOW, "<key>, actions:<actions>" in the datapath flow syntax of ovs-dpctl, e.g.
+  'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=53), actions:2'.
+  An omitted field is wildcarded; field=value/mask matches partly; in_port must be given.
+  Fails with EEXIST if the flow is installed (use mod-flow), EFBIG when the table is full.`,
+  'mod-flow': `usage: xdp-ts mod-flow FLOW [--zero-stats] [--socket PATH] [--json]
+  Changes the actions of the installed flow whose key and mask FLOW gives (ENOENT if none);
+  --zero-stats restarts its counters.`,
+  'del-flow': `usage: xdp-ts del-flow FLOW | --ufid UFID [--socket PATH] [--json]
+  Removes one flow, named by its key and mask or its UFID, and prints its final stats.`,
+  'get-flow': `usage: xdp-ts get-flow FLOW | --ufid UFID [-m] [--socket PATH] [--json]
+  Prints one flow as dump-flows does (-m: with its ufid and every field).`,
+  'dump-flows': `usage: xdp-ts dump-flows [-m] [--socket PATH] [--json]
+  Prints every flow: <key>, packets:N, bytes:N, used:X.XXXs, actions:<actions> (-m: verbose).`,
+  'del-flows': `usage: xdp-ts del-flows [--socket PATH]
+  Removes every flow.`,
+  'add-flows': `usage: xdp-ts add-flows FILE [--socket PATH] [--json]
+  Installs the flows of FILE, one a line (# comments and empty lines skipped), in one batched
+  request. Each line fails alone (reported as FILE:LINE: CODE: message); the others are installed.
+  Exit 1 if any line failed.`,
+  demo: `usage: xdp-ts demo [--seconds N] [--size BYTES] [--rate PPS]
+  Builds the veth rig, runs xdp-ts in it forwarding d0 <-> d1, drives the generator and prints
+  per-second rates; cleans everything up (needs root).`,
+};
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    if (!(command in HELP)) throw new UsageError(`unknown command ${command}`);
+    console.log(HELP[command]);
+    return 0;
+  }
+  if (command === 'add-port' || command === 'del-port') {
+    const a = flowArgs(rest, []);
+    if (!a.positional) throw new UsageError(`${command} needs a port NAME`);
+    const result = await call(a.socket, command === 'add-port' ? 'port.add' : 'port.del', { name: a.positional });
+    if (a.json) console.log(JSON.stringify(result, null, 2));
+    return 0;
+  }
   if (['add-flow', 'mod-flow', 'del-flow', 'get-flow', 'dump-flows', 'del-flows', 'add-flows'].includes(command)) {
     return flowCommand(command, rest);
   }

@@ -2,7 +2,9 @@
  * The control socket server of a running datapath (see protocol.ts). Operations so far:
  *  - datapath.show: name, lookup stats, ports with stats, workers with their frame accounting.
  *  - datapath.stats: lookups hit (exact-match cache, megaflow), missed, lost; flows; masks.
- *  - port.dump: every port with OVS vport stats and the kernel's counters.
+ *  - datapath.features: what this datapath supports (ops, port types, limits, caches).
+ *  - port.dump: every port with OVS vport stats and the kernel's counters; port.get {name | number}:
+ *    one of them (ENODEV if none); port.add, port.del: EOPNOTSUPP (ports are fixed at start).
  *  - worker.dump: every worker's counters and frame accounting.
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
  *    flow.flush, flow.dump {verbose, terse}: the flow table in the datapath flow syntax (see flow-table.ts
@@ -54,7 +56,37 @@ export class ControlServer {
         workers: datapath.workerStats(),
       }),
       'datapath.stats': () => datapath.lookupStats(),
+      'datapath.features': () => ({
+        name: datapath.config.datapath,
+        ops: Object.keys(this.handlers).sort(),
+        portTypes: ['afxdp', 'memory'],
+        ports: datapath.ports.length,
+        workers: datapath.workerCount,
+        flowLimit: datapath.flows.limit,
+        caches: { emcEntries: datapath.config.flows.emcEntries, emcInsertInverse: datapath.config.flows.emcInsertInverse, smcEntries: datapath.config.flows.smcEntries },
+        ufid: true,
+        megaflows: true,
+        batch: true,
+        maxRequestBytes: MAX_REQUEST_BYTES,
+        runtimePorts: false,
+      }),
       'port.dump': () => datapath.portStats(),
+      // port.get {name | number}: one port as port.dump gives it.
+      'port.get': (args) => {
+        const ports = datapath.portStats();
+        const port = typeof args.name === 'string' ? ports.find((p) => p.name === args.name)
+          : typeof args.number === 'number' ? ports.find((p) => p.number === args.number)
+          : (() => { throw new ControlError('EINVAL', 'a port is named by "name" (string) or "number" (integer)'); })();
+        if (!port) throw new ControlError('ENODEV', `no port ${JSON.stringify(args.name ?? args.number)} (ports: ${ports.map((p) => `${p.number} ${p.name}`).join(', ')})`);
+        return port;
+      },
+      // Ports are fixed at start: every worker's UMEM, rings and counters are sized for them.
+      'port.add': () => {
+        throw new ControlError('EOPNOTSUPP', 'ports are fixed when the datapath starts (each worker\'s UMEM and rings are sized for them): add the port to the config file and restart');
+      },
+      'port.del': () => {
+        throw new ControlError('EOPNOTSUPP', 'ports are fixed when the datapath starts: remove the port from the config file and restart');
+      },
       'worker.dump': () => datapath.workerStats(),
       // flow.put {flow: "<key>, actions:<actions>", create=true, modify=false, zeroStats=false}
       'flow.put': async (args) => {
