@@ -57,7 +57,7 @@ test('a client of another user is refused; the owner group lets it in', { skip: 
     assert.equal(fs.statSync(server.socketPath).gid, 65534);
     const allowed = await showAsNobody(server.socketPath);
     assert.equal(allowed.code, 0, allowed.stderr);
-    assert.match(allowed.stdout, /^access:\n/);
+    assert.match(allowed.stdout, /^xdp-ts@access:\n/);
   } finally {
     await server.close();
     await dp.stop();
