@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
+import { LineReader } from './framing';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
 import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseUfid } from '../flow-format';
 
@@ -151,23 +152,24 @@ export class ControlServer {
     fs.chmodSync(this.socketPath, mode);
   }
 
+  /**
+   * One connection: requests are answered in the order they arrive, each after the one before it
+   * finished (so a put followed by a dump on one connection sees the put). A request line over
+   * MAX_REQUEST_BYTES is answered with E2BIG and the connection closed; nothing of it is applied.
+   */
   private serve(socket: net.Socket): void {
-    let buffered = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      if (buffered.length > MAX_REQUEST_BYTES && !buffered.includes('\n')) {
-        socket.end(JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n');
-        socket.destroy();
-        return;
-      }
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        if (line.trim()) void this.answer(line).then((reply) => socket.writable && socket.write(JSON.stringify(reply) + '\n'));
-      }
+    let queue: Promise<unknown> = Promise.resolve();
+    const reader = new LineReader(MAX_REQUEST_BYTES, (line) => {
+      const text = line.toString('utf8');
+      if (!text.trim()) return;
+      queue = queue.then(() => this.answer(text)).then((reply) => {
+        if (socket.writable) socket.write(JSON.stringify(reply) + '\n');
+      });
+    }, () => {
+      socket.pause();
+      queue = queue.then(() => socket.end(JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n'));
     });
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => socket.destroy());
   }
 
