@@ -230,7 +230,7 @@ export class ControlServer {
       const handler = this.handlers[request.op];
       if (!handler) throw new ControlError('EOPNOTSUPP', `unknown op ${request.op} (known: ${Object.keys(this.handlers).join(', ')})`);
       const args = request.args ?? {};
-      if (typeof args !== 'object' || args === null) throw new ControlError('EINVAL', '"args" must be an object');
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new ControlError('EINVAL', '"args" must be an object');
       return { id, result: (await handler(args)) ?? null };
     } catch (error) {
       const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError ? 'EINVAL' : 'EIO';
