@@ -8,9 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { ConfigError } from './config';
-import { Daemon } from './daemon';
 import { ControlClient } from './control/client';
-import { runDemo } from './demo';
 import { formatShow, ShowDatapath } from './show-format';
 
 export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
@@ -48,6 +46,9 @@ function options(argv: string[], known: Record<string, 'value' | 'flag'>): Recor
 async function run(argv: string[]): Promise<number> {
   const o = options(argv, { config: 'value' });
   if (typeof o.config !== 'string') throw new UsageError('run needs --config FILE');
+  // Loaded here, not at the top: the daemon's modules (prom-client, pino, the datapath) would add
+  // ~100 ms to every short command.
+  const { Daemon } = await import('./daemon');
   return Daemon.run(o.config);
 }
 
@@ -212,6 +213,7 @@ async function main(argv: string[]): Promise<number> {
       return show(rest);
     case 'demo': {
       const o = options(rest, { seconds: 'value', size: 'value', rate: 'value' });
+      const { runDemo } = await import('./demo');
       return runDemo({ seconds: Number(o.seconds ?? 5), size: Number(o.size ?? 64), rate: Number(o.rate ?? 0) });
     }
     case undefined:

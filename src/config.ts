@@ -6,7 +6,6 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import type { XdpMode, ZeroCopyPolicy } from './native';
 
 export interface PortConfig {
@@ -216,7 +215,8 @@ export function loadConfigFile(file: string): DatapathConfig {
   }
   let raw: unknown;
   try {
-    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    // yaml is required here, not at the top: the CLI's short commands import this module too.
+    raw = file.endsWith('.json') ? JSON.parse(text) : (require('yaml') as typeof import('yaml')).parse(text);
   } catch (error) {
     throw new ConfigError(`${file}: not ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message.split('\n')[0]}`);
   }
