@@ -335,17 +335,23 @@ function isNameChar(c: number, first: boolean): boolean {
 }
 
 class FlowParser {
-  // Key and mask share one backing store: a typed array this size lives outside the V8 heap, and
-  // allocating its store is a large part of parsing a flow.
-  private readonly words = new Int32Array(2 * FLOW_KEY_WORDS);
-  readonly key = this.words.subarray(0, FLOW_KEY_WORDS);
-  readonly mask = this.words.subarray(FLOW_KEY_WORDS);
+  // Key and mask share one backing store (the caller's, for bulk parsing): a typed array this size
+  // lives outside the V8 heap, and allocating its store is a large part of parsing a flow and of
+  // the young-generation GC work after a bulk install.
+  readonly key: Int32Array;
+  readonly mask: Int32Array;
   ufid: Uint32Array | null = null;
   actions: ActionSpec[] = [];
   stats: FlowStats | null = null;
   private readonly placed = new Map<string, Placed>();
 
-  constructor(private readonly text: string, private readonly dumpLine: boolean, private readonly nowMs: number) {}
+  constructor(private readonly text: string, private readonly dumpLine: boolean, private readonly nowMs: number,
+              words: Int32Array = new Int32Array(2 * FLOW_KEY_WORDS)) {
+    if (words.length !== 2 * FLOW_KEY_WORDS) throw new RangeError(`a flow's key and mask take ${2 * FLOW_KEY_WORDS} words`);
+    words.fill(0);
+    this.key = words.subarray(0, FLOW_KEY_WORDS);
+    this.mask = words.subarray(FLOW_KEY_WORDS);
+  }
 
   private fail(context: string, problem: string, at: number): never {
     throw new FlowParseError(context, problem, at + 1);
@@ -698,8 +704,8 @@ function parseStatsTcpFlags(value: string, token: string, at: number): number {
  * any order; anything not given is wildcarded (mask 0). (A flow about to be installed also matches
  * recirc_id exactly when the text does not name it: see flowToInstall.)
  */
-export function parseFlow(text: string): ParsedFlow {
-  const p = new FlowParser(text, false, 0);
+export function parseFlow(text: string, words?: Int32Array): ParsedFlow {
+  const p = new FlowParser(text, false, 0, words);
   p.run();
   return { ufid: p.ufid, key: p.key, mask: p.mask, actions: p.actions };
 }
@@ -707,9 +713,11 @@ export function parseFlow(text: string): ParsedFlow {
 /**
  * A flow as `ovs-dpctl add-flow` installs it: parsed, and, as odp_flow_key_to_mask does, matching
  * recirc_id(0) exactly when the text does not name recirc_id (which is why dumps show it).
+ * `words` (2 x FLOW_KEY_WORDS, e.g. a subarray of one slab for a whole batch) receives the key then
+ * the mask, which are views on it; by default a new array.
  */
-export function flowToInstall(text: string): ParsedFlow {
-  const flow = parseFlow(text);
+export function flowToInstall(text: string, words?: Int32Array): ParsedFlow {
+  const flow = parseFlow(text, words);
   if (flow.mask[FlowWord.RECIRC_ID] === 0 && !/(^|[,\s])recirc_id\(/.test(text)) flow.mask[FlowWord.RECIRC_ID] = -1;
   return flow;
 }

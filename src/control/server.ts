@@ -17,9 +17,13 @@ import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { LineReader } from './framing';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
+import { FLOW_KEY_WORDS } from '../flow-key';
 import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseUfid } from '../flow-format';
 
 type Handler = (args: Record<string, unknown>) => unknown;
+
+/** Consecutive flow.put requests of a batch are parsed and installed this many at a time. */
+const PUT_CHUNK = 4096;
 
 function text(args: Record<string, unknown>, name: string): string {
   const value = args[name];
@@ -187,7 +191,10 @@ export class ControlServer {
       let end = i;
       while (end < parsed.length && (parsed[end] as Request | null)?.op === 'flow.put') end++;
       if (end - i > 1) {
-        replies.push(...(await this.putMany(parsed.slice(i, end) as Request[])));
+        // In chunks: a chunk's parsed keys die young instead of living through the whole batch.
+        for (let chunk = i; chunk < end; chunk += PUT_CHUNK) {
+          replies.push(...(await this.putMany(parsed.slice(chunk, Math.min(end, chunk + PUT_CHUNK)) as Request[])));
+        }
         i = end;
       } else {
         replies.push(await this.run(parsed[i++]));
@@ -200,10 +207,13 @@ export class ControlServer {
     const replies: (Reply | null)[] = [];
     const items: { spec: FlowSpec; flags: number }[] = [];
     const at: number[] = [];
+    // One slab for the chunk's keys and masks (the table copies what it keeps).
+    const slab = new Int32Array(requests.length * 2 * FLOW_KEY_WORDS);
     for (const request of requests) {
       try {
         const args = request.args ?? {};
-        const parsed = flowToInstall(text(args, 'flow'));
+        const words = slab.subarray(items.length * 2 * FLOW_KEY_WORDS, (items.length + 1) * 2 * FLOW_KEY_WORDS);
+        const parsed = flowToInstall(text(args, 'flow'), words);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
         items.push({ spec: { ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: putFlags(args) });
         at.push(replies.length);
