@@ -21,7 +21,7 @@ const USAGE = `usage: xdp-ts <command> [options]
   mod-flow FLOW [--zero-stats] change an installed flow's actions
   del-flow FLOW | --ufid UFID  remove a flow; prints its final stats
   get-flow FLOW | --ufid UFID  print one flow as dump-flows does
-  dump-flows [-m]              print every flow (-m: verbose, with ufid and every field)
+  dump-flows [-m] [filter=FLOW]  print every flow (-m: verbose, with ufid and every field)
   del-flows                    remove every flow
   add-flows FILE               install the flows of FILE, one per line (# comments), in one batch
   commands that talk to the datapath take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
@@ -119,8 +119,9 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
       return 0;
     }
     case 'dump-flows': {
-      if (a.positional) throw new UsageError(`unexpected argument ${a.positional}`);
-      const lines = (await call(a.socket, 'flow.dump', { verbose: a.options.has('-m') })) as string[];
+      if (a.positional && !a.positional.startsWith('filter=')) throw new UsageError(`unexpected argument ${a.positional} (a filter is filter=FLOW)`);
+      const filter = a.positional ? { filter: a.positional.slice('filter='.length) } : {};
+      const lines = (await call(a.socket, 'flow.dump', { verbose: a.options.has('-m'), ...filter })) as string[];
       print(lines, () => lines.join('\n'));
       return 0;
     }
@@ -176,8 +177,11 @@ const HELP: Record<string, string> = {
   Removes one flow, named by its key and mask or its UFID, and prints its final stats.`,
   'get-flow': `usage: xdp-ts get-flow FLOW | --ufid UFID [-m] [--socket PATH] [--json]
   Prints one flow as dump-flows does (-m: with its ufid and every field).`,
-  'dump-flows': `usage: xdp-ts dump-flows [-m] [--socket PATH] [--json]
-  Prints every flow: <key>, packets:N, bytes:N, used:X.XXXs, actions:<actions> (-m: verbose).`,
+  'dump-flows': `usage: xdp-ts dump-flows [-m] [filter=FLOW] [--socket PATH] [--json]
+  Prints every flow: <key>, packets:N, bytes:N, used:X.XXXs, actions:<actions> (-m: verbose).
+  filter=FLOW (datapath flow syntax, e.g. filter='in_port(2)' or
+  filter='eth_type(0x0800),ipv4(proto=17),udp(dst=53)') keeps the flows whose key agrees
+  with FLOW on every field both match on; a field a flow wildcards does not exclude it.`,
   'del-flows': `usage: xdp-ts del-flows [--socket PATH]
   Removes every flow.`,
   'add-flows': `usage: xdp-ts add-flows FILE [--socket PATH] [--json]

@@ -7,7 +7,7 @@
  *    one of them (ENODEV if none); port.add, port.del: EOPNOTSUPP (ports are fixed at start).
  *  - worker.dump: every worker's counters and frame accounting.
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
- *    flow.flush, flow.dump {verbose, terse}: the flow table in the datapath flow syntax (see flow-table.ts
+ *    flow.flush, flow.dump {verbose, terse, filter}: the flow table in the datapath flow syntax (see flow-table.ts
  *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL).
  */
 import * as fs from 'node:fs';
@@ -18,7 +18,7 @@ import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { LineReader } from './framing';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
 import { FLOW_KEY_WORDS } from '../flow-key';
-import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseUfid } from '../flow-format';
+import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseFlow, parseUfid } from '../flow-format';
 
 type Handler = (args: Record<string, unknown>) => unknown;
 
@@ -41,6 +41,17 @@ function flowName(args: Record<string, unknown>): { ufid?: string; key?: Int32Ar
   const parsed = flowToInstall(text(args, 'flow'));
   if (parsed.ufid) return { ufid: formatUfid(parsed.ufid).slice('ufid:'.length) };
   return { key: parsed.key, mask: parsed.mask };
+}
+
+/**
+ * dump-flows filter=...: a flow passes when, on every bit both the filter and the flow match on,
+ * its key equals the filter's (as dpctl's filter: a field the flow wildcards does not exclude it).
+ */
+function passesFilter(key: Int32Array, mask: Int32Array, filter: { key: Int32Array; mask: Int32Array }): boolean {
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+    if (((key[w] ^ filter.key[w]) & mask[w] & filter.mask[w]) !== 0) return false;
+  }
+  return true;
 }
 
 export class ControlServer {
@@ -109,9 +120,11 @@ export class ControlServer {
       // flow.dump {verbose=false, terse=false}: one ovs-dpctl dump-flows line per flow; terse:
       // {ufid, stats} per flow only, as dpif's terse dump.
       'flow.dump': (args) => {
-        if (args.terse === true) return [...datapath.flows.dumpTerse()];
+        const filter = args.filter === undefined ? null : parseFlow(text(args, 'filter'));
+        const flows = [...datapath.flows.dump()].filter(({ flow }) => filter === null || passesFilter(flow.key, flow.mask, filter));
+        if (args.terse === true) return flows.map(({ flow, stats }) => ({ ufid: flow.ufid, stats }));
         const now = Date.now();
-        return [...datapath.flows.dump()].map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
+        return flows.map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
       },
     };
     this.server = net.createServer((socket) => this.serve(socket));
