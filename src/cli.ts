@@ -7,7 +7,7 @@
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
  */
 import * as fs from 'node:fs';
-import { ConfigError } from './config';
+import { ConfigError } from './config-error';
 import { ControlClient } from './control/client';
 import { formatShow, ShowDatapath } from './show-format';
 

@@ -7,6 +7,9 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { XdpMode, ZeroCopyPolicy } from './native';
+import { ConfigError } from './config-error';
+import { flowToInstall } from './flow-format';
+import { FlowWord } from './flow-key';
 
 export interface PortConfig {
   name: string;
@@ -25,7 +28,7 @@ export interface DatapathConfig {
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
   /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
   forward: Record<string, string>;
-  flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number };
+  flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number; initial: string[] };
   control: {
     socket: string | null;
     /** Permission bits of the socket file (0660 unless set). */
@@ -44,9 +47,7 @@ export const DEFAULT_METRICS_PORT = 9478;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 type Json = unknown;
 
@@ -92,6 +93,33 @@ function powerOfTwoOrZero(path: string, value: Json, fallback: number, max = 1 <
   const n = integer(path, value, 0, max, fallback);
   if (n !== 0 && (n < 2 || (n & (n - 1)) !== 0)) fail(path, `0 (no cache) or a power of two up to ${max}`, value);
   return n;
+}
+
+/**
+ * flows.initial: flows installed at start, before any port receives, each in the datapath flow syntax
+ * with its actions; checked here (syntax, ports) so a bad one is a config error naming its index.
+ */
+function initialFlows(value: Json, ports: PortConfig[]): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) fail('config.flows.initial', 'a list of flows ("<key>, actions:<actions>")', value);
+  const numbers = new Set(ports.map((p) => p.number));
+  return value.map((flow: Json, i: number) => {
+    const path = `config.flows.initial[${i}]`;
+    const text = string(path, flow);
+    let parsed;
+    try {
+      parsed = flowToInstall(text);
+    } catch (error) {
+      throw new ConfigError(`${path}: ${(error as Error).message}`);
+    }
+    if (!/(^|[,\s])actions:/.test(text)) throw new ConfigError(`${path}: a flow to install needs its actions ("..., actions:2")`);
+    const inPort = parsed.key[FlowWord.IN_PORT];
+    if (!numbers.has(inPort)) throw new ConfigError(`${path}: in_port(${inPort}): no such port (ports: ${[...numbers].join(', ')})`);
+    for (const action of parsed.actions) {
+      if (action.type === 'output' && !numbers.has(action.port)) throw new ConfigError(`${path}: output(${action.port}): no such port`);
+    }
+    return text;
+  });
 }
 
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
@@ -156,13 +184,15 @@ export function parseConfig(input: Json): DatapathConfig {
     forward[from] = target;
   }
 
-  const fl = object('config.flows', root.flows ?? {}, ['limit', 'emcEntries', 'emcInsertInverse', 'smcEntries']);
+  const fl = object('config.flows', root.flows ?? {}, ['limit', 'emcEntries', 'emcInsertInverse', 'smcEntries', 'initial']);
   const flows = {
     limit: integer('config.flows.limit', fl.limit, 1, 1 << 22, 200000),
     emcEntries: powerOfTwoOrZero('config.flows.emcEntries', fl.emcEntries, 8192),
     emcInsertInverse: integer('config.flows.emcInsertInverse', fl.emcInsertInverse, 0, 1 << 20, 100),
     smcEntries: powerOfTwoOrZero('config.flows.smcEntries', fl.smcEntries, 1 << 18, 1 << 24),
+    initial: initialFlows(fl.initial, ports),
   };
+  if (flows.initial.length > flows.limit) fail('config.flows.initial', `at most flows.limit (${flows.limit}) flows`, `${flows.initial.length} flows`);
 
   const c = object('config.control', root.control ?? {}, ['socket', 'mode', 'group']);
   const socket = c.socket === undefined || c.socket === null ? null : string('config.control.socket', c.socket);

@@ -19,6 +19,7 @@ import type { DatapathConfig } from './config';
 import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
 import { FlowStat, FlowTable, PutFlags } from './flow-table';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
+import { flowToInstall, formatUfid } from './flow-format';
 import { native } from './native';
 import { AfxdpVport } from './vport-afxdp';
 import { MemoryVport } from './vport-memory';
@@ -234,6 +235,7 @@ export class Datapath {
       }
     }
     for (const [from, to] of Object.entries(this.config.forward)) await this.setOutput(from, to);
+    await this.installInitialFlows();
     for (const port of this.ports) {
       port.start();
       this.log('port_up', { port: port.name, number: port.number, type: port.type, ...port.describe() });
@@ -308,6 +310,17 @@ export class Datapath {
     mask[FlowWord.IN_PORT] = -1;
     const actions = to === null ? [{ type: 'drop' as const }] : [{ type: 'output' as const, port: this.port(to).number }];
     await this.flows.put({ key, mask, actions }, PutFlags.CREATE | PutFlags.MODIFY);
+  }
+
+  /** config flows.initial, in one batch before any port receives; the first refused one fails start-up. */
+  private async installInitialFlows(): Promise<void> {
+    const specs = this.config.flows.initial.map((text) => {
+      const parsed = flowToInstall(text);
+      return { spec: { ufid: parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: PutFlags.CREATE };
+    });
+    const results = await this.flows.putMany(specs);
+    const bad = results.findIndex((r) => r instanceof Error);
+    if (bad >= 0) throw new Error(`config.flows.initial[${bad}]: ${(results[bad] as Error).message}`);
   }
 
   /** Datapath stats as `ovs-dpctl show` reports them: lookups hit (by cache level), missed, lost. */

@@ -91,3 +91,20 @@ test('config files: YAML or JSON, with syntax errors located and keys checked as
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('flows.initial: flow texts checked for syntax, actions and ports, naming the index', () => {
+  const ports = [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }];
+  const ok = parseConfig({ ports, flows: { initial: ['in_port(1),eth(),eth_type(0x0806), actions:2'] } });
+  assert.deepEqual(ok.flows.initial, ['in_port(1),eth(),eth_type(0x0806), actions:2']);
+  assert.deepEqual(parseConfig({ ports }).flows.initial, []);
+  const cases: [unknown, RegExp][] = [
+    [{ initial: 'in_port(1), actions:2' }, /config.flows.initial: expected a list of flows/],
+    [{ initial: ['in_port(1), actions:2', 'in_port(1),ipv4(src=1.2.3.400), actions:2'] }, /config.flows.initial\[1\]: .*bad IPv4 address at column \d+/],
+    [{ initial: ['in_port(1),eth()'] }, /config.flows.initial\[0\]: a flow to install needs its actions/],
+    [{ initial: ['in_port(5), actions:2'] }, /config.flows.initial\[0\]: in_port\(5\): no such port \(ports: 1, 2\)/],
+    [{ initial: ['in_port(1), actions:7'] }, /config.flows.initial\[0\]: output\(7\): no such port/],
+    [{ initial: [''] }, /config.flows.initial\[0\]: expected a non-empty string/],
+    [{ limit: 1, initial: ['in_port(1), actions:2', 'in_port(2), actions:1'] }, /config.flows.initial: expected at most flows.limit \(1\) flows, got "2 flows"/],
+  ];
+  for (const [flows, message] of cases) assert.throws(() => parseConfig({ ports, flows }), message, JSON.stringify(flows));
+});

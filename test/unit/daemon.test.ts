@@ -18,7 +18,7 @@ const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
 
 function scrape(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get(url, (response) => {
+    http.get(url, { agent: false }, (response) => {
       let body = '';
       response.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
     }).on('error', reject);
@@ -42,6 +42,9 @@ ports:
   - { name: m1, type: memory }
 umem: { ringSize: 256, framesPerPort: 1024 }
 forward: { m0: m1 }
+flows:
+  initial:
+    - "in_port(2),eth(),eth_type(0x0806), actions:1"
 control: { socket: ${socket}, mode: "0600" }
 log: { level: ${level} }
 ${extra}`;
@@ -73,8 +76,8 @@ ${extra}`;
     assert.equal(fs.statSync(socket).mode & 0o777, 0o600);
     const url = String(ready.metrics);
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
-    assert.equal(sampleValue(parsePrometheusText(await scrape(url)), 'xdpts_datapath_flows'), 1);
-    assert.equal((await new ControlClient(socket).call<{ flows: number }>('datapath.stats')).flows, 1);
+    assert.equal(sampleValue(parsePrometheusText(await scrape(url)), 'xdpts_datapath_flows'), 2, 'the forward flow and flows.initial');
+    assert.equal((await new ControlClient(socket).call<{ flows: number }>('datapath.stats')).flows, 2);
 
     // Applied: log level, metrics turned off, socket mode. Needs a restart: the port list.
     fs.writeFileSync(file, yaml('debug').replace('mode: "0600"', 'mode: "0660"').replace('  - { name: m1, type: memory }\n', '  - { name: m1, type: memory }\n  - { name: m2, type: memory }\n'));
@@ -92,7 +95,7 @@ ${extra}`;
     child.kill('SIGHUP');
     const failed = await next('reload_failed');
     assert.match(String(failed.error), /config.log.level: expected one of .*got "loud"/);
-    assert.equal((await new ControlClient(socket).call<{ flows: number }>('datapath.stats')).flows, 1);
+    assert.equal((await new ControlClient(socket).call<{ flows: number }>('datapath.stats')).flows, 2);
 
     child.kill('SIGTERM');
     const stopped = await next('stopped');
