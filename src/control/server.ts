@@ -89,10 +89,11 @@ export class ControlServer {
       'port.dump': () => datapath.portStats(),
       // port.get {name | number}: one port as port.dump gives it.
       'port.get': (args) => {
+        if (typeof args.name !== 'string' && typeof args.number !== 'number') {
+          throw new ControlError('EINVAL', 'a port is named by "name" (string) or "number" (integer)');
+        }
         const ports = datapath.portStats();
-        const port = typeof args.name === 'string' ? ports.find((p) => p.name === args.name)
-          : typeof args.number === 'number' ? ports.find((p) => p.number === args.number)
-          : (() => { throw new ControlError('EINVAL', 'a port is named by "name" (string) or "number" (integer)'); })();
+        const port = ports.find((p) => (typeof args.name === 'string' ? p.name === args.name : p.number === args.number));
         if (!port) throw new ControlError('ENODEV', `no port ${JSON.stringify(args.name ?? args.number)} (ports: ${ports.map((p) => `${p.number} ${p.name}`).join(', ')})`);
         return port;
       },
@@ -117,8 +118,8 @@ export class ControlServer {
       },
       'flow.del': async (args) => datapath.flows.del(flowName(args)),
       'flow.flush': async () => datapath.flows.flush(),
-      // flow.dump {verbose=false, terse=false}: one ovs-dpctl dump-flows line per flow; terse:
-      // {ufid, stats} per flow only, as dpif's terse dump.
+      // flow.dump {verbose=false, terse=false, filter}: one ovs-dpctl dump-flows line per flow; terse:
+      // {ufid, stats} per flow only, as dpif's terse dump; filter: only the flows that agree with it.
       'flow.dump': (args) => {
         const filter = args.filter === undefined ? null : parseFlow(text(args, 'filter'));
         const flows = [...datapath.flows.dump()].filter(({ flow }) => filter === null || passesFilter(flow.key, flow.mask, filter));
