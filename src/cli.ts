@@ -2,8 +2,10 @@
 /**
  * xdp-ts command line.
  *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT (src/daemon.ts)
- *   xdp-ts show [--socket PATH] [--json]   ports and workers of a running datapath
+ *   xdp-ts show [-s]                lookups, flows, masks and ports in the ovs-dpctl show layout
+ *   xdp-ts add-flow ... dump-flows ... the flow commands; add-port/del-port (refused)
  *   xdp-ts demo [--seconds N] [--size N] [--rate PPS]   the veth rig, traffic through xdp-ts, live rates
+ * Each command has --help; those that talk to the datapath take --socket PATH and --json.
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
  */
 import * as fs from 'node:fs';
