@@ -164,13 +164,20 @@ export class Daemon {
     const changed = changedPaths(this.config, next);
     const needsRestart = changed.filter((p) => !reloadable(p));
     const applied: string[] = [];
+    // Everything that can fail is checked before anything is applied.
+    let gid: number | null;
+    try {
+      gid = next.control.group === null ? null : resolveGroup(next.control.group);
+    } catch (error) {
+      this.logger.error({ event: 'reload_failed', file: this.file, error: (error as Error).message }, 'reload refused: config kept');
+      return;
+    }
     if (next.log.level !== this.config.log.level) {
       this.logger.level = next.log.level;
       this.config.log.level = next.log.level;
       applied.push('log.level');
     }
     if (this.control && (next.control.mode !== this.config.control.mode || next.control.group !== this.config.control.group)) {
-      const gid = next.control.group === null ? null : resolveGroup(next.control.group);
       this.control.setAccess(next.control.mode, gid);
       this.config.control.mode = next.control.mode;
       this.config.control.group = next.control.group;
