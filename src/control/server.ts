@@ -8,7 +8,8 @@
  *  - worker.dump: every worker's counters and frame accounting.
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
  *    flow.flush, flow.dump {verbose, terse, filter}: the flow table in the datapath flow syntax (see flow-table.ts
- *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL).
+ *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL). Each also takes a flow in its
+ *    structured form (`match` and `actions`, flow-structured.ts) and get/dump return it ({structured}).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -18,7 +19,8 @@ import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { LineReader } from './framing';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
 import { FLOW_KEY_WORDS } from '../flow-key';
-import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseFlow, parseUfid } from '../flow-format';
+import { ActionSpec, FlowParseError, FlowStats, flowToInstall, formatActions, formatDumpLine, formatFlow, formatUfid, parseFlow, parseUfid } from '../flow-format';
+import { matchToObject, objectToMatch, StructuredFlowError } from '../flow-structured';
 
 type Handler = (args: Record<string, unknown>) => unknown;
 
@@ -35,10 +37,32 @@ function putFlags(args: Record<string, unknown>): number {
   return (args.create === false ? 0 : PutFlags.CREATE) | (args.modify === true ? PutFlags.MODIFY : 0) | (args.zeroStats === true ? PutFlags.ZERO_STATS : 0);
 }
 
-/** A flow named by `ufid` (UUID text) or by `flow` (datapath flow text whose key and mask name it). */
+/**
+ * The flow text of a request: `flow` (datapath flow text), or `match` (structured, see
+ * flow-structured.ts) with, where the flow is installed, `actions` (text or a list of actions).
+ */
+function flowText(args: Record<string, unknown>, withActions: boolean): string {
+  if (args.match === undefined) return text(args, 'flow');
+  if (args.flow !== undefined) throw new ControlError('EINVAL', 'give "flow" (text) or "match" (structured), not both');
+  const match = objectToMatch(args.match);
+  if (!withActions) return match;
+  const actions = args.actions;
+  if (typeof actions === 'string' && actions.length > 0) return `${match}, actions:${actions}`;
+  if (!Array.isArray(actions) || actions.some((a) => typeof a !== 'object' || a === null || typeof (a as { type?: unknown }).type !== 'string')) {
+    throw new ControlError('EINVAL', '"actions" must be actions text or a list of actions ({"type": "output", "port": 2}, ...)');
+  }
+  return `${match}, actions:${actions.length === 0 ? 'drop' : formatActions(actions as ActionSpec[])}`;
+}
+
+/** A flow as a structured reply: ufid, match object, actions list, stats. */
+function structuredFlow(flow: { ufid: string; key: Int32Array; mask: Int32Array; actions: ActionSpec[] }, stats: FlowStats) {
+  return { ufid: flow.ufid, match: matchToObject(formatFlow(flow.key, flow.mask)), actions: flow.actions, stats };
+}
+
+/** A flow named by `ufid` (UUID text), by `flow` (datapath flow text whose key and mask name it) or by `match`. */
 function flowName(args: Record<string, unknown>): { ufid?: string; key?: Int32Array; mask?: Int32Array } {
   if (typeof args.ufid === 'string') return { ufid: formatUfid(parseUfid(args.ufid)).slice('ufid:'.length) };
-  const parsed = flowToInstall(text(args, 'flow'));
+  const parsed = flowToInstall(flowText(args, false));
   if (parsed.ufid) return { ufid: formatUfid(parsed.ufid).slice('ufid:'.length) };
   return { key: parsed.key, mask: parsed.mask };
 }
@@ -105,15 +129,16 @@ export class ControlServer {
         throw new ControlError('EOPNOTSUPP', 'ports are fixed when the datapath starts: remove the port from the config file and restart');
       },
       'worker.dump': () => datapath.workerStats(),
-      // flow.put {flow: "<key>, actions:<actions>", create=true, modify=false, zeroStats=false}
+      // flow.put {flow: "<key>, actions:<actions>" | match, actions; create=true, modify=false, zeroStats=false}
       'flow.put': async (args) => {
-        const parsed = flowToInstall(text(args, 'flow'));
+        const parsed = flowToInstall(flowText(args, true));
         const flags = putFlags(args);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
         return datapath.flows.put({ ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags);
       },
       'flow.get': (args) => {
         const { flow, stats } = datapath.flows.get(flowName(args));
+        if (args.structured === true) return structuredFlow(flow, stats);
         return { ufid: flow.ufid, line: formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, Date.now(), { verbose: args.verbose === true }), stats };
       },
       'flow.del': async (args) => datapath.flows.del(flowName(args)),
@@ -124,6 +149,7 @@ export class ControlServer {
         const filter = args.filter === undefined ? null : parseFlow(text(args, 'filter'));
         const flows = [...datapath.flows.dump()].filter(({ flow }) => filter === null || passesFilter(flow.key, flow.mask, filter));
         if (args.terse === true) return flows.map(({ flow, stats }) => ({ ufid: flow.ufid, stats }));
+        if (args.structured === true) return flows.map(({ flow, stats }) => structuredFlow(flow, stats));
         const now = Date.now();
         return flows.map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
       },
@@ -227,7 +253,7 @@ export class ControlServer {
       try {
         const args = request.args ?? {};
         const words = slab.subarray(items.length * 2 * FLOW_KEY_WORDS, (items.length + 1) * 2 * FLOW_KEY_WORDS);
-        const parsed = flowToInstall(text(args, 'flow'), words);
+        const parsed = flowToInstall(flowText(args, true), words);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
         items.push({ spec: { ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: putFlags(args) });
         at.push(replies.length);
@@ -257,7 +283,7 @@ export class ControlServer {
       if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new ControlError('EINVAL', '"args" must be an object');
       return { id, result: (await handler(args)) ?? null };
     } catch (error) {
-      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError ? 'EINVAL' : 'EIO';
+      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError || error instanceof StructuredFlowError ? 'EINVAL' : 'EIO';
       return { id, error: { code, message: (error as Error).message } };
     }
   }
