@@ -111,16 +111,22 @@ export class Datapath {
     );
     this.flows = new FlowTable(config.flows.limit, {
       portSlot: (number) => this.ports.findIndex((p) => p.number === number),
-      install: (ops) => this.toWorkers(ops.map((op) => {
-        const args = new Int32Array(4 + 2 * FLOW_KEY_WORDS);
-        args[0] = op.id;
-        args[1] = op.generation;
-        args[2] = op.output;
-        args[3] = op.zeroStats ? 1 : 0;
-        args.set(op.key, 4);
-        args.set(op.mask, 4 + FLOW_KEY_WORDS);
-        return { opcode: Opcode.FLOW_PUT, args };
-      })),
+      install: (ops) => {
+        // One slab for the whole install: an Int32Array of its own per operation would be an
+        // off-heap ArrayBuffer each, costly to allocate and to collect at 100k flows.
+        const size = 4 + 2 * FLOW_KEY_WORDS;
+        const slab = new Int32Array(ops.length * size);
+        return this.toWorkers(ops.map((op, i) => {
+          const args = slab.subarray(i * size, (i + 1) * size);
+          args[0] = op.id;
+          args[1] = op.generation;
+          args[2] = op.output;
+          args[3] = op.zeroStats ? 1 : 0;
+          args.set(op.key, 4);
+          args.set(op.mask, 4 + FLOW_KEY_WORDS);
+          return { opcode: Opcode.FLOW_PUT, args };
+        }));
+      },
       remove: (id, key, mask) => {
         const args = new Int32Array(1 + 2 * FLOW_KEY_WORDS);
         args[0] = id;
