@@ -1,43 +1,44 @@
 #!/usr/bin/env node
 /**
  * xdp-ts command line.
- *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT
- *   xdp-ts show [--socket PATH] [--json]   ports and workers of a running datapath
+ *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT (src/daemon.ts)
+ *   xdp-ts show [-s]                lookups, flows, masks and ports in the ovs-dpctl show layout
+ *   xdp-ts add-flow ... dump-flows ... the flow commands; add-port/del-port (refused)
  *   xdp-ts demo [--seconds N] [--size N] [--rate PPS]   the veth rig, traffic through xdp-ts, live rates
+ * Each command has --help; those that talk to the datapath take --socket PATH and --json.
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
  */
 import * as fs from 'node:fs';
-import { ConfigError, parseConfig } from './config';
-import { Datapath } from './datapath';
-import { ControlServer } from './control/server';
+import { ConfigError } from './config-error';
 import { ControlClient } from './control/client';
-import { runDemo } from './demo';
 import { formatMeterConfig, formatMeterFeatures, formatMeterListing, formatMeterStats } from './meter-format';
 import type { MeterConfig, MeterFeatures, MeterStats } from './meter-table';
+import { formatShow, ShowDatapath } from './show-format';
 
 export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
 
 const USAGE = `usage: xdp-ts <command> [options]
-  run --config FILE            run the datapath described by FILE (JSON; keys in README.md)
-  show [--socket PATH] [--json]  ports with stats and workers of a running datapath
+  run --config FILE            run the datapath described by FILE (YAML or JSON; keys in README.md)
+  show [-s]                    lookups, flows, masks and ports as ovs-dpctl show (-s: with port stats)
+  add-port NAME | del-port NAME  (ports are fixed at start: refused, see xdp-ts add-port --help)
   add-flow FLOW                install FLOW ("<key>, actions:<actions>" in the datapath flow syntax)
   mod-flow FLOW [--zero-stats] change an installed flow's actions
   del-flow FLOW | --ufid UFID  remove a flow; prints its final stats
   get-flow FLOW | --ufid UFID  print one flow as dump-flows does
-  dump-flows [-m]              print every flow (-m: verbose, with ufid and every field)
+  dump-flows [-m] [filter=FLOW]  print every flow (-m: verbose, with ufid and every field)
   del-flows                    remove every flow
   add-flows FILE               install the flows of FILE, one per line (# comments), in one batch
   execute --in-port N PACKET ACTIONS
                                run ACTIONS (datapath syntax) on PACKET (hex bytes) as if received on
                                port N (packet-out)
-  flow commands and execute take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
   meter-features               meter capabilities of the datapath
   meter-set SPEC               install or replace a meter (ovs-ofctl add-meter syntax,
                                e.g. 'meter=1 kbps burst stats bands=type=drop rate=1000 burst_size=100')
   meter-get [ID]               a meter's stats (all meters without ID), as ovs-ofctl meter-stats
   meter-del ID                 remove a meter; prints its final stats
   dump-meters                  every meter's configuration, as ovs-ofctl dump-meters
-  meter commands take --socket PATH and --json
+  commands that talk to the datapath take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
+  xdp-ts COMMAND --help        that command's options
   demo [--seconds N] [--size BYTES] [--rate PPS]  veth rig + generator + xdp-ts, per-second rates
   --help                       this text`;
 
@@ -55,89 +56,20 @@ function options(argv: string[], known: Record<string, 'value' | 'flag'>): Recor
   return out;
 }
 
-function log(event: string, fields: Record<string, unknown>): void {
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n');
-}
-
 async function run(argv: string[]): Promise<number> {
   const o = options(argv, { config: 'value' });
   if (typeof o.config !== 'string') throw new UsageError('run needs --config FILE');
-  let text: string;
-  try {
-    text = fs.readFileSync(o.config, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read ${o.config}: ${(error as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`${o.config}: not JSON: ${(error as Error).message}`);
-  }
-  const config = parseConfig(raw);
-  // Signals are caught from here on: one that arrives during start-up stops the datapath as soon as
-  // it is up, rather than killing the process with XDP programs and sockets half set up.
-  let signalled: (why: string) => void = () => {};
-  let pendingSignal: string | null = null;
-  const onSignal = (signal: string) => {
-    pendingSignal ??= signal;
-    signalled(signal);
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  const datapath = await Datapath.start(config, log);
-  let control: ControlServer | null = null;
-  let stopping: Promise<number> | null = null;
-  const stop = (why: string): Promise<number> => {
-    stopping ??= (async () => {
-      log('stopping', { reason: why });
-      await control?.close();
-      const report = await datapath.stop();
-      const lost = report.frames.reduce((sum, f) => sum + f.lost, 0);
-      log('stopped', { ports: datapath.portStats().map((p) => ({ name: p.name, ...p.stats })), frames: report.frames, lost });
-      return lost === 0 ? 0 : 1;
-    })();
-    return stopping;
-  };
-  try {
-    if (config.control.socket) control = await ControlServer.listen(datapath, config.control.socket);
-  } catch (error) {
-    await stop('control socket failed');
-    throw new Error(`control socket ${config.control.socket}: ${(error as Error).message}`);
-  }
-  log('ready', { datapath: config.datapath, workers: datapath.workerCount, socket: config.control.socket,
-    ports: datapath.ports.map((p) => ({ name: p.name, number: p.number, type: p.type, ...p.describe() })) });
-  return new Promise((resolve) => {
-    signalled = (signal) => void stop(signal).then(resolve);
-    if (pendingSignal) signalled(pendingSignal);
-  });
+  // Loaded here, not at the top: the daemon's modules (prom-client, pino, the datapath) would add
+  // ~100 ms to every short command.
+  const { Daemon } = await import('./daemon');
+  return Daemon.run(o.config);
 }
 
 async function show(argv: string[]): Promise<number> {
-  const o = options(argv, { socket: 'value', json: 'flag' });
-  const client = new ControlClient(typeof o.socket === 'string' ? o.socket : DEFAULT_SOCKET);
-  const dp = await client.call<{ name: string; stats: { hit: number; missed: number; lost: number; flows: number; masks: number; maskHits: number }; ports: { name: string; number: number; type: string; stats: Record<string, number>; info: Record<string, unknown> }[]; workers: { worker: number; frames: Record<string, number> }[] }>('datapath.show');
-  if (o.json) {
-    console.log(JSON.stringify(dp, null, 2));
-    return 0;
-  }
-  console.log(`${dp.name}:`);
-  const st = dp.stats;
-  console.log(`  lookups: hit:${st.hit} missed:${st.missed} lost:${st.lost}`);
-  console.log(`  flows: ${st.flows}`);
-  // As ovs-dpctl: mask hits are subtable lookups, hit/pkt their number per looked-up packet.
-  console.log(`  masks: hit:${st.maskHits} total:${st.masks} hit/pkt:${st.hit + st.missed > 0 ? (st.maskHits / (st.hit + st.missed)).toFixed(2) : '0.00'}`);
-  for (const p of dp.ports) {
-    const s = p.stats;
-    const detail = p.type === 'afxdp' ? ` (afxdp: ${p.info.interface}, xdp ${p.info.xdpMode}, ${p.info.zeroCopy ? 'zero-copy' : 'copy'})` : ' (memory)';
-    console.log(`  port ${p.number}: ${p.name}${detail}`);
-    console.log(`    RX packets:${s.rxPackets} errors:${s.rxErrors} dropped:${s.rxDropped}`);
-    console.log(`    TX packets:${s.txPackets} errors:${s.txErrors} dropped:${s.txDropped}`);
-    console.log(`    RX bytes:${s.rxBytes}  TX bytes:${s.txBytes}`);
-  }
-  for (const w of dp.workers) {
-    console.log(`  worker ${w.worker}: frames total:${w.frames.total} free:${w.frames.free} rx-side:${w.frames.rxSide} tx-side:${w.frames.txSide}`);
-  }
+  const a = flowArgs(argv, ['-s', '--statistics']);
+  if (a.positional) throw new UsageError(`unexpected argument ${a.positional}`);
+  const dp = (await call(a.socket, 'datapath.show', {})) as ShowDatapath;
+  console.log(a.json ? JSON.stringify(dp, null, 2) : formatShow(dp, a.options.has('-s') || a.options.has('--statistics')));
   return 0;
 }
 
@@ -200,8 +132,9 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
       return 0;
     }
     case 'dump-flows': {
-      if (a.positional) throw new UsageError(`unexpected argument ${a.positional}`);
-      const lines = (await call(a.socket, 'flow.dump', { verbose: a.options.has('-m') })) as string[];
+      if (a.positional && !a.positional.startsWith('filter=')) throw new UsageError(`unexpected argument ${a.positional} (a filter is filter=FLOW)`);
+      const filter = a.positional ? { filter: a.positional.slice('filter='.length) } : {};
+      const lines = (await call(a.socket, 'flow.dump', { verbose: a.options.has('-m'), ...filter })) as string[];
       print(lines, () => lines.join('\n'));
       return 0;
     }
@@ -308,8 +241,79 @@ async function meterCommand(command: string, argv: string[]): Promise<number> {
   }
 }
 
+/** `xdp-ts COMMAND --help`. */
+const HELP: Record<string, string> = {
+  run: `usage: xdp-ts run --config FILE
+  Runs the datapath FILE describes (YAML, or JSON if FILE ends in .json; keys in README.md) until
+  SIGTERM or SIGINT. SIGHUP re-reads FILE and applies log.level, metrics and control.mode/group;
+  other changes are logged as needing a restart. Logs are JSON lines on stderr.
+  Exit: 0 after a clean stop, 1 on a runtime failure, 2 on a bad config.`,
+  show: `usage: xdp-ts show [-s|--statistics] [--socket PATH] [--json]
+  The datapath's lookups (hit, missed, lost), flows, masks (hit, total, hit/pkt) and ports, in the
+  layout of ovs-dpctl show. -s adds each port's RX/TX packets, errors, dropped and bytes (counters
+  xdp-ts does not keep print as ?) and each worker's frame accounting. --json: the raw reply.`,
+  'add-port': `usage: xdp-ts add-port NAME [--socket PATH] [--json]
+  Ports are fixed when the datapath starts (each worker's UMEM and rings are sized for them): the
+  datapath refuses with EOPNOTSUPP. Add the port to the config file and restart.`,
+  'del-port': `usage: xdp-ts del-port NAME [--socket PATH] [--json]
+  Ports are fixed when the datapath starts: the datapath refuses with EOPNOTSUPP. Remove the port
+  from the config file and restart.`,
+  'add-flow': `usage: xdp-ts add-flow FLOW [--socket PATH] [--json]
+  Installs FLOW, "<key>, actions:<actions>" in the datapath flow syntax of ovs-dpctl, e.g.
+  'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=53), actions:2'.
+  An omitted field is wildcarded; field=value/mask matches partly; in_port must be given.
+  Fails with EEXIST if the flow is installed (use mod-flow), EFBIG when the table is full.`,
+  'mod-flow': `usage: xdp-ts mod-flow FLOW [--zero-stats] [--socket PATH] [--json]
+  Changes the actions of the installed flow whose key and mask FLOW gives (ENOENT if none);
+  --zero-stats restarts its counters.`,
+  'del-flow': `usage: xdp-ts del-flow FLOW | --ufid UFID [--socket PATH] [--json]
+  Removes one flow, named by its key and mask or its UFID, and prints its final stats.`,
+  'get-flow': `usage: xdp-ts get-flow FLOW | --ufid UFID [-m] [--socket PATH] [--json]
+  Prints one flow as dump-flows does (-m: with its ufid and every field).`,
+  'dump-flows': `usage: xdp-ts dump-flows [-m] [filter=FLOW] [--socket PATH] [--json]
+  Prints every flow: <key>, packets:N, bytes:N, used:X.XXXs, actions:<actions> (-m: verbose).
+  filter=FLOW (datapath flow syntax, e.g. filter='in_port(2)' or
+  filter='eth_type(0x0800),ipv4(proto=17),udp(dst=53)') keeps the flows whose key agrees
+  with FLOW on every field both match on; a field a flow wildcards does not exclude it.`,
+  'del-flows': `usage: xdp-ts del-flows [--socket PATH]
+  Removes every flow.`,
+  'add-flows': `usage: xdp-ts add-flows FILE [--socket PATH] [--json]
+  Installs the flows of FILE, one a line (# comments and empty lines skipped), in one batched
+  request. Each line fails alone (reported as FILE:LINE: CODE: message); the others are installed.
+  Exit 1 if any line failed.`,
+  demo: `usage: xdp-ts demo [--seconds N] [--size BYTES] [--rate PPS]
+  Builds the veth rig, runs xdp-ts in it forwarding d0 <-> d1, drives the generator and prints
+  per-second rates; cleans everything up (needs root).`,
+  execute: `usage: xdp-ts execute --in-port N PACKET ACTIONS [--socket PATH] [--json]
+  Runs ACTIONS (datapath syntax, e.g. 'push_vlan(vid=10,pcp=0),2') on PACKET (hex bytes) as if it
+  had been received on port N (packet-out), with the code that runs on received frames.`,
+  'meter-features': `usage: xdp-ts meter-features [--socket PATH] [--json]
+  The datapath's meter capabilities, as ovs-ofctl meter-features prints them.`,
+  'meter-set': `usage: xdp-ts meter-set SPEC [--socket PATH] [--json]
+  Installs or replaces a meter; SPEC in the ovs-ofctl add-meter syntax, e.g.
+  'meter=1 kbps burst stats bands=type=drop rate=1000 burst_size=100'.`,
+  'meter-get': `usage: xdp-ts meter-get [ID] [--socket PATH] [--json]
+  A meter's stats (every meter's without ID), as ovs-ofctl meter-stats prints them.`,
+  'meter-del': `usage: xdp-ts meter-del ID [--socket PATH] [--json]
+  Removes a meter and prints its final stats (ENOENT if there is none).`,
+  'dump-meters': `usage: xdp-ts dump-meters [--socket PATH] [--json]
+  Every meter's configuration, as ovs-ofctl dump-meters prints it.`,
+};
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    if (!(command in HELP)) throw new UsageError(`unknown command ${command}`);
+    console.log(HELP[command]);
+    return 0;
+  }
+  if (command === 'add-port' || command === 'del-port') {
+    const a = flowArgs(rest, []);
+    if (!a.positional) throw new UsageError(`${command} needs a port NAME`);
+    const result = await call(a.socket, command === 'add-port' ? 'port.add' : 'port.del', { name: a.positional });
+    if (a.json) console.log(JSON.stringify(result, null, 2));
+    return 0;
+  }
   if (METER_COMMANDS.includes(command)) return meterCommand(command, rest);
   if (['add-flow', 'mod-flow', 'del-flow', 'get-flow', 'dump-flows', 'del-flows', 'add-flows'].includes(command)) {
     return flowCommand(command, rest);
@@ -322,6 +326,7 @@ async function main(argv: string[]): Promise<number> {
       return show(rest);
     case 'demo': {
       const o = options(rest, { seconds: 'value', size: 'value', rate: 'value' });
+      const { runDemo } = await import('./demo');
       return runDemo({ seconds: Number(o.seconds ?? 5), size: Number(o.size ?? 64), rate: Number(o.rate ?? 0) });
     }
     case undefined:

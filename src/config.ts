@@ -1,13 +1,18 @@
 /**
- * The datapath configuration (`xdp-ts run --config FILE`, JSON). Every key is checked; a bad one is
+ * The datapath configuration (`xdp-ts run --config FILE`, YAML or JSON). Every key is checked; a bad one is
  * refused with its path and what was expected, e.g.
  * `config.ports[1].xdpMode: expected one of native, generic, auto, got "fast"`.
  * The keys are documented in README.md.
  */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
 import type { XdpMode, ZeroCopyPolicy } from './native';
 import type { SlowPathConfig } from './slowpath/slow-path';
 import { parseRule, RuleError, RuleSpec } from './slowpath/rule-table';
 import { UPCALL_DEFAULT_SLOTS, UPCALL_DEFAULT_SNAPLEN } from './upcall-ring';
+import { ConfigError } from './config-error';
+import { flowToInstall } from './flow-format';
+import { FlowWord } from './flow-key';
 
 export interface PortConfig {
   name: string;
@@ -26,8 +31,17 @@ export interface DatapathConfig {
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
   /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
   forward: Record<string, string>;
-  flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number };
-  control: { socket: string | null };
+  flows: { limit: number; emcEntries: number; emcInsertInverse: number; smcEntries: number; initial: string[] };
+  control: {
+    socket: string | null;
+    /** Permission bits of the socket file (0660 unless set). */
+    mode: number;
+    /** Group that owns the socket file (a name or a gid); null: the daemon's group. */
+    group: string | number | null;
+  };
+  log: { level: LogLevel };
+  /** The Prometheus endpoint; null: none. */
+  metrics: { address: string; port: number } | null;
   /** What decides misses; null: none (a miss is dropped and counted). */
   slowPath: SlowPathConfig | null;
   upcalls: { handlers: number; queueLimit: number; ringSlots: number; snaplen: number; maxIdleMs: number; revalidateIntervalMs: number };
@@ -44,9 +58,13 @@ export interface MeterConfigEntry {
   bands: { rate: number; burst: number }[];
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+/** Default Prometheus port when `metrics` is given without one. */
+export const DEFAULT_METRICS_PORT = 9478;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export { ConfigError };
 
 type Json = unknown;
 
@@ -94,10 +112,37 @@ function powerOfTwoOrZero(path: string, value: Json, fallback: number, max = 1 <
   return n;
 }
 
+/**
+ * flows.initial: flows installed at start, before any port receives, each in the datapath flow syntax
+ * with its actions; checked here (syntax, ports) so a bad one is a config error naming its index.
+ */
+function initialFlows(value: Json, ports: PortConfig[]): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) fail('config.flows.initial', 'a list of flows ("<key>, actions:<actions>")', value);
+  const numbers = new Set(ports.map((p) => p.number));
+  return value.map((flow: Json, i: number) => {
+    const path = `config.flows.initial[${i}]`;
+    const text = string(path, flow);
+    let parsed;
+    try {
+      parsed = flowToInstall(text);
+    } catch (error) {
+      throw new ConfigError(`${path}: ${(error as Error).message}`);
+    }
+    if (!/(^|[,\s])actions:/.test(text)) throw new ConfigError(`${path}: a flow to install needs its actions ("..., actions:2")`);
+    const inPort = parsed.key[FlowWord.IN_PORT];
+    if (!numbers.has(inPort)) throw new ConfigError(`${path}: in_port(${inPort}): no such port (ports: ${[...numbers].join(', ')})`);
+    for (const action of parsed.actions) {
+      if (action.type === 'output' && !numbers.has(action.port)) throw new ConfigError(`${path}: output(${action.port}): no such port`);
+    }
+    return text;
+  });
+}
+
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 export function parseConfig(input: Json): DatapathConfig {
-  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'slowPath', 'upcalls', 'meters', 'meterLimit']);
+  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'log', 'metrics', 'slowPath', 'upcalls', 'meters', 'meterLimit']);
   const datapath = string('config.datapath', root.datapath, 'xdp-ts');
 
   const rawPorts = root.ports;
@@ -156,16 +201,40 @@ export function parseConfig(input: Json): DatapathConfig {
     forward[from] = target;
   }
 
-  const fl = object('config.flows', root.flows ?? {}, ['limit', 'emcEntries', 'emcInsertInverse', 'smcEntries']);
+  const fl = object('config.flows', root.flows ?? {}, ['limit', 'emcEntries', 'emcInsertInverse', 'smcEntries', 'initial']);
   const flows = {
     limit: integer('config.flows.limit', fl.limit, 1, 1 << 22, 200000),
     emcEntries: powerOfTwoOrZero('config.flows.emcEntries', fl.emcEntries, 8192),
     emcInsertInverse: integer('config.flows.emcInsertInverse', fl.emcInsertInverse, 0, 1 << 20, 100),
     smcEntries: powerOfTwoOrZero('config.flows.smcEntries', fl.smcEntries, 1 << 18, 1 << 24),
+    initial: initialFlows(fl.initial, ports),
   };
+  if (flows.initial.length > flows.limit) fail('config.flows.initial', `at most flows.limit (${flows.limit}) flows`, `${flows.initial.length} flows`);
 
-  const c = object('config.control', root.control ?? {}, ['socket']);
+  const c = object('config.control', root.control ?? {}, ['socket', 'mode', 'group']);
   const socket = c.socket === undefined || c.socket === null ? null : string('config.control.socket', c.socket);
+  // An octal string, as chmod takes it: JSON and YAML 1.2 have no octal numbers, and 660 in decimal is not 0660.
+  if (c.mode !== undefined && (typeof c.mode !== 'string' || !/^0?[0-7]{3}$/.test(c.mode))) {
+    fail('config.control.mode', 'permission bits as an octal string such as "0660"', c.mode);
+  }
+  const mode = c.mode === undefined ? 0o660 : parseInt(c.mode as string, 8);
+  let group: string | number | null = null;
+  if (c.group !== undefined && c.group !== null) {
+    if (typeof c.group === 'number') group = integer('config.control.group', c.group, 0, 0xfffffffe);
+    else if (typeof c.group === 'string' && /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(c.group)) group = c.group;
+    else fail('config.control.group', 'a group name or a numeric gid', c.group);
+  }
+
+  const l = object('config.log', root.log ?? {}, ['level']);
+  const log = { level: oneOf('config.log.level', l.level, LOG_LEVELS, 'info') };
+
+  let metrics: DatapathConfig['metrics'] = null;
+  if (root.metrics !== undefined && root.metrics !== null) {
+    const m = object('config.metrics', root.metrics, ['address', 'port']);
+    const address = string('config.metrics.address', m.address, '127.0.0.1');
+    if (net.isIP(address) === 0 && address !== 'localhost') fail('config.metrics.address', 'an IPv4 or IPv6 address (or localhost)', m.address);
+    metrics = { address, port: integer('config.metrics.port', m.port, 0, 65535, DEFAULT_METRICS_PORT) };
+  }
 
   const slowPath = parseSlowPath(root.slowPath);
   const up = object('config.upcalls', root.upcalls ?? {}, ['handlers', 'queueLimit', 'ringSlots', 'snaplen', 'maxIdleMs', 'revalidateIntervalMs']);
@@ -187,7 +256,9 @@ export function parseConfig(input: Json): DatapathConfig {
     umem: { frameSize, framesPerPort, ringSize, hugepages: u.hugepages === true },
     forward,
     flows,
-    control: { socket },
+    control: { socket, mode, group },
+    log,
+    metrics,
     slowPath,
     upcalls,
     meters,
@@ -251,4 +322,25 @@ function parseMeters(raw: Json, limit: number): MeterConfigEntry[] {
     meters.push({ id, unit, bands });
   });
   return meters;
+}
+
+/**
+ * Reads and validates a config file: JSON when its name ends in .json, YAML otherwise (YAML 1.2, of
+ * which JSON is a subset; duplicate keys are refused). Errors name the file and, for syntax, the line.
+ */
+export function loadConfigFile(file: string): DatapathConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    // yaml is required here, not at the top: the CLI's short commands import this module too.
+    raw = file.endsWith('.json') ? JSON.parse(text) : (require('yaml') as typeof import('yaml')).parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file}: not ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return parseConfig(raw ?? {});
 }

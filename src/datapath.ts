@@ -28,6 +28,7 @@ import { COPY_HEADROOM } from './action-exec';
 import { extractFlowKey } from './flow-extract';
 import { ENOBUFS } from './command-channel';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
+import { flowToInstall, formatUfid } from './flow-format';
 import { native } from './native';
 import { AfxdpVport } from './vport-afxdp';
 import { MemoryVport } from './vport-memory';
@@ -277,6 +278,7 @@ export class Datapath {
     }
     for (const m of this.config.meters) this.meters.set({ id: m.id, kbps: m.unit === 'kbps', pktps: m.unit === 'pktps', bands: m.bands });
     for (const [from, to] of Object.entries(this.config.forward)) await this.setOutput(from, to);
+    await this.installInitialFlows();
     for (const port of this.ports) {
       port.start();
       this.log('port_up', { port: port.name, number: port.number, type: port.type, ...port.describe() });
@@ -439,6 +441,17 @@ export class Datapath {
       first = last;
     }
     return outcomes;
+  }
+
+  /** config flows.initial, in one batch before any port receives; the first refused one fails start-up. */
+  private async installInitialFlows(): Promise<void> {
+    const specs = this.config.flows.initial.map((text) => {
+      const parsed = flowToInstall(text);
+      return { spec: { ufid: parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: PutFlags.CREATE };
+    });
+    const results = await this.flows.putMany(specs);
+    const bad = results.findIndex((r) => r instanceof Error);
+    if (bad >= 0) throw new Error(`config.flows.initial[${bad}]: ${(results[bad] as Error).message}`);
   }
 
   /** Datapath stats as `ovs-dpctl show` reports them: lookups hit (by cache level), missed, lost. */

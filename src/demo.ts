@@ -1,7 +1,7 @@
 /**
  * `xdp-ts demo`: builds the veth rig, starts the datapath in `dut` forwarding d0 -> d1 (and back),
  * drives the built-in generator from gen:g0 for a few seconds, prints a per-second table of port
- * rates read from the control socket, and cleans up whatever happens.
+ * rates and lookups (hits, misses) read from the control socket, and cleans up whatever happens.
  */
 import * as path from 'node:path';
 import { Rig } from './rig/rig';
@@ -35,19 +35,22 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     console.log(`xdp-ts: ${JSON.stringify((dp.ready as { ports: unknown }).ports)}`);
     const traffic = runScript(rig, rig.gen, TRAFFIC, ['--tx', 'g0', '--sink', 'g1', '--size', String(o.size),
       '--seconds', String(o.seconds), '--warmup', '0', '--rate', String(o.rate), '--flows', '16'], { cpu: 0 });
-    console.log('  time   d0 rx pps   d1 tx pps  d0 rx dropped  d1 tx dropped');
+    console.log('  time   d0 rx pps   d1 tx pps  d0 rx dropped  d1 tx dropped      hits/s    missed/s');
     let previous: PortRow[] | null = null;
+    let previousLookups: { hit: number; missed: number } | null = null;
     let done = false;
     void traffic.finally(() => (done = true)).catch(() => undefined);
     for (let t = 1; !done && t <= o.seconds + 1; t++) {
       await new Promise((r) => setTimeout(r, 1000));
       const ports = await dp.client.call<PortRow[]>('port.dump');
-      if (previous) {
+      const lookups = await dp.client.call<{ hit: number; missed: number }>('datapath.stats');
+      if (previous && previousLookups) {
         const d = (name: string, key: keyof PortRow['stats']) =>
           ports.find((p) => p.name === name)!.stats[key] - previous!.find((p) => p.name === name)!.stats[key];
-        console.log(`${String(t).padStart(5)}s ${String(d('d0', 'rxPackets')).padStart(11)} ${String(d('d1', 'txPackets')).padStart(11)} ${String(d('d0', 'rxDropped')).padStart(14)} ${String(d('d1', 'txDropped')).padStart(14)}`);
+        console.log(`${String(t).padStart(5)}s ${String(d('d0', 'rxPackets')).padStart(11)} ${String(d('d1', 'txPackets')).padStart(11)} ${String(d('d0', 'rxDropped')).padStart(14)} ${String(d('d1', 'txDropped')).padStart(14)} ${String(lookups.hit - previousLookups.hit).padStart(11)} ${String(lookups.missed - previousLookups.missed).padStart(11)}`);
       }
       previous = ports;
+      previousLookups = lookups;
     }
     const summary = (await traffic).find((l) => l.type === 'summary');
     const stopped = await dp.stop();

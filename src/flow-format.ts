@@ -94,6 +94,18 @@ const hex4 = (x: number): string => '0x' + (x & 0xffff).toString(16).padStart(4,
 
 /** C's "%i" (strtol base 0): 0x.. hex, 0.. octal, else decimal. Returns null if malformed. */
 export function parseCInt(s: string): number | null {
+  // Fast path for plain decimals (most numbers in a flow): digits only, no leading zero, < 2^53.
+  const n = s.length;
+  if (n > 0 && n < 16 && s.charCodeAt(0) > 48 && s.charCodeAt(0) <= 57) {
+    let d = 0;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      d = d * 10 + c;
+    }
+    if (i === n) return d;
+  }
   let v: number;
   if (/^0[xX][0-9a-fA-F]+$/.test(s)) v = parseInt(s.slice(2), 16);
   else if (/^0[0-7]*$/.test(s)) v = parseInt(s, 8);
@@ -144,16 +156,24 @@ export function formatIPv6(w: ArrayLike<number>, at = 0): string {
 
 /** Four octets 0-255; returns the value, or the index of the first bad octet as {bad}. */
 function scanIPv4(s: string): number | { bad: number } {
-  const parts = s.split('.');
   let offset = 0;
   let value = 0;
   for (let i = 0; i < 4; i++) {
-    const p = parts[i];
-    if (p === undefined || !/^[0-9]{1,3}$/.test(p) || Number(p) > 255) return { bad: Math.min(offset, s.length) };
-    value = value * 256 + Number(p);
-    offset += p.length + 1;
+    if (offset > s.length) return { bad: s.length };
+    let end = s.indexOf('.', offset);
+    if (end < 0) end = s.length;
+    const digits = end - offset;
+    let part = 0;
+    for (let j = offset; j < end; j++) {
+      const c = s.charCodeAt(j) - 48;
+      if (c < 0 || c > 9) return { bad: offset };
+      part = part * 10 + c;
+    }
+    if (digits < 1 || digits > 3 || part > 255) return { bad: offset };
+    value = value * 256 + part;
+    offset = end + 1;
   }
-  if (parts.length !== 4) return { bad: offset - 1 };
+  if (offset <= s.length) return { bad: offset - 1 }; // a fifth part
   return value | 0;
 }
 
@@ -313,9 +333,18 @@ const TCP_FLAG_NAMES: Record<number, string> = {
   0x080: 'cwr', 0x100: 'ns', 0x200: '[200]', 0x400: '[400]', 0x800: '[800]',
 };
 
+/** [a-z_] (first) or [a-z0-9_] (others), either case: an attribute name's characters. */
+function isNameChar(c: number, first: boolean): boolean {
+  const lower = c | 0x20;
+  return (lower >= 97 && lower <= 122) || c === 95 || (!first && c >= 48 && c <= 57);
+}
+
 class FlowParser {
-  readonly key = new Int32Array(FLOW_KEY_WORDS);
-  readonly mask = new Int32Array(FLOW_KEY_WORDS);
+  // Key and mask share one backing store (the caller's, for bulk parsing): a typed array this size
+  // lives outside the V8 heap, and allocating its store is a large part of parsing a flow and of
+  // the young-generation GC work after a bulk install.
+  readonly key: Int32Array;
+  readonly mask: Int32Array;
   ufid: Uint32Array | null = null;
   actions: ActionSpec[] = [];
   stats: FlowStats | null = null;
@@ -323,7 +352,13 @@ class FlowParser {
   /** set() actions keep value bits outside a partial mask, as odp-util does (they are ignored). */
   allowBitsOutsideMask = false;
 
-  constructor(private readonly text: string, private readonly dumpLine: boolean, private readonly nowMs: number) {}
+  constructor(private readonly text: string, private readonly dumpLine: boolean, private readonly nowMs: number,
+              words: Int32Array = new Int32Array(2 * FLOW_KEY_WORDS)) {
+    if (words.length !== 2 * FLOW_KEY_WORDS) throw new RangeError(`a flow's key and mask take ${2 * FLOW_KEY_WORDS} words`);
+    words.fill(0);
+    this.key = words.subarray(0, FLOW_KEY_WORDS);
+    this.mask = words.subarray(FLOW_KEY_WORDS);
+  }
 
   private fail(context: string, problem: string, at: number): never {
     throw new FlowParseError(context, problem, at + 1);
@@ -353,6 +388,7 @@ class FlowParser {
   /** ufid:, actions: and (dump lines) the stats; returns the next position, -1 at the end, or null. */
   private parseSpecial(pos: number): number | null {
     const s = this.text;
+    if (!s.startsWith('ufid:', pos) && !s.startsWith('actions:', pos) && !this.dumpLine) return null;
     const rest = s.slice(pos);
     if (rest.startsWith('ufid:')) {
       const m = UUID_RE.exec(rest.slice(5));
@@ -386,15 +422,17 @@ class FlowParser {
 
   private parseAttr(pos: number, end: number, depth: number, level: Level): number {
     const s = this.text;
-    const nameMatch = /^[a-z_][a-z0-9_]*/i.exec(s.slice(pos, end));
-    if (!nameMatch) this.fail(s.slice(pos, end).split(/[, ]/)[0] || s.slice(pos, pos + 1), 'expected an attribute name', pos);
-    const name = nameMatch[0];
+    let nameEnd = pos;
+    while (nameEnd < end && isNameChar(s.charCodeAt(nameEnd), nameEnd === pos)) nameEnd++;
+    if (nameEnd === pos) this.fail(s.slice(pos, end).split(/[, ]/)[0] || s.slice(pos, pos + 1), 'expected an attribute name', pos);
+    const name = s.slice(pos, nameEnd);
     const open = pos + name.length;
-    if (s[open] !== '(') this.fail(name, `expected '(' after ${name}`, open);
+    if (s.charCodeAt(open) !== 40) this.fail(name, `expected '(' after ${name}`, open);
     let close = -1;
     for (let i = open, d = 0; i < end; i++) {
-      if (s[i] === '(') d++;
-      else if (s[i] === ')' && --d === 0) { close = i; break; }
+      const c = s.charCodeAt(i);
+      if (c === 40) d++; // (
+      else if (c === 41 && --d === 0) { close = i; break; } // )
     }
     const text = close < 0 ? s.slice(pos, end) : s.slice(pos, close + 1);
     if (close < 0) this.fail(text, "missing ')'", end);
@@ -472,16 +510,18 @@ class FlowParser {
   parseFields(attr: string, body: string, bodyAt: number, text: string, defs: FieldDef[],
                       key: Int32Array, mask: Int32Array): void {
     if (body === '') return;
-    const seen = new Set<string>();
+    let seen = 0; // bit i: defs[i] given (a struct has fewer than 32 fields)
     let at = bodyAt;
     for (const item of body.split(',')) {
       const eq = item.indexOf('=');
       const fname = eq < 0 ? item : item.slice(0, eq);
-      const def = defs.find((d) => d.name === fname);
+      let index = 0;
+      while (index < defs.length && defs[index].name !== fname) index++;
+      const def = defs[index];
       if (!def) this.fail(text, fname === '' ? `empty field in ${attr}` : `unknown field "${fname}" in ${attr}`, at);
       if (eq < 0) this.fail(text, `expected '=' after ${fname}`, at + item.length);
-      if (seen.has(fname)) this.fail(text, `duplicate field ${fname} in ${attr}`, at);
-      seen.add(fname);
+      if (seen & (1 << index)) this.fail(text, `duplicate field ${fname} in ${attr}`, at);
+      seen |= 1 << index;
       this.parseField(def, item.slice(eq + 1), at + eq + 1, text, key, mask);
       at += item.length + 1;
     }
@@ -674,8 +714,8 @@ function parseStatsTcpFlags(value: string, token: string, at: number): number {
  * any order; anything not given is wildcarded (mask 0). (A flow about to be installed also matches
  * recirc_id exactly when the text does not name it: see flowToInstall.)
  */
-export function parseFlow(text: string): ParsedFlow {
-  const p = new FlowParser(text, false, 0);
+export function parseFlow(text: string, words?: Int32Array): ParsedFlow {
+  const p = new FlowParser(text, false, 0, words);
   p.run();
   return { ufid: p.ufid, key: p.key, mask: p.mask, actions: p.actions };
 }
@@ -683,9 +723,11 @@ export function parseFlow(text: string): ParsedFlow {
 /**
  * A flow as `ovs-dpctl add-flow` installs it: parsed, and, as odp_flow_key_to_mask does, matching
  * recirc_id(0) exactly when the text does not name recirc_id (which is why dumps show it).
+ * `words` (2 x FLOW_KEY_WORDS, e.g. a subarray of one slab for a whole batch) receives the key then
+ * the mask, which are views on it; by default a new array.
  */
-export function flowToInstall(text: string): ParsedFlow {
-  const flow = parseFlow(text);
+export function flowToInstall(text: string, words?: Int32Array): ParsedFlow {
+  const flow = parseFlow(text, words);
   if (flow.mask[FlowWord.RECIRC_ID] === 0 && !/(^|[,\s])recirc_id\(/.test(text)) flow.mask[FlowWord.RECIRC_ID] = -1;
   return flow;
 }

@@ -223,9 +223,18 @@ export class FlowTable {
     return this.installed;
   }
 
-  /** Distinct masks among the installed flows. */
+  /** Installed flows per interned mask: the mask count is this map's size (no scan of the flows). */
+  private readonly maskUsers = new Map<Int32Array, number>();
+
+  private useMask(mask: Int32Array, delta: number): void {
+    const users = (this.maskUsers.get(mask) ?? 0) + delta;
+    if (users > 0) this.maskUsers.set(mask, users);
+    else this.maskUsers.delete(mask);
+  }
+
+  /** Distinct masks among the installed flows; O(1), so a metrics scrape costs the same at 1M flows. */
   get maskCount(): number {
-    return new Set(this.live().map((f) => f.mask)).size;
+    return this.maskUsers.size;
   }
 
   private validate(spec: FlowSpec): { program: Int32Array } {
@@ -331,6 +340,7 @@ export class FlowTable {
         this.byUfid.set(ufidWords, 0, id);
         this.flowsById[id] = flow;
         this.installed++;
+        this.useMask(mask, 1);
         created.push(flow);
         ops.push({ id, generation: ++this.generations[id], program, zeroStats: true, key: flow.key, mask: flow.mask });
         results.push({ created: true, oldStats: null });
@@ -379,6 +389,7 @@ export class FlowTable {
     this.byUfid.delete(flow.ufidWords, 0);
     this.flowsById[flow.id] = undefined;
     this.installed--;
+    this.useMask(flow.mask, -1);
     this.generations[flow.id]++;
     await this.backend.remove(flow.id, flow.key, flow.mask);
     const stats = this.statsOf(flow.id);
@@ -395,6 +406,7 @@ export class FlowTable {
     }
     this.installed = 0;
     this.byUfid.clear();
+    this.maskUsers.clear();
     await this.backend.flush();
   }
 

@@ -90,8 +90,19 @@ export const enum WorkerStat {
   DROP_NO_HEADROOM,
   /** Frames copied because a packet went to more than one place. */
   FRAME_COPIES,
+  /** Milliseconds spent in loops that received frames (busy) and in the others, sleeps included. */
+  BUSY_MS,
+  IDLE_MS,
+  /** Descriptors taken by rx batches (BATCHES counts the batches), and batches by size:
+   *  BATCH_SIZE_1 + b counts batches of 2^b .. 2^(b+1)-1 descriptors (b = 0..6; the last is 64). */
+  BATCH_DESCRIPTORS,
+  BATCH_SIZE_1,
+  BATCH_SIZE_LAST = BATCH_SIZE_1 + 6,
   COUNT,
 }
+
+/** Upper bounds of the batch size buckets (BATCH_SIZE_1 ..): a batch of n counts in bucket 31 - clz32(n). */
+export const BATCH_SIZE_BOUNDS = [1, 3, 7, 15, 31, 63, 64] as const;
 
 export const PORT_STAT_NAMES = [
   'rxPackets', 'rxBytes', 'rxErrors', 'rxDropped', 'txPackets', 'txBytes', 'txErrors', 'txDropped',
@@ -103,6 +114,7 @@ export const WORKER_STAT_NAMES = [
   'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
   'emcHits', 'smcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
   'upcalls', 'upcallsLost', 'recirculations', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'frameCopies',
+  'busyMs', 'idleMs', 'batchDescriptors', 'batchSize1', 'batchSize2', 'batchSize4', 'batchSize8', 'batchSize16', 'batchSize32', 'batchSize64',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
 

@@ -175,6 +175,8 @@ class Forwarder implements OutputSink {
     let loops = 0;
     let bell = 0;
     let servedSeq = Atomics.load(control, ControlWord.REPLY_SEQ);
+    // Busy and idle time: one clock read per loop (not per frame); a loop that received frames is busy.
+    let clock = performance.now();
     for (let p = 0; p < this.portCount; p++) this.refill(this.ports[p]);
     Atomics.store(control, ControlWord.STATE, WorkerState.RUNNING);
     Atomics.notify(control, ControlWord.STATE);
@@ -198,10 +200,15 @@ class Forwarder implements OutputSink {
       this.publishFrames();
       // Re-rank the classifier's subtables by hits about once a second, as dpcls does.
       if ((loops & 0xffff) === 0) this.maybeRerank();
+      const now = performance.now();
       if (received !== 0) {
+        stats[WorkerStat.BUSY_MS] += now - clock;
+        clock = now;
         idleLoops = 0;
         continue;
       }
+      stats[WorkerStat.IDLE_MS] += now - clock;
+      clock = now;
       stats[WorkerStat.IDLE_LOOPS]++;
       if (!this.adaptive) continue;
       idleLoops++;
@@ -213,6 +220,9 @@ class Forwarder implements OutputSink {
         if (Atomics.load(control, ControlWord.STATE) !== WorkerState.RUNNING) break;
         stats[WorkerStat.SLEEPS]++;
         this.sleep(bell);
+        const woke = performance.now();
+        stats[WorkerStat.IDLE_MS] += woke - clock;
+        clock = woke;
       }
     }
     this.drain();
@@ -320,6 +330,8 @@ class Forwarder implements OutputSink {
     ws[WorkerStat.MISSED] = flows.missed;
     ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
     ws[WorkerStat.BATCHES]++;
+    ws[WorkerStat.BATCH_DESCRIPTORS] += count;
+    ws[WorkerStat.BATCH_SIZE_1 + 31 - Math.clz32(count)]++;
     if (upcalls !== null) {
       ws[WorkerStat.UPCALLS] += upcallCount;
       upcalls.publish();

@@ -1,6 +1,10 @@
 /** A client of the control socket (the CLI, tests, the demo). */
 import * as net from 'node:net';
 import type { Reply, Request } from './protocol';
+import { LineReader } from './framing';
+
+/** Replies can be large (a dump of 1M flows is ~150 MB of text); past this (below the longest string V8 makes) the client gives up. */
+const MAX_REPLY_BYTES = 256 << 20;
 
 export class ControlClient {
   private readonly socketPath: string;
@@ -15,25 +19,25 @@ export class ControlClient {
   request(request: Request | Request[], timeoutMs = 5000): Promise<Reply | Reply[]> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.socketPath);
-      let buffered = '';
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`no reply from ${this.socketPath} within ${timeoutMs} ms`));
       }, timeoutMs);
-      socket.setEncoding('utf8');
-      socket.on('connect', () => socket.write(JSON.stringify(request) + '\n'));
-      socket.on('data', (chunk: string) => {
-        buffered += chunk;
-        const newline = buffered.indexOf('\n');
-        if (newline < 0) return;
+      const reader = new LineReader(MAX_REPLY_BYTES, (line) => {
         clearTimeout(timer);
         socket.end();
         try {
-          resolve(JSON.parse(buffered.slice(0, newline)));
+          resolve(JSON.parse(line.toString('utf8')));
         } catch (error) {
           reject(error);
         }
+      }, () => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new Error(`reply from ${this.socketPath} larger than ${MAX_REPLY_BYTES} bytes`));
       });
+      socket.on('connect', () => socket.write(JSON.stringify(request) + '\n'));
+      socket.on('data', (chunk: Buffer) => reader.push(chunk));
       socket.on('error', (error) => {
         clearTimeout(timer);
         reject(new Error(`control socket ${this.socketPath}: ${error.message}`));

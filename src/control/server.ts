@@ -2,11 +2,14 @@
  * The control socket server of a running datapath (see protocol.ts). Operations so far:
  *  - datapath.show: name, lookup stats, ports with stats, workers with their frame accounting.
  *  - datapath.stats: lookups hit (exact-match cache, megaflow), missed, lost; flows; masks.
- *  - port.dump: every port with OVS vport stats and the kernel's counters.
+ *  - datapath.features: what this datapath supports (ops, port types, limits, caches).
+ *  - port.dump: every port with OVS vport stats and the kernel's counters; port.get {name | number}:
+ *    one of them (ENODEV if none); port.add, port.del: EOPNOTSUPP (ports are fixed at start).
  *  - worker.dump: every worker's counters and frame accounting.
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
- *    flow.flush, flow.dump {verbose, terse}: the flow table in the datapath flow syntax (see flow-table.ts
- *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL).
+ *    flow.flush, flow.dump {verbose, terse, filter}: the flow table in the datapath flow syntax (see flow-table.ts
+ *    for the semantics; errors carry ENOENT, EEXIST, EFBIG or EINVAL). Each also takes a flow in its
+ *    structured form (`match` and `actions`, flow-structured.ts) and get/dump return it ({structured}).
  *  - packet.execute {packet, actions, inPort}: packet execute ("packet-out", dpif execute): `packet`
  *    is the frame in hex (spaces, colons and dots between bytes allowed), `actions` an action list
  *    in the datapath syntax, `inPort` the odp port it counts as received on; the actions run in
@@ -22,8 +25,13 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
+import { LineReader } from './framing';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
-import { FlowParseError, flowToInstall, formatDumpLine, formatUfid, parseActions, parseUfid } from '../flow-format';
+import { FLOW_KEY_WORDS } from '../flow-key';
+import { ActionSpec, FlowParseError, FlowStats, flowToInstall, formatActions, formatDumpLine, formatFlow, formatUfid, parseActions, parseFlow, parseUfid } from '../flow-format';
+import { matchToObject, objectToMatch, StructuredFlowError } from '../flow-structured';
+import { MeterParseError, parseMeterSpec } from '../meter-format';
+import type { MeterSpec } from '../meter-table';
 
 /** Hex bytes, optionally separated by spaces, colons or dots (as ovs-ofctl's packet= takes). */
 export function parsePacketHex(text: string): Uint8Array {
@@ -33,10 +41,11 @@ export function parsePacketHex(text: string): Uint8Array {
   if (digits.length % 2 !== 0) throw new ControlError('EINVAL', '"packet": odd number of hex digits');
   return Uint8Array.from(Buffer.from(digits, 'hex'));
 }
-import { MeterParseError, parseMeterSpec } from '../meter-format';
-import type { MeterSpec } from '../meter-table';
 
 type Handler = (args: Record<string, unknown>) => unknown;
+
+/** Consecutive flow.put requests of a batch are parsed and installed this many at a time. */
+const PUT_CHUNK = 4096;
 
 function text(args: Record<string, unknown>, name: string): string {
   const value = args[name];
@@ -48,12 +57,45 @@ function putFlags(args: Record<string, unknown>): number {
   return (args.create === false ? 0 : PutFlags.CREATE) | (args.modify === true ? PutFlags.MODIFY : 0) | (args.zeroStats === true ? PutFlags.ZERO_STATS : 0);
 }
 
-/** A flow named by `ufid` (UUID text) or by `flow` (datapath flow text whose key and mask name it). */
+/**
+ * The flow text of a request: `flow` (datapath flow text), or `match` (structured, see
+ * flow-structured.ts) with, where the flow is installed, `actions` (text or a list of actions).
+ */
+function flowText(args: Record<string, unknown>, withActions: boolean): string {
+  if (args.match === undefined) return text(args, 'flow');
+  if (args.flow !== undefined) throw new ControlError('EINVAL', 'give "flow" (text) or "match" (structured), not both');
+  const match = objectToMatch(args.match);
+  if (!withActions) return match;
+  const actions = args.actions;
+  if (typeof actions === 'string' && actions.length > 0) return `${match}, actions:${actions}`;
+  if (!Array.isArray(actions) || actions.some((a) => typeof a !== 'object' || a === null || typeof (a as { type?: unknown }).type !== 'string')) {
+    throw new ControlError('EINVAL', '"actions" must be actions text or a list of actions ({"type": "output", "port": 2}, ...)');
+  }
+  return `${match}, actions:${actions.length === 0 ? 'drop' : formatActions(actions as ActionSpec[])}`;
+}
+
+/** A flow as a structured reply: ufid, match object, actions list, stats. */
+function structuredFlow(flow: { ufid: string; key: Int32Array; mask: Int32Array; actions: ActionSpec[] }, stats: FlowStats) {
+  return { ufid: flow.ufid, match: matchToObject(formatFlow(flow.key, flow.mask)), actions: flow.actions, stats };
+}
+
+/** A flow named by `ufid` (UUID text), by `flow` (datapath flow text whose key and mask name it) or by `match`. */
 function flowName(args: Record<string, unknown>): { ufid?: string; key?: Int32Array; mask?: Int32Array } {
   if (typeof args.ufid === 'string') return { ufid: formatUfid(parseUfid(args.ufid)).slice('ufid:'.length) };
-  const parsed = flowToInstall(text(args, 'flow'));
+  const parsed = flowToInstall(flowText(args, false));
   if (parsed.ufid) return { ufid: formatUfid(parsed.ufid).slice('ufid:'.length) };
   return { key: parsed.key, mask: parsed.mask };
+}
+
+/**
+ * dump-flows filter=...: a flow passes when, on every bit both the filter and the flow match on,
+ * its key equals the filter's (as dpctl's filter: a field the flow wildcards does not exclude it).
+ */
+function passesFilter(key: Int32Array, mask: Int32Array, filter: { key: Int32Array; mask: Int32Array }): boolean {
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+    if (((key[w] ^ filter.key[w]) & mask[w] & filter.mask[w]) !== 0) return false;
+  }
+  return true;
 }
 
 export class ControlServer {
@@ -74,17 +116,49 @@ export class ControlServer {
         workers: datapath.workerStats(),
       }),
       'datapath.stats': () => datapath.lookupStats(),
+      'datapath.features': () => ({
+        name: datapath.config.datapath,
+        ops: Object.keys(this.handlers).sort(),
+        portTypes: ['afxdp', 'memory'],
+        ports: datapath.ports.length,
+        workers: datapath.workerCount,
+        flowLimit: datapath.flows.limit,
+        caches: { emcEntries: datapath.config.flows.emcEntries, emcInsertInverse: datapath.config.flows.emcInsertInverse, smcEntries: datapath.config.flows.smcEntries },
+        ufid: true,
+        megaflows: true,
+        batch: true,
+        maxRequestBytes: MAX_REQUEST_BYTES,
+        runtimePorts: false,
+      }),
       'port.dump': () => datapath.portStats(),
+      // port.get {name | number}: one port as port.dump gives it.
+      'port.get': (args) => {
+        if (typeof args.name !== 'string' && typeof args.number !== 'number') {
+          throw new ControlError('EINVAL', 'a port is named by "name" (string) or "number" (integer)');
+        }
+        const ports = datapath.portStats();
+        const port = ports.find((p) => (typeof args.name === 'string' ? p.name === args.name : p.number === args.number));
+        if (!port) throw new ControlError('ENODEV', `no port ${JSON.stringify(args.name ?? args.number)} (ports: ${ports.map((p) => `${p.number} ${p.name}`).join(', ')})`);
+        return port;
+      },
+      // Ports are fixed at start: every worker's UMEM, rings and counters are sized for them.
+      'port.add': () => {
+        throw new ControlError('EOPNOTSUPP', 'ports are fixed when the datapath starts (each worker\'s UMEM and rings are sized for them): add the port to the config file and restart');
+      },
+      'port.del': () => {
+        throw new ControlError('EOPNOTSUPP', 'ports are fixed when the datapath starts: remove the port from the config file and restart');
+      },
       'worker.dump': () => datapath.workerStats(),
-      // flow.put {flow: "<key>, actions:<actions>", create=true, modify=false, zeroStats=false}
+      // flow.put {flow: "<key>, actions:<actions>" | match, actions; create=true, modify=false, zeroStats=false}
       'flow.put': async (args) => {
-        const parsed = flowToInstall(text(args, 'flow'));
+        const parsed = flowToInstall(flowText(args, true));
         const flags = putFlags(args);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
         return datapath.flows.put({ ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags);
       },
       'flow.get': (args) => {
         const { flow, stats } = datapath.flows.get(flowName(args));
+        if (args.structured === true) return structuredFlow(flow, stats);
         return { ufid: flow.ufid, line: formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, Date.now(), { verbose: args.verbose === true }), stats };
       },
       'flow.del': async (args) => datapath.flows.del(flowName(args)),
@@ -97,12 +171,15 @@ export class ControlServer {
         return null;
       },
       'flow.flush': async () => datapath.flows.flush(),
-      // flow.dump {verbose=false, terse=false}: one ovs-dpctl dump-flows line per flow; terse:
-      // {ufid, stats} per flow only, as dpif's terse dump.
+      // flow.dump {verbose=false, terse=false, filter}: one ovs-dpctl dump-flows line per flow; terse:
+      // {ufid, stats} per flow only, as dpif's terse dump; filter: only the flows that agree with it.
       'flow.dump': (args) => {
-        if (args.terse === true) return [...datapath.flows.dumpTerse()];
+        const filter = args.filter === undefined ? null : parseFlow(text(args, 'filter'));
+        const flows = [...datapath.flows.dump()].filter(({ flow }) => filter === null || passesFilter(flow.key, flow.mask, filter));
+        if (args.terse === true) return flows.map(({ flow, stats }) => ({ ufid: flow.ufid, stats }));
+        if (args.structured === true) return flows.map(({ flow, stats }) => structuredFlow(flow, stats));
         const now = Date.now();
-        return [...datapath.flows.dump()].map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
+        return flows.map(({ flow, stats }) => formatDumpLine({ ...flow, ufid: parseUfid(flow.ufid), stats }, now, { verbose: args.verbose === true }));
       },
       'meter.features': () => datapath.meters.features(),
       'meter.set': (args) => datapath.meters.set(typeof args.meter === 'string' ? parseMeterSpec(args.meter) : (args as unknown as MeterSpec)),
@@ -113,7 +190,13 @@ export class ControlServer {
     this.server = net.createServer((socket) => this.serve(socket));
   }
 
-  static async listen(datapath: Datapath, socketPath: string): Promise<ControlServer> {
+  /**
+   * Listens on `socketPath` with permission bits `access.mode` (default 0660) and, if given, owner
+   * group `access.gid`: connecting needs write permission on the socket file, so only the owner and
+   * that group can talk to the datapath. The file is created 0600 (umask) and opened up only after,
+   * so there is no moment where it is wider than asked.
+   */
+  static async listen(datapath: Datapath, socketPath: string, access: { mode?: number; gid?: number | null } = {}): Promise<ControlServer> {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true });
     try {
       // A socket file left by a datapath that died: nobody answers on it, so it can go.
@@ -124,29 +207,46 @@ export class ControlServer {
     const control = new ControlServer(datapath, socketPath);
     await new Promise<void>((resolve, reject) => {
       control.server.once('error', reject);
-      control.server.listen(socketPath, () => resolve());
+      const umask = process.umask(0o177);
+      try {
+        control.server.listen(socketPath, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
     });
-    fs.chmodSync(socketPath, 0o660);
+    try {
+      control.setAccess(access.mode ?? 0o660, access.gid ?? null);
+    } catch (error) {
+      await control.close();
+      throw error;
+    }
     return control;
   }
 
+  /** Changes the socket file's permission bits and owner group (null: leave the group). */
+  setAccess(mode: number, gid: number | null): void {
+    if (gid !== null) fs.chownSync(this.socketPath, -1, gid);
+    fs.chmodSync(this.socketPath, mode);
+  }
+
+  /**
+   * One connection: requests are answered in the order they arrive, each after the one before it
+   * finished (so a put followed by a dump on one connection sees the put). A request line over
+   * MAX_REQUEST_BYTES is answered with E2BIG and the connection closed; nothing of it is applied.
+   */
   private serve(socket: net.Socket): void {
-    let buffered = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      if (buffered.length > MAX_REQUEST_BYTES && !buffered.includes('\n')) {
-        socket.end(JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n');
-        socket.destroy();
-        return;
-      }
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        if (line.trim()) void this.answer(line).then((reply) => socket.writable && socket.write(JSON.stringify(reply) + '\n'));
-      }
+    let queue: Promise<unknown> = Promise.resolve();
+    const reader = new LineReader(MAX_REQUEST_BYTES, (line) => {
+      const text = line.toString('utf8');
+      if (!text.trim()) return;
+      queue = queue.then(() => this.answer(text)).then((reply) => {
+        if (socket.writable) socket.write(JSON.stringify(reply) + '\n');
+      });
+    }, () => {
+      socket.pause();
+      queue = queue.then(() => socket.end(JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n'));
     });
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => socket.destroy());
   }
 
@@ -164,7 +264,10 @@ export class ControlServer {
       let end = i;
       while (end < parsed.length && (parsed[end] as Request | null)?.op === 'flow.put') end++;
       if (end - i > 1) {
-        replies.push(...(await this.putMany(parsed.slice(i, end) as Request[])));
+        // In chunks: a chunk's parsed keys die young instead of living through the whole batch.
+        for (let chunk = i; chunk < end; chunk += PUT_CHUNK) {
+          replies.push(...(await this.putMany(parsed.slice(chunk, Math.min(end, chunk + PUT_CHUNK)) as Request[])));
+        }
         i = end;
       } else {
         replies.push(await this.run(parsed[i++]));
@@ -177,10 +280,13 @@ export class ControlServer {
     const replies: (Reply | null)[] = [];
     const items: { spec: FlowSpec; flags: number }[] = [];
     const at: number[] = [];
+    // One slab for the chunk's keys and masks (the table copies what it keeps).
+    const slab = new Int32Array(requests.length * 2 * FLOW_KEY_WORDS);
     for (const request of requests) {
       try {
         const args = request.args ?? {};
-        const parsed = flowToInstall(text(args, 'flow'));
+        const words = slab.subarray(items.length * 2 * FLOW_KEY_WORDS, (items.length + 1) * 2 * FLOW_KEY_WORDS);
+        const parsed = flowToInstall(flowText(args, true), words);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
         items.push({ spec: { ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: putFlags(args) });
         at.push(replies.length);
@@ -207,10 +313,10 @@ export class ControlServer {
       const handler = this.handlers[request.op];
       if (!handler) throw new ControlError('EOPNOTSUPP', `unknown op ${request.op} (known: ${Object.keys(this.handlers).join(', ')})`);
       const args = request.args ?? {};
-      if (typeof args !== 'object' || args === null) throw new ControlError('EINVAL', '"args" must be an object');
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new ControlError('EINVAL', '"args" must be an object');
       return { id, result: (await handler(args)) ?? null };
     } catch (error) {
-      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError || error instanceof MeterParseError ? 'EINVAL' : 'EIO';
+      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError || error instanceof MeterParseError || error instanceof StructuredFlowError ? 'EINVAL' : 'EIO';
       return { id, error: { code, message: (error as Error).message } };
     }
   }

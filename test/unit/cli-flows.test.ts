@@ -68,3 +68,38 @@ test('add-flow, get-flow, dump-flows, mod-flow, del-flow, add-flows and del-flow
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('dump-flows filter=FLOW keeps the flows that agree with it where both match', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-cli-'));
+  const dp = await Datapath.start(parseConfig({
+    ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
+    umem: { ringSize: 256, framesPerPort: 1024 },
+  }));
+  const server = await ControlServer.listen(dp, path.join(dir, 'sock'));
+  const socket = ['--socket', server.socketPath];
+  try {
+    const file = path.join(dir, 'flows.txt');
+    fs.writeFileSync(file, [
+      'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=53), actions:2',
+      'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=67), actions:2',
+      'in_port(2),eth(),eth_type(0x0800),ipv4(proto=6,frag=no),tcp(dst=53), actions:1',
+      'in_port(2),eth(),eth_type(0x0806), actions:1',
+    ].join('\n'));
+    assert.equal((await xdpTs(['add-flows', ...socket, file])).code, 0);
+    const dump = async (filter: string) => (await xdpTs(['dump-flows', ...socket, `filter=${filter}`])).stdout.trim().split('\n').filter(Boolean);
+    assert.equal((await dump('in_port(2)')).length, 2);
+    const dns = await dump('eth_type(0x0800),ipv4(proto=17),udp(dst=53)');
+    assert.deepEqual(dns.map((l) => /udp\(dst=(\d+)\)/.exec(l)?.[1]), ['53']);
+    // The ARP flow wildcards IP: an IP filter does not exclude it; its eth_type does.
+    assert.equal((await dump('eth_type(0x0806)')).length, 1);
+    assert.equal((await dump('in_port(9)')).length, 0);
+    const bad = await xdpTs(['dump-flows', ...socket, 'filter=ipv4(src=1.2.3.400)']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^xdp-ts: EINVAL: .*bad IPv4 address at column \d+/);
+    assert.equal((await xdpTs(['dump-flows', ...socket, 'in_port(1)'])).code, 2);
+  } finally {
+    await server.close();
+    await dp.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,118 @@
+/** `xdp-ts show [-s]` in the ovs-dpctl layout, per-command --help, ports fixed at start, features. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Datapath } from '../../src/datapath';
+import { parseConfig } from '../../src/config';
+import { ControlServer } from '../../src/control/server';
+import { ControlClient } from '../../src/control/client';
+import { udpFrame } from '../../src/rig/frames';
+import { humanSize } from '../../src/show-format';
+
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function xdpTs(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('human sizes as dpctl prints them', () => {
+  assert.equal(humanSize(1023), '');
+  assert.equal(humanSize(1024), ' (1.0 KiB)');
+  assert.equal(humanSize(1536 * 1024), ' (1.5 MiB)');
+  assert.equal(humanSize(3 * 1024 ** 3), ' (3.0 GiB)');
+  assert.equal(humanSize(2 * 1024 ** 4), ' (2.0 TiB)');
+});
+
+test('show and show -s print the ovs-dpctl layout with the traffic sent', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-show-'));
+  const dp = await Datapath.start(parseConfig({
+    datapath: 'dp0',
+    ports: [{ name: 'm1', type: 'memory', number: 2 }, { name: 'm0', type: 'memory', number: 1 }],
+    umem: { ringSize: 256, framesPerPort: 1024 },
+    forward: { m0: 'm1' },
+  }));
+  const server = await ControlServer.listen(dp, path.join(dir, 'sock'));
+  const socket = ['--socket', server.socketPath];
+  try {
+    for (let i = 0; i < 20; i++) assert.ok(dp.wire('m0').inject(udpFrame({ size: 100 })));
+    for (let i = 0; i < 3; i++) assert.ok(dp.wire('m1').inject(udpFrame({ size: 64 })));
+    for (let waited = 0; dp.lookupStats().hit + dp.lookupStats().missed < 23 && waited < 2000; waited += 2) await sleep(2);
+    await sleep(10);
+    const probes = dp.lookupStats().maskHits;
+    const plain = await xdpTs(['show', ...socket]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout, [
+      'xdp-ts@dp0:',
+      '  lookups: hit:20 missed:3 lost:0',
+      '  flows: 1',
+      `  masks: hit:${probes} total:1 hit/pkt:${(probes / 23).toFixed(2)}`,
+      '  port 1: m0 (memory: n_rxq=1)',
+      '  port 2: m1 (memory: n_rxq=1)',
+      '',
+    ].join('\n'));
+    const stats = await xdpTs(['show', '-s', ...socket]);
+    assert.equal(stats.stdout, [
+      'xdp-ts@dp0:',
+      '  lookups: hit:20 missed:3 lost:0',
+      '  flows: 1',
+      `  masks: hit:${probes} total:1 hit/pkt:${(probes / 23).toFixed(2)}`,
+      '  port 1: m0 (memory: n_rxq=1)',
+      '    RX packets:20 errors:0 dropped:0 overruns:? frame:?',
+      '    TX packets:0 errors:0 dropped:0 aborted:? carrier:?',
+      '    collisions:?',
+      '    RX bytes:2000 (2.0 KiB)  TX bytes:0',
+      '  port 2: m1 (memory: n_rxq=1)',
+      '    RX packets:3 errors:0 dropped:0 overruns:? frame:?',
+      '    TX packets:20 errors:0 dropped:0 aborted:? carrier:?',
+      '    collisions:?',
+      '    RX bytes:192  TX bytes:2000 (2.0 KiB)',
+      ...stats.stdout.split('\n').slice(14, -1),
+      '',
+    ].join('\n'));
+    assert.match(stats.stdout.split('\n')[14], /^ {2}worker 0: frames total:2048 free:\d+ in-flight:0 rx-side:\d+ tx-side:\d+$/);
+    const json = JSON.parse((await xdpTs(['show', '--json', ...socket])).stdout) as { name: string; ports: unknown[] };
+    assert.equal(json.name, 'dp0');
+    assert.equal(json.ports.length, 2);
+
+    const client = new ControlClient(server.socketPath);
+    const port = await client.call<{ name: string; stats: { rxPackets: number } }>('port.get', { name: 'm0' });
+    assert.deepEqual([port.name, port.stats.rxPackets], ['m0', 20]);
+    assert.equal((await client.call<{ name: string }>('port.get', { number: 2 })).name, 'm1');
+    const missing = await client.request({ op: 'port.get', args: { name: 'd9' } });
+    assert.equal(missing.error?.code, 'ENODEV');
+    assert.match(missing.error!.message, /no port "d9" \(ports: 2 m1, 1 m0\)/);
+    const features = await client.call<{ ops: string[]; flowLimit: number; batch: boolean; runtimePorts: boolean }>('datapath.features');
+    assert.ok(features.ops.includes('flow.put') && features.ops.includes('datapath.features'));
+    assert.deepEqual([features.flowLimit, features.batch, features.runtimePorts], [200000, true, false]);
+
+    const addPort = await xdpTs(['add-port', 'd2', ...socket]);
+    assert.equal(addPort.code, 1);
+    assert.match(addPort.stderr, /^xdp-ts: EOPNOTSUPP: ports are fixed when the datapath starts .*restart\n$/);
+    assert.equal((await xdpTs(['del-port', 'm1', ...socket])).code, 1);
+    assert.equal(dp.ports.length, 2, 'no effect');
+    assert.equal((await xdpTs(['show', 'extra', ...socket])).code, 2);
+  } finally {
+    await server.close();
+    await dp.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every command has its own --help; an unknown one is a usage error', async () => {
+  for (const command of ['run', 'show', 'add-port', 'del-port', 'add-flow', 'mod-flow', 'del-flow', 'get-flow', 'dump-flows', 'del-flows', 'add-flows', 'demo']) {
+    const help = await xdpTs([command, '--help']);
+    assert.equal(help.code, 0, command);
+    assert.match(help.stdout, new RegExp(`^usage: xdp-ts ${command}\\b`), command);
+  }
+  const unknown = await xdpTs(['frobnicate', '--help']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^xdp-ts: unknown command frobnicate\n/);
+});
