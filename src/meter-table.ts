@@ -202,6 +202,19 @@ export class MeterTable {
     return [...this.meters.keys()].sort((a, b) => a - b).map((id) => ({ config: this.config(id), stats: this.get(id) }));
   }
 
+  /**
+   * Every meter's counters without the flow count (which scans the flows): what a metrics scrape
+   * needs, at a cost of O(meters).
+   */
+  counters(): { id: number; packetsIn: number; bytesIn: number; bands: MeterBandStats[] }[] {
+    const out = [];
+    for (const id of this.meters.keys()) {
+      const state = this.bank.read(id);
+      if (state) out.push({ id, packetsIn: state.packetsIn, bytesIn: state.bytesIn, bands: state.bands.map((b) => ({ packets: b.packets, bytes: b.bytes })) });
+    }
+    return out;
+  }
+
   /** The meter's buckets and counters as the bank holds them (diagnostics and tests). */
   state(id: number): BankMeterState | null {
     this.checkId(id);

@@ -6,6 +6,7 @@ import { Datapath } from '../../src/datapath';
 import { parseConfig } from '../../src/config';
 import { MetricsRegistry } from '../../src/metrics/registry';
 import { registerDatapathMetrics } from '../../src/metrics/datapath';
+import { registerSlowPathMetrics } from '../../src/metrics/slow-path';
 import { MetricsServer } from '../../src/metrics/http';
 import { udpFrame } from '../../src/rig/frames';
 import { FLOW_KEY_WORDS, FlowWord } from '../../src/flow-key';
@@ -184,6 +185,42 @@ test('a scrape costs the same with 100k flows installed (no per-flow work)', asy
     }
     times.sort((a, b) => a - b);
     assert.ok(times[2] < 50, `median scrape ${times[2].toFixed(1)} ms`);
+  } finally {
+    await dp.stop();
+  }
+});
+
+test('meter, drop-reason and slow path metrics follow the traffic', async () => {
+  const dp = await Datapath.start(parseConfig({
+    datapath: 'metrics-slow',
+    ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
+    umem: { ringSize: 256, framesPerPort: 1024 },
+    meters: [{ id: 3, unit: 'pktps', bands: [{ rate: 1, burst: 1 }] }],
+    slowPath: { type: 'rules', rules: [{ priority: 1, match: 'in_port(1)', actions: 'meter(3),2' }] },
+    upcalls: { handlers: 1 },
+  }));
+  const metrics = new MetricsRegistry({ processMetrics: false });
+  registerDatapathMetrics(metrics, dp);
+  registerSlowPathMetrics(metrics, dp);
+  try {
+    // The first frame misses: upcall, flow installed, executed (it passes the meter's burst of 1).
+    // The next 9 hit the flow in the fast path and the meter (1 pkt/s) drops them.
+    assert.ok(dp.wire('m0').inject(udpFrame({ size: 60 })));
+    for (let waited = 0; (dp.upcalls?.stats.flowsInstalled ?? 0) < 1 && waited < 3000; waited += 5) await sleep(5);
+    for (let i = 0; i < 9; i++) assert.ok(dp.wire('m0').inject(udpFrame({ size: 60 })));
+    for (let waited = 0; dp.lookupStats().hit < 9 && waited < 3000; waited += 5) await sleep(5);
+    await sleep(20);
+    const m = parsePrometheusText(await metrics.scrape());
+    assert.equal(sampleValue(m, 'xdpts_upcalls_received_total'), 1);
+    assert.equal(sampleValue(m, 'xdpts_upcalls_handled_total'), 1);
+    assert.equal(sampleValue(m, 'xdpts_flow_setups_total'), 1);
+    assert.equal(sampleValue(m, 'xdpts_upcalls_executed_total'), 1);
+    assert.equal(sampleValue(m, 'xdpts_upcall_latency_seconds_count'), 1);
+    assert.equal(sampleValue(m, 'xdpts_datapath_lost_total', { where: 'ring' }), 0);
+    assert.equal(sampleValue(m, 'xdpts_meter_packets_total', { meter: '3' }), 10);
+    assert.equal(sampleValue(m, 'xdpts_meter_band_dropped_packets_total', { meter: '3', band: '0' }), 9);
+    assert.equal(sampleValue(m, 'xdpts_datapath_drops_total', { reason: 'meter' }), 9);
+    assert.equal(sampleValue(m, 'xdpts_flow_limit_dynamic'), 10000);
   } finally {
     await dp.stop();
   }
