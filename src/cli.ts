@@ -9,6 +9,7 @@
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { ConfigError } from './config-error';
 import { ControlClient } from './control/client';
 import { formatMeterConfig, formatMeterFeatures, formatMeterListing, formatMeterStats } from './meter-format';
@@ -37,6 +38,10 @@ const USAGE = `usage: xdp-ts <command> [options]
   meter-get [ID]               a meter's stats (all meters without ID), as ovs-ofctl meter-stats
   meter-del ID                 remove a meter; prints its final stats
   dump-meters                  every meter's configuration, as ovs-ofctl dump-meters
+  rules add PRIORITY MATCH ACTIONS | rules del ID | rules del PRIORITY MATCH | rules dump | rules flush
+                               the rule table of the rules slow path (match/actions in flow syntax)
+  fdb-show                     the normal slow path's MAC learning table, as ovs-appctl fdb/show
+  upcalls [--watch]            upcall and revalidator counters; --watch streams upcalls as JSON lines
   commands that talk to the datapath take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
   xdp-ts COMMAND --help        that command's options
   demo [--seconds N] [--size BYTES] [--rate PPS]  veth rig + generator + xdp-ts, per-second rates
@@ -298,7 +303,114 @@ const HELP: Record<string, string> = {
   Removes a meter and prints its final stats (ENOENT if there is none).`,
   'dump-meters': `usage: xdp-ts dump-meters [--socket PATH] [--json]
   Every meter's configuration, as ovs-ofctl dump-meters prints it.`,
+  rules: `usage: xdp-ts rules add PRIORITY MATCH ACTIONS | del ID | del PRIORITY MATCH | dump | flush [--socket PATH] [--json]
+  The rule table of the rules slow path: the highest-priority rule whose MATCH (datapath flow syntax,
+  e.g. 'eth_type(0x0800),ipv4(dst=10.0.0.0/255.0.0.0)'; empty matches everything) a missed frame
+  matches gives its ACTIONS (e.g. '2', 'drop'). Flows installed under the old table are revalidated
+  within one revalidator pass. EOPNOTSUPP if the datapath's slow path is not rules.`,
+  'fdb-show': `usage: xdp-ts fdb-show [--socket PATH] [--json]
+  The normal slow path's MAC learning table (port, VLAN, MAC, age in seconds), as ovs-appctl fdb/show.`,
+  upcalls: `usage: xdp-ts upcalls [--watch] [--socket PATH] [--json]
+  Upcall counters (received, handled, queued, lost, flows installed, latency histogram) and the
+  revalidator's; --watch prints every upcall as a JSON line (packet hex, flow, actions) until ^C.`,
 };
+
+/** `rules ...`, `fdb-show`, `upcalls [--watch]`: the slow path through the control socket. */
+async function slowPathCommand(command: string, argv: string[]): Promise<number> {
+  let socket = DEFAULT_SOCKET;
+  let json = false;
+  let watch = false;
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--socket') {
+      if (argv[i + 1] === undefined) throw new UsageError('--socket needs a value');
+      socket = argv[++i];
+    } else if (a === '--json') json = true;
+    else if (a === '--watch' && command === 'upcalls') watch = true;
+    else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
+    else words.push(a);
+  }
+  const print = (value: unknown, text: () => string) => process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text());
+  if (command === 'fdb-show') {
+    if (words.length) throw new UsageError(`unexpected argument ${words[0]}`);
+    const entries = (await call(socket, 'fdb.show', {})) as { port: number; vlan: number; mac: string; ageSeconds: number }[];
+    print(entries, () => [' port  VLAN  MAC                Age', ...entries.map((e) => `${String(e.port).padStart(5)}  ${String(e.vlan).padStart(4)}  ${e.mac}  ${String(e.ageSeconds).padStart(4)}`)].join('\n') + '\n');
+    return 0;
+  }
+  if (command === 'upcalls') {
+    if (words.length) throw new UsageError(`unexpected argument ${words[0]}`);
+    if (!watch) {
+      const stats = (await call(socket, 'upcall.stats', {})) as Record<string, unknown>;
+      print(stats, () => Object.entries(stats).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n') + '\n');
+      return 0;
+    }
+    return watchUpcalls(socket);
+  }
+  const [sub, ...args] = words;
+  switch (sub) {
+    case 'add': {
+      if (args.length !== 3 || !/^[0-9]+$/.test(args[0])) throw new UsageError('rules add PRIORITY MATCH ACTIONS');
+      const result = await call(socket, 'rule.add', { priority: Number(args[0]), match: args[1], actions: args[2] });
+      print(result, () => `rule ${(result as { id: number }).id}\n`);
+      return 0;
+    }
+    case 'del': {
+      let request: Record<string, unknown>;
+      if (args.length === 1 && /^[0-9]+$/.test(args[0])) request = { id: Number(args[0]) };
+      else if (args.length === 2 && /^[0-9]+$/.test(args[0])) request = { priority: Number(args[0]), match: args[1] };
+      else throw new UsageError('rules del ID | rules del PRIORITY MATCH');
+      const result = (await call(socket, 'rule.del', request)) as { removed: number };
+      print(result, () => `removed ${result.removed}\n`);
+      return result.removed > 0 ? 0 : 1;
+    }
+    case 'flush': {
+      const result = await call(socket, 'rule.flush', {});
+      print(result, () => `removed ${(result as { removed: number }).removed}\n`);
+      return 0;
+    }
+    case 'dump': {
+      const rules = (await call(socket, 'rule.dump', {})) as { id: number; priority: number; match: string; actions: string }[];
+      print(rules, () => rules.map((r) => ` id=${r.id}, priority=${r.priority}${r.match ? `,${r.match}` : ''} actions=${r.actions}`).join('\n') + (rules.length ? '\n' : ''));
+      return 0;
+    }
+    default:
+      throw new UsageError('rules add|del|dump|flush (see xdp-ts rules --help)');
+  }
+}
+
+/** Streams upcall events (JSON lines) until interrupted. */
+function watchUpcalls(socket: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const connection = net.connect(socket);
+    let buffered = '';
+    let first = true;
+    connection.on('connect', () => connection.write(JSON.stringify({ id: 1, op: 'upcall.subscribe' }) + '\n'));
+    connection.setEncoding('utf8');
+    connection.on('data', (chunk: string) => {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        if (first) {
+          first = false;
+          const reply = JSON.parse(line) as { error?: { code: string; message: string } };
+          if (reply.error) {
+            connection.destroy();
+            reject(new OperationError(`${reply.error.code}: ${reply.error.message}`));
+            return;
+          }
+          continue;
+        }
+        process.stdout.write(line + '\n');
+      }
+    });
+    connection.on('error', (error) => reject(new OperationError(`control socket ${socket}: ${error.message}`)));
+    connection.on('close', () => resolve(0));
+    process.once('SIGINT', () => connection.end());
+  });
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -319,6 +431,7 @@ async function main(argv: string[]): Promise<number> {
     return flowCommand(command, rest);
   }
   if (command === 'execute') return executeCommand(rest);
+  if (command === 'rules' || command === 'fdb-show' || command === 'upcalls') return slowPathCommand(command, rest);
   switch (command) {
     case 'run':
       return run(rest);

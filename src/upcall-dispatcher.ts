@@ -185,6 +185,10 @@ export class UpcallDispatcher {
     return () => this.subscribers.delete(listener);
   }
 
+  get handlerCount(): number {
+    return this.allLanes.length;
+  }
+
   get subscriberCount(): number {
     return this.subscribers.size;
   }

@@ -32,6 +32,7 @@ import { ActionSpec, FlowParseError, FlowStats, flowToInstall, formatActions, fo
 import { matchToObject, objectToMatch, StructuredFlowError } from '../flow-structured';
 import { MeterParseError, parseMeterSpec } from '../meter-format';
 import type { MeterSpec } from '../meter-table';
+import { slowPathHandlers, upcallEventJson } from './slow-path-ops';
 
 /** Hex bytes, optionally separated by spaces, colons or dots (as ovs-ofctl's packet= takes). */
 export function parsePacketHex(text: string): Uint8Array {
@@ -43,6 +44,11 @@ export function parsePacketHex(text: string): Uint8Array {
 }
 
 type Handler = (args: Record<string, unknown>) => unknown;
+
+/** A request line that is a single upcall.subscribe (a stream, not a reply). */
+const SUBSCRIBE = /^\s*\{[^[]*"op"\s*:\s*"upcall\.subscribe"/;
+/** Bytes a subscriber may have unread before its events are dropped. */
+const SUBSCRIBER_BACKLOG = 4 << 20;
 
 /** Consecutive flow.put requests of a batch are parsed and installed this many at a time. */
 const PUT_CHUNK = 4096;
@@ -186,6 +192,7 @@ export class ControlServer {
       'meter.get': (args) => datapath.meters.get(args.id as number),
       'meter.del': (args) => datapath.meters.del(args.id as number),
       'meter.dump': () => datapath.meters.dump(),
+      ...slowPathHandlers(datapath),
     };
     this.server = net.createServer((socket) => this.serve(socket));
   }
@@ -239,6 +246,10 @@ export class ControlServer {
     const reader = new LineReader(MAX_REQUEST_BYTES, (line) => {
       const text = line.toString('utf8');
       if (!text.trim()) return;
+      if (SUBSCRIBE.test(text)) {
+        queue = queue.then(() => this.subscribe(socket, text));
+        return;
+      }
       queue = queue.then(() => this.answer(text)).then((reply) => {
         if (socket.writable) socket.write(JSON.stringify(reply) + '\n');
       });
@@ -248,6 +259,36 @@ export class ControlServer {
     });
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => socket.destroy());
+  }
+
+  /**
+   * upcall.subscribe: the connection becomes a stream of upcall events until the client closes it.
+   * A client that does not read is not allowed to hold memory: past SUBSCRIBER_BACKLOG bytes
+   * queued, events are dropped and the next one delivered says how many (`dropped`).
+   */
+  private subscribe(socket: net.Socket, line: string): void {
+    let id: unknown = null;
+    try {
+      id = (JSON.parse(line) as { id?: unknown }).id ?? null;
+    } catch {
+      /* the pattern matched: it parses */
+    }
+    const upcalls = this.datapath.upcalls;
+    if (!upcalls) {
+      socket.write(JSON.stringify({ id, error: { code: 'EOPNOTSUPP', message: 'the datapath has no slow path' } }) + '\n');
+      return;
+    }
+    socket.write(JSON.stringify({ id, result: { subscribed: true } }) + '\n');
+    let dropped = 0;
+    const unsubscribe = upcalls.subscribe((event) => {
+      if (!socket.writable || socket.writableLength > SUBSCRIBER_BACKLOG) {
+        dropped++;
+        return;
+      }
+      socket.write(JSON.stringify({ ...upcallEventJson(event), ...(dropped > 0 ? { dropped } : {}) }) + '\n');
+      dropped = 0;
+    });
+    socket.once('close', unsubscribe);
   }
 
   private async answer(line: string): Promise<Reply | Reply[]> {
