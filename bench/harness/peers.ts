@@ -151,7 +151,7 @@ const xdpTs: Peer = {
       workers: { count: setup.workers, cpus: setup.cpus.slice(0, setup.workers), idle: 'busy' },
       umem: { ringSize: XDP_TS_RING },
       forward: many ? { d1: 'd0' } : { d0: 'd1', d1: 'd0' },
-      flows: { limit: Math.max(200000, setup.flows + 10) },
+      flows: { limit: Math.max(1000, setup.flows + 10) },
     }, { timeoutMs: 30000 });
     let installSeconds = 0;
     try {
