@@ -19,6 +19,9 @@ import * as path from 'node:path';
 import { argValue } from '../src/rig/args';
 import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath } from '../src/rig/datapath-process';
+import { megaflows } from './harness/flowspace';
+
+export { megaflows };
 
 const ROOT = path.join(__dirname, '..', '..');
 const TRAFFIC = path.join(__dirname, 'traffic.js');
@@ -91,23 +94,6 @@ async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flow
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
-}
-
-/**
- * The megaflows for the generator's flows: flow i matches UDP source port 1024 + i (the generator's
- * numbering) and uses mask i % masks, each mask matching a few more of the fields every generated
- * frame has (TTL 64, TOS 0, addresses, destination port 9), so masks differ and frames still match.
- */
-export function megaflows(count: number, masks: number): string[] {
-  const extra = ['ttl=64', 'tos=0', 'src=10.0.0.1', 'dst=10.0.0.2'];
-  const lines: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const m = i % masks;
-    const ipv4 = ['proto=17', 'frag=no', ...extra.slice(0, m % 5)].join(',');
-    const eth = m >= 5 ? 'eth(src=02:00:00:00:00:01,dst=02:00:00:00:00:02)' : 'eth()';
-    lines.push(`in_port(1),${eth},eth_type(0x0800),ipv4(${ipv4}),udp(src=${1024 + i}${m >= 5 && m % 2 ? ',dst=9' : ''}), actions:2`);
-  }
-  return lines;
 }
 
 async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<{ offeredPps: number; deliveredPps: number }> {

@@ -172,7 +172,7 @@ async function benchAccuracy(seconds: number) {
           await dp.client.call('meter.set', { meter: spec });
           const offered = Math.round(setPps * 2);
           const lines = await runScript(rig, rig.gen, TRAFFIC, ['--tx', 'g0', '--sink', 'g1', '--size', String(size), '--rate', String(offered),
-            '--chunk', String(Math.max(1, Math.ceil(offered / 40))), '--cpus', '0,1', '--seconds', String(seconds), '--warmup', '0.5']);
+            '--cpus', '0,1', '--seconds', String(seconds), '--warmup', '0.5']);
           const summary = lines.find((l) => l.type === 'summary') as { offeredPps: number; deliveredPps: number };
           const expectedPps = unit === 'kbps' ? setPps : Math.round(setPps);
           const row = {

@@ -2,144 +2,270 @@
  * Traffic generator and counting sink, run inside the generator namespace:
  *
  *   node dist/bench/traffic.js --tx g0 --sink g1 [--size 64] [--flows 1] [--seconds 5] [--warmup 1]
- *                              [--rate PPS] [--interval 1] [--cpu N] [--chunk N] [--cpus A,B]
+ *                              [--rate PPS] [--burst 256] [--interval 1] [--cpu N] [--id N]
+ *   node dist/bench/traffic.js --serve --tx g0 --sink g1|none [--cpu N] [--id N] [--burst 256]
+ *   --cpus A,B: move between CPUs, one live run each, to spread the traffic over rx queues.
  *
- * The generator is bench/bpf/bench_gen.c run with BPF_PROG_TEST_RUN in live-frames mode on --tx (each
- * run an XDP_TX of the template, UDP source port varied over --flows); the sink is bench_sink.c on
- * --sink, counting and dropping. Prints a JSON line per interval and a final JSON summary with what
- * was offered and what the sink counted over the same window (after the warm-up).
- * --chunk N caps the frames of one live run (smoother pacing with --rate, at ~20 ms per run).
- * --cpus A,B moves the generator from CPU to CPU, one live run each: a veth puts XDP_TX frames on the
- * peer's rx queue of the sending CPU, so this spreads the traffic over the queues (and workers).
+ * The generator is bench/bpf/bench_gen.c run with BPF_PROG_TEST_RUN in live-frames mode on --tx: frame
+ * `size` bytes on the wire (with FCS; 4 fewer in memory), spread over --flows flows (UDP source port
+ * and IPv4 source address, see bench_gen.c), stamped with a sequence number and the send time, paced
+ * in the kernel to --rate frames/s (0: as fast as it goes). The sink is bench_sink.c on --sink: it
+ * counts, checks the sequence and keeps a latency histogram (--sink none: another process's sink).
+ *
+ * A trial runs the warm-up, lets the rings drain, then runs the measured window and lets it drain
+ * again, so everything sent in the window has arrived or is lost when the counters are read: loss is
+ * offered - delivered of the same frames, not blurred by frames in flight.
+ *
+ * One-shot mode prints a JSON line per interval and a final `summary`. --serve prints `{"type":"ready"}`,
+ * then reads one JSON trial a line on stdin ({size, flows, rate, seconds, warmup}) and answers each with
+ * a `summary` line, until stdin ends; the benchmark runner keeps one generator per peer this way.
  */
 import * as path from 'node:path';
+import * as readline from 'node:readline';
 import { native } from '../src/native';
+import { argValue } from '../src/rig/args';
 import { udpFrame } from '../src/rig/frames';
+import { histogramDelta, LATENCY_BUCKETS, sparseHistogram, type Histogram } from './latency';
 
 const BPF_DIR = path.join(__dirname, '..', '..', 'build', 'bpf');
+/** Flows per source address before the generator moves to the next (bench_stamp.h). */
+export const PORTS_PER_ADDRESS = 64512;
+/** Time the rings get to empty after a phase before the counters are read. */
+const DRAIN_MS = 50;
+/**
+ * Target length of one live-frames run. Each run has a fixed cost of some 20-30 ms on this kernel
+ * during which nothing is sent (measured at start: `runOverheadMs`), so runs are long, and rates are
+ * taken over the time spent sending: elapsed minus runs x overhead.
+ */
+const RUN_NS = 1e9;
 
-interface Options {
-  tx: string;
-  sink: string;
+const GEN_CFG = { flows: 0, basePort: 1, intervalPs: 2, burst: 3, id: 4, ipChecksum: 5 } as const;
+const SINK = { packets: 0, bytes: 1, stamped: 2, inOrder: 3, gaps: 4, late: 5, count: 6 } as const;
+
+export interface TrialRequest {
+  /** Frame size on the wire with FCS, 64..1518. */
   size: number;
   flows: number;
+  /** Frames per second; 0 = as fast as the generator goes. */
+  rate: number;
   seconds: number;
   warmup: number;
-  rate: number;
-  interval: number;
-  cpu: number | null;
-  chunk: number;
-  cpus: number[];
 }
 
-function parse(argv: string[]): Options {
-  const o: Options = { tx: 'g0', sink: 'g1', size: 64, flows: 1, seconds: 5, warmup: 1, rate: 0, interval: 1, cpu: null, chunk: 0, cpus: [] };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '');
-    const value = argv[i + 1];
-    if (value === undefined) throw new Error(`--${key} needs a value`);
-    if (key === 'tx' || key === 'sink') o[key] = value;
-    else if (key === 'cpus') o.cpus = value.split(',').map(Number);
-    else if (key in o) (o as unknown as Record<string, number>)[key] = Number(value);
-    else throw new Error(`unknown option --${key}`);
-  }
-  // The frame's FCS is not on the wire here: a "64-byte frame" is 60 bytes of data, as pktgen's size.
-  if (!(o.size >= 64 && o.size <= 1518)) throw new Error('--size must be 64..1518 (frame size with FCS)');
-  return o;
+export interface TrialSummary extends TrialRequest {
+  type: 'summary';
+  generator: number;
+  elapsedSeconds: number;
+  /** Elapsed less the live-frames runs' fixed overhead: the rates are over this time. */
+  sendingSeconds: number;
+  runOverheadMs: number;
+  offeredPackets: number;
+  deliveredPackets: number;
+  offeredPps: number;
+  deliveredPps: number;
+  /** Stamped frames received, in order, skipped sequence numbers, late (reordered/duplicate). */
+  stamped: number;
+  inOrder: number;
+  gaps: number;
+  late: number;
+  latency: Histogram;
+}
+
+/** Checks a trial request; throws saying which field is wrong. */
+export function checkTrial(t: Partial<TrialRequest>): TrialRequest {
+  const number = (name: keyof TrialRequest, min: number, max: number, integer: boolean): number => {
+    const v = t[name];
+    if (typeof v !== 'number' || !(v >= min && v <= max) || (integer && !Number.isInteger(v))) {
+      throw new RangeError(`trial.${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  // The frame's FCS is not in memory: a "64-byte frame" is 60 bytes of data, as pktgen counts it.
+  return {
+    size: number('size', 64, 1518, true),
+    flows: number('flows', 1, PORTS_PER_ADDRESS * 256, true),
+    rate: number('rate', 0, 1e9, false),
+    seconds: number('seconds', 0.05, 3600, false),
+    warmup: number('warmup', 0, 3600, false),
+  };
 }
 
 function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-function main(): void {
-  const o = parse(process.argv.slice(2));
-  const addon = native();
-  if (o.cpu !== null) addon.pinThread(o.cpu);
-  const sink = addon.bpfObjectLoad(path.join(BPF_DIR, 'bench_sink.o'));
-  const gen = addon.bpfObjectLoad(path.join(BPF_DIR, 'bench_gen.o'));
-  const sinkCounters = addon.bpfMapFd(sink, 'sink_counters');
-  const link = addon.xdpAttach(addon.bpfProgramFd(sink, 'bench_sink'), o.sink, 'native');
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    addon.closeFd(link.linkFd);
-    addon.bpfObjectClose(sink);
-    addon.bpfObjectClose(gen);
-  };
-  process.on('SIGTERM', () => {
-    close();
-    process.exit(143);
-  });
-  try {
-    addon.mapUpdate(addon.bpfMapFd(gen, 'gen_config'), 0, o.flows);
-    const prog = addon.bpfProgramFd(gen, 'bench_gen');
-    const frame = udpFrame({ size: o.size - 4 });
-    const delivered = () => addon.percpuCounters(sinkCounters, 2)[0];
-    let chunk = o.chunk > 0 ? o.chunk : 1 << 18;
-    let runs = 0;
-    let offered = 0;
-    let measuredOffered = 0;
+class Generator {
+  private readonly addon = native();
+  private readonly gen: number;
+  private readonly sink: number | null;
+  private readonly link: { linkFd: number } | null;
+  private readonly prog: number;
+  private readonly config: number;
+  private readonly stats: number;
+  private sinkCounters = -1;
+  private sinkLatency = -1;
+  private closed = false;
+  /** Iterations per nanosecond of the last run, to size the next one. */
+  private speed = 0.005;
+  /** Milliseconds of a live-frames run that send nothing (set-up and tear-down), measured at start. */
+  readonly runOverheadMs: number;
+
+  /** CPUs the generator moves between, one live run each (empty: stay put). */
+  cpus: number[] = [];
+
+  constructor(private readonly tx: string, sinkInterface: string | null, private readonly id: number, burst: number) {
+    this.gen = this.addon.bpfObjectLoad(path.join(BPF_DIR, 'bench_gen.o'));
+    this.prog = this.addon.bpfProgramFd(this.gen, 'bench_gen');
+    this.config = this.addon.bpfMapFd(this.gen, 'gen_config');
+    this.stats = this.addon.bpfMapFd(this.gen, 'gen_stats');
+    this.addon.mapUpdate(this.config, GEN_CFG.id, id);
+    this.addon.mapUpdate(this.config, GEN_CFG.burst, burst);
+    if (sinkInterface) {
+      this.sink = this.addon.bpfObjectLoad(path.join(BPF_DIR, 'bench_sink.o'));
+      this.sinkCounters = this.addon.bpfMapFd(this.sink, 'sink_counters');
+      this.sinkLatency = this.addon.bpfMapFd(this.sink, 'sink_latency');
+      this.link = this.addon.xdpAttach(this.addon.bpfProgramFd(this.sink, 'bench_sink'), sinkInterface, 'native');
+    } else {
+      this.sink = null;
+      this.link = null;
+    }
+    this.runOverheadMs = this.measureOverhead();
+  }
+
+  /** The smallest of a few short runs' times: what a run costs besides its frames. */
+  private measureOverhead(): number {
+    const frame = udpFrame({ size: 60 });
+    this.addon.mapUpdate(this.config, GEN_CFG.intervalPs, 0);
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) best = Math.min(best, this.addon.xdpRunLive(this.prog, this.tx, frame, 64, 64) / 1e6);
+    return best;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.link) this.addon.closeFd(this.link.linkFd);
+    if (this.sink !== null) this.addon.bpfObjectClose(this.sink);
+    this.addon.bpfObjectClose(this.gen);
+  }
+
+  private snapshot(): { sent: number; sink: number[]; latency: number[] } {
+    return {
+      sent: this.addon.percpuCounters(this.stats, 2)[0],
+      sink: this.sink === null ? new Array<number>(SINK.count).fill(0) : this.addon.percpuCounters(this.sinkCounters, SINK.count),
+      latency: this.sink === null ? [] : this.addon.percpuCounters(this.sinkLatency, LATENCY_BUCKETS),
+    };
+  }
+
+  /**
+   * Sends for `seconds` at the configured rate; calls `tick` between runs. Returns the elapsed seconds
+   * and the seconds spent sending (elapsed less each run's fixed overhead).
+   */
+  private send(frame: Uint8Array, seconds: number, tick?: (now: number) => void): { elapsed: number; sending: number } {
     const start = performance.now();
-    const measureFrom = start + o.warmup * 1000;
-    const end = measureFrom + o.seconds * 1000;
-    let measuring = false;
-    let deliveredAtStart = 0;
-    let nextReport = measureFrom + o.interval * 1000;
-    let lastOffered = 0;
-    let lastDelivered = 0;
-    let lastReport = measureFrom;
+    let runs = 0;
+    const end = start + seconds * 1000;
     for (;;) {
       const now = performance.now();
-      if (!measuring && now >= measureFrom) {
-        measuring = true;
-        deliveredAtStart = lastDelivered = delivered();
-        lastOffered = measuredOffered = 0;
-        lastReport = now;
-      }
       if (now >= end) break;
-      if (measuring && now >= nextReport) {
-        const d = delivered();
-        const seconds = (now - lastReport) / 1000;
-        console.log(JSON.stringify({ type: 'interval', t: +((now - measureFrom) / 1000).toFixed(3),
-          offeredPps: Math.round((measuredOffered - lastOffered) / seconds), deliveredPps: Math.round((d - lastDelivered) / seconds) }));
-        lastOffered = measuredOffered;
-        lastDelivered = d;
-        lastReport = now;
-        nextReport += o.interval * 1000;
-      }
-      if (o.cpus.length > 0) addon.pinThread(o.cpus[runs++ % o.cpus.length]);
-      const ns = addon.xdpRunLive(prog, o.tx, frame, chunk, 64);
-      offered += chunk;
-      if (measuring) measuredOffered += chunk;
-      // A live-frames run costs ~20 ms to set up and tear down on this kernel, so calls are long
-      // (~200 ms); intervals and the end are therefore kept to within one call.
-      chunk = Math.max(1 << 14, Math.min(1 << 22, Math.round((chunk * 200e6) / Math.max(ns, 1))));
-      if (o.chunk > 0) chunk = Math.min(chunk, o.chunk);
-      if (o.rate > 0) {
-        chunk = Math.max(1, Math.min(chunk, Math.round(o.rate / 5)));
-        const due = start + (offered / o.rate) * 1000;
-        const wait = due - performance.now();
-        if (wait > 0) sleep(wait);
-      }
+      tick?.(now);
+      // A veth puts XDP_TX frames on the peer's rx queue of the sending CPU: moving between CPUs
+      // spreads the traffic over the queues (and the workers behind them).
+      if (this.cpus.length > 0) this.addon.pinThread(this.cpus[runs % this.cpus.length]);
+      const remainingNs = Math.min(this.cpus.length > 0 ? RUN_NS / 4 : RUN_NS, (end - now) * 1e6);
+      const repeat = Math.max(1 << 10, Math.min(1 << 24, Math.round(this.speed * remainingNs)));
+      const ns = this.addon.xdpRunLive(this.prog, this.tx, frame, repeat, 64);
+      runs++;
+      this.speed = repeat / Math.max(ns - this.runOverheadMs * 1e6, 1);
     }
-    const elapsed = (performance.now() - measureFrom) / 1000;
-    sleep(50); // frames still in rings reach the sink
-    const deliveredPackets = delivered() - deliveredAtStart;
-    console.log(JSON.stringify({
-      type: 'summary', size: o.size, flows: o.flows, seconds: +elapsed.toFixed(3),
-      offeredPackets: measuredOffered, deliveredPackets,
-      offeredPps: Math.round(measuredOffered / elapsed), deliveredPps: Math.round(deliveredPackets / elapsed),
-    }));
-  } finally {
-    close();
+    const elapsed = (performance.now() - start) / 1000;
+    return { elapsed, sending: Math.max(elapsed - (runs * this.runOverheadMs) / 1000, elapsed / 2) };
+  }
+
+  trial(t: TrialRequest, onInterval?: (line: Record<string, unknown>) => void, interval = 1): TrialSummary {
+    const frame = udpFrame({ size: t.size - 4 });
+    const manyAddresses = t.flows > PORTS_PER_ADDRESS;
+    this.addon.mapUpdate(this.config, GEN_CFG.flows, t.flows);
+    this.addon.mapUpdate(this.config, GEN_CFG.ipChecksum, manyAddresses ? (frame[24] << 8) | frame[25] : 0);
+    // Picoseconds per frame; u32 in the map, so rates below ~233 fps are not paced finer.
+    this.addon.mapUpdate(this.config, GEN_CFG.intervalPs, t.rate > 0 ? Math.min(0xffffffff, Math.round(1e12 / t.rate)) : 0);
+    if (t.warmup > 0) {
+      this.send(frame, t.warmup);
+      sleep(DRAIN_MS);
+    }
+    const before = this.snapshot();
+    let last = { t: performance.now(), ...before };
+    const startedAt = last.t;
+    const tick = onInterval
+      ? (now: number) => {
+        if (now - last.t < interval * 1000) return;
+        const s = this.snapshot();
+        const dt = (now - last.t) / 1000;
+        onInterval({ type: 'interval', t: +((now - startedAt) / 1000).toFixed(3), offeredPps: Math.round((s.sent - last.sent) / dt),
+          deliveredPps: Math.round((s.sink[SINK.packets] - last.sink[SINK.packets]) / dt) });
+        last = { t: now, ...s };
+      }
+      : undefined;
+    const { elapsed, sending } = this.send(frame, t.seconds, tick);
+    sleep(DRAIN_MS);
+    const after = this.snapshot();
+    const offered = after.sent - before.sent;
+    const sink = after.sink.map((v, i) => v - before.sink[i]);
+    return {
+      type: 'summary', ...t, generator: this.id, elapsedSeconds: +elapsed.toFixed(4), sendingSeconds: +sending.toFixed(4),
+      runOverheadMs: +this.runOverheadMs.toFixed(2), offeredPackets: offered, deliveredPackets: sink[SINK.packets],
+      offeredPps: Math.round(offered / sending), deliveredPps: Math.round(sink[SINK.packets] / sending),
+      stamped: sink[SINK.stamped], inOrder: sink[SINK.inOrder], gaps: sink[SINK.gaps], late: sink[SINK.late],
+      latency: sparseHistogram(histogramDelta(after.latency, before.latency)),
+    };
   }
 }
 
-try {
-  main();
-} catch (error) {
-  console.error(`traffic: ${(error as Error).message}`);
-  process.exit(1);
+async function serve(generator: Generator): Promise<void> {
+  console.log(JSON.stringify({ type: 'ready' }));
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    try {
+      console.log(JSON.stringify(generator.trial(checkTrial(JSON.parse(line) as Partial<TrialRequest>))));
+    } catch (error) {
+      console.log(JSON.stringify({ type: 'error', message: (error as Error).message }));
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv;
+  const addon = native();
+  const cpu = argValue('cpu', '');
+  if (cpu !== '') addon.pinThread(Number(cpu));
+  const sinkName = argValue('sink', 'g1');
+  const generator = new Generator(argValue('tx', 'g0'), sinkName === 'none' ? null : sinkName, Number(argValue('id', '0')), Number(argValue('burst', '256')));
+  const cpus = argValue('cpus', '');
+  if (cpus !== '') generator.cpus = cpus.split(',').map(Number);
+  process.on('SIGTERM', () => {
+    generator.close();
+    process.exit(143);
+  });
+  try {
+    if (argv.includes('--serve')) {
+      await serve(generator);
+    } else {
+      const trial = checkTrial({
+        size: Number(argValue('size', '64')), flows: Number(argValue('flows', '1')), rate: Number(argValue('rate', '0')),
+        seconds: Number(argValue('seconds', '5')), warmup: Number(argValue('warmup', '1')),
+      });
+      const summary = generator.trial(trial, (line) => console.log(JSON.stringify(line)), Number(argValue('interval', '1')));
+      console.log(JSON.stringify(summary));
+    }
+  } finally {
+    generator.close();
+  }
+}
+
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(`traffic: ${(error as Error).message}`);
+    process.exit(1);
+  });
 }

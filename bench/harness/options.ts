@@ -1,0 +1,122 @@
+/**
+ * Options of `node dist/bench/run.js` (npm run bench). Every option is checked; a bad one is refused
+ * with its name and what was expected.
+ *
+ *   --quick                 shorter trials, fewer sizes/flow counts (a few minutes)
+ *   --scenarios a,b,...     from SCENARIO_NAMES (default: all)
+ *   --peers a,b,...         from PEER_NAMES (default: all; each still detected)
+ *   --out DIR               results directory (default bench/results/run-<time>)
+ *   --sizes 64,128,...      frame sizes with FCS (64..1518)
+ *   --flow-counts 1,1000,.. installed = active flows for the flows scenario
+ *   --masks N               megaflow masks the installed flows spread over (xdp-ts only)
+ *   --workers 1,2           worker counts for the workers scenario
+ *   --loads 10,50,90        latency scenario: percent of the zero-loss rate
+ *   --seconds S --warmup S  measured window and warm-up of each trial
+ *   --loss-threshold F      largest lost fraction that counts as zero loss (default 0.001 = 0.1%)
+ *   --resolution F          binary search stops below this fraction of the upper bound (0.03)
+ *   --max-trials N          binary search trials after the first (quick 4, full 6)
+ *   --generator G           auto | live-frames | pktgen (default auto: pktgen if the host has it)
+ *   --ovs-max-flows N       largest flow count given to OVS (its OpenFlow install is slow; 100000)
+ */
+import { PEER_NAMES, type PeerName } from './peers';
+
+export const SCENARIO_NAMES = ['max-rate', 'rfc2544', 'flows', 'workers', 'latency', 'flow-setup', 'meters', 'actions'] as const;
+export type ScenarioName = (typeof SCENARIO_NAMES)[number];
+export const ALL_SIZES = [64, 128, 256, 512, 1024, 1518];
+
+export interface BenchOptions {
+  quick: boolean;
+  scenarios: ScenarioName[];
+  peers: PeerName[];
+  out: string | null;
+  sizes: number[];
+  flowCounts: number[];
+  masks: number;
+  workers: number[];
+  loads: number[];
+  seconds: number;
+  warmup: number;
+  lossThreshold: number;
+  resolution: number;
+  maxTrials: number;
+  generator: 'auto' | 'live-frames' | 'pktgen';
+  ovsMaxFlows: number;
+}
+
+export class OptionError extends Error {
+  override name = 'OptionError';
+}
+
+function list<T extends string>(option: string, value: string, known: readonly T[]): T[] {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new OptionError(`--${option}: expected a comma-separated list of ${known.join(', ')}, got nothing`);
+  for (const item of items) {
+    if (!known.includes(item as T)) throw new OptionError(`--${option}: unknown "${item}" (known: ${known.join(', ')})`);
+  }
+  return [...new Set(items)] as T[];
+}
+
+function numbers(option: string, value: string, min: number, max: number): number[] {
+  const items = value.split(',').map((s) => s.trim());
+  const out = items.map((s) => Number(s));
+  out.forEach((n, i) => {
+    if (!Number.isInteger(n) || n < min || n > max) throw new OptionError(`--${option}: "${items[i]}" is not an integer from ${min} to ${max}`);
+  });
+  return out;
+}
+
+function number(option: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new OptionError(`--${option}: expected a number from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const quick = argv.includes('--quick');
+  const o: BenchOptions = {
+    quick,
+    scenarios: [...SCENARIO_NAMES],
+    peers: [...PEER_NAMES],
+    out: null,
+    sizes: quick ? [64, 512, 1518] : ALL_SIZES,
+    flowCounts: quick ? [1, 1000, 100000] : [1, 1000, 10000, 100000, 1000000],
+    masks: 1,
+    workers: [1, 2],
+    loads: [10, 50, 90],
+    seconds: quick ? 0.5 : 1,
+    warmup: quick ? 0.2 : 0.3,
+    lossThreshold: 0.001,
+    resolution: 0.03,
+    maxTrials: quick ? 4 : 6,
+    generator: 'auto',
+    ovsMaxFlows: 100000,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') continue;
+    if (!arg.startsWith('--')) throw new OptionError(`unexpected argument "${arg}"`);
+    const name = arg.slice(2);
+    const value = argv[i + 1];
+    if (value === undefined || value.startsWith('--')) throw new OptionError(`--${name} needs a value`);
+    i++;
+    switch (name) {
+      case 'scenarios': o.scenarios = list(name, value, SCENARIO_NAMES); break;
+      case 'peers': o.peers = list(name, value, PEER_NAMES); break;
+      case 'out': o.out = value; break;
+      case 'sizes': o.sizes = numbers(name, value, 64, 1518); break;
+      case 'flow-counts': o.flowCounts = numbers(name, value, 1, 16_515_072); break;
+      case 'masks': o.masks = numbers(name, value, 1, 64)[0]; break;
+      case 'workers': o.workers = numbers(name, value, 1, 64); break;
+      case 'loads': o.loads = numbers(name, value, 1, 100); break;
+      case 'seconds': o.seconds = number(name, value, 0.1, 600); break;
+      case 'warmup': o.warmup = number(name, value, 0, 60); break;
+      case 'loss-threshold': o.lossThreshold = number(name, value, 0, 0.5); break;
+      case 'resolution': o.resolution = number(name, value, 0.001, 0.5); break;
+      case 'max-trials': o.maxTrials = numbers(name, value, 1, 30)[0]; break;
+      case 'generator': o.generator = list(name, value, ['auto', 'live-frames', 'pktgen'] as const)[0]; break;
+      case 'ovs-max-flows': o.ovsMaxFlows = numbers(name, value, 1, 16_515_072)[0]; break;
+      default: throw new OptionError(`unknown option --${name}`);
+    }
+  }
+  return o;
+}

@@ -1,0 +1,435 @@
+/**
+ * The benchmark scenarios. Each is a function of the run context producing a ScenarioResult; the list
+ * is open (SCENARIOS), and a scenario that needs something the datapath cannot do yet (upcalls,
+ * meters, more action kinds) probes for it and is skipped with what is missing rather than measured
+ * with something else.
+ *
+ * Fairness on a shared machine: every peer runs in its own session (peer started, a generator process
+ * started, trials, both stopped) on the same CPUs; the order of the peers is reversed from one key
+ * (frame size, flow count) to the next so slow drifts of the machine's load do not always favour the
+ * same one.
+ */
+import * as os from 'node:os';
+import type { Rig } from '../../src/rig/rig';
+import { Rig as RigClass } from '../../src/rig/rig';
+import { summarize, cdf } from '../latency';
+import type { TrialSummary } from '../traffic';
+import { GeneratorSession } from './generator';
+import type { BenchOptions, ScenarioName } from './options';
+import { PEERS, startWithRetry, type Peer, type PeerName, type PeerSetup } from './peers';
+import type { Row, ScenarioResult } from './report';
+import { zeroLossSearch, type SearchResult } from './search';
+import { startDatapath } from '../../src/rig/datapath-process';
+
+export const GENERATOR_CPU = 0;
+export const FORWARDER_CPU = 1;
+/**
+ * Frames the paced generator may send back to back to catch up after it was held up (preempted, or
+ * between two live-frames runs). Large: on a shared machine the generator loses the CPU for
+ * milliseconds, and a small allowance makes the offered rate fall far short of the request; a burst
+ * of this size still fits the forwarders' 2048-frame rings.
+ */
+export const GENERATOR_BURST = 2048;
+/** Traffic every session starts with, unmeasured. */
+export const SESSION_WARMUP_SECONDS = 1;
+
+export interface Context {
+  options: BenchOptions;
+  rig: Rig;
+  /** Peers selected and available here, in the order of PEER_NAMES. */
+  peers: Peer[];
+  progress(message: string): void;
+  /** Zero-loss results per peer and frame size, for the latency scenario. */
+  zeroLoss: Map<string, SearchResult>;
+  /** What the generator reported about itself (overhead per run, flat-out rate). */
+  generatorInfo: Record<string, unknown>;
+  /** Per-peer details as they ran (modes, rings, versions). */
+  peerDetails: Map<PeerName, Record<string, unknown>>;
+}
+
+export interface Measurement {
+  requestedPps: number;
+  offeredPps: number;
+  deliveredPps: number;
+  offeredMpps: number;
+  deliveredMpps: number;
+  /** Lost fraction of what was offered (0 when more arrived, e.g. duplicates). */
+  loss: number;
+  gaps: number;
+  late: number;
+  summary: TrialSummary;
+}
+
+function measurement(s: TrialSummary, requested: number): Measurement {
+  return {
+    requestedPps: requested, offeredPps: s.offeredPps, deliveredPps: s.deliveredPps,
+    offeredMpps: +(s.offeredPps / 1e6).toFixed(4), deliveredMpps: +(s.deliveredPps / 1e6).toFixed(4),
+    loss: s.offeredPackets > 0 ? Math.max(0, (s.offeredPackets - s.deliveredPackets) / s.offeredPackets) : 0,
+    gaps: s.gaps, late: s.late, summary: s,
+  };
+}
+
+function baseSetup(overrides: Partial<PeerSetup> = {}): PeerSetup {
+  return { flows: 1, masks: 1, workers: 1, cpus: [FORWARDER_CPU], ...overrides };
+}
+
+/** Order of the peers for the k-th key: as listed, then reversed, alternately. */
+export function peerOrder<T>(peers: T[], k: number): T[] {
+  return k % 2 === 0 ? [...peers] : [...peers].reverse();
+}
+
+/**
+ * Runs `body` with `peer` forwarding and `generators` generator processes (the first one with the
+ * sink); stops everything whatever happens. Returns the body's value, or the error as text.
+ */
+async function session<T>(ctx: Context, rig: Rig, peer: Peer, setup: PeerSetup, generators: number,
+  body: (gens: GeneratorSession[]) => Promise<T>): Promise<{ value?: T; error?: string }> {
+  let running: Awaited<ReturnType<typeof startWithRetry>> | null = null;
+  const gens: GeneratorSession[] = [];
+  try {
+    running = await startWithRetry(peer, rig, setup);
+    ctx.peerDetails.set(peer.name, { ...(ctx.peerDetails.get(peer.name) ?? {}), ...running.details });
+    for (let id = 0; id < generators; id++) {
+      gens.push(await GeneratorSession.start(rig, { tx: 'g0', sink: id === 0 ? 'g1' : null, cpu: (GENERATOR_CPU + id) % Math.max(1, ctxCpus()), id, burst: GENERATOR_BURST }));
+    }
+    // Session warm-up: the JIT of a JavaScript forwarder (and any peer's caches) gets a full second of
+    // traffic before the first measured trial; every peer gets the same.
+    await Promise.all(gens.map((g) => g.trial({ size: 64, flows: Math.max(1, setup.flows), rate: 0, seconds: SESSION_WARMUP_SECONDS, warmup: 0 })));
+    return { value: await body(gens) };
+  } catch (error) {
+    return { error: (error as Error).message.split('\n').slice(0, 3).join(' ') };
+  } finally {
+    for (const g of gens) await g.close().catch(() => undefined);
+    if (running) {
+      const { warnings } = await running.stop().catch((e: Error) => ({ warnings: [e.message] }));
+      for (const w of warnings) ctx.progress(`  warning: ${w}`);
+    }
+  }
+}
+
+function ctxCpus(): number {
+  return os.cpus().length;
+}
+
+async function trial(ctx: Context, gen: GeneratorSession, size: number, flows: number, rate: number, seconds = ctx.options.seconds): Promise<Measurement> {
+  const s = await gen.trial({ size, flows, rate, seconds, warmup: ctx.options.warmup });
+  if (ctx.generatorInfo.runOverheadMs === undefined) ctx.generatorInfo.runOverheadMs = s.runOverheadMs;
+  return measurement(s, rate);
+}
+
+function fmt(m: Measurement): string {
+  return `offered ${m.offeredMpps.toFixed(3)} Mpps, delivered ${m.deliveredMpps.toFixed(3)} Mpps, loss ${(m.loss * 100).toFixed(2)}%`;
+}
+
+function unavailableRow(peer: Peer, key: number, setup: PeerSetup): Row | null {
+  const why = peer.supports(setup);
+  return why ? { key, peer: peer.name, skipped: why } : null;
+}
+
+/** max-rate and rfc2544 share sessions: the flat-out trial is the search's first bound. */
+async function throughput(ctx: Context, which: Set<'max-rate' | 'rfc2544'>): Promise<ScenarioResult[]> {
+  const started = performance.now();
+  const maxRows: Row[] = [];
+  const zeroRows: Row[] = [];
+  const o = ctx.options;
+  for (const [k, size] of o.sizes.entries()) {
+    for (const peer of peerOrder(ctx.peers, k)) {
+      const setup = baseSetup();
+      const skip = unavailableRow(peer, size, setup);
+      if (skip) {
+        maxRows.push(skip);
+        zeroRows.push(skip);
+        continue;
+      }
+      ctx.progress(`throughput ${size} B: ${peer.name}`);
+      const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen]) => {
+        const max = await trial(ctx, gen, size, 1, 0);
+        ctx.progress(`  flat out: ${fmt(max)}`);
+        if (size === 64 && ctx.generatorInfo.flatOutMpps === undefined) ctx.generatorInfo.firstFlatOutOfferedMpps = max.offeredMpps;
+        let search: SearchResult | null = null;
+        if (which.has('rfc2544')) {
+          // The generator falls ~10% short of a paced rate (runs' fixed overhead, preemption): ask a
+          // little above what came through flat out so the first bound is not below it.
+          const upper = Math.max(1000, Math.min(max.offeredPps, max.deliveredPps) * 1.05);
+          search = await zeroLossSearch(async (rate) => {
+            const m = await trial(ctx, gen, size, 1, rate);
+            ctx.progress(`  ${(rate / 1e6).toFixed(3)} Mpps asked: ${fmt(m)}`);
+            return { requested: rate, offered: m.offeredPps, loss: m.loss };
+          }, { upper, lossThreshold: o.lossThreshold, resolution: o.resolution, maxTrials: o.maxTrials });
+          ctx.zeroLoss.set(`${peer.name}/${size}`, search);
+        }
+        return { max, search };
+      });
+      if (result.error !== undefined) {
+        maxRows.push({ key: size, peer: peer.name, error: result.error });
+        zeroRows.push({ key: size, peer: peer.name, error: result.error });
+        ctx.progress(`  error: ${result.error}`);
+        continue;
+      }
+      const { max, search } = result.value!;
+      maxRows.push({ key: size, peer: peer.name, offeredMpps: max.offeredMpps, deliveredMpps: max.deliveredMpps, loss: +max.loss.toFixed(5), gaps: max.gaps, late: max.late, gbps: +((max.deliveredPps * (size + 20) * 8) / 1e9).toFixed(3) });
+      if (search) {
+        zeroRows.push({ key: size, peer: peer.name, zeroLossMpps: +(search.throughput / 1e6).toFixed(4), requestedMpps: +(search.requested / 1e6).toFixed(4),
+          trials: search.trials.map((t) => ({ requestedMpps: +(t.requested / 1e6).toFixed(4), offeredMpps: +(t.offered / 1e6).toFixed(4), loss: +t.loss.toFixed(5) })) });
+      }
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const results: ScenarioResult[] = [];
+  const partial = (rows: Row[]) => (rows.some((r) => r.error) ? 'partial' as const : 'ran' as const);
+  if (which.has('max-rate')) {
+    results.push({ name: 'max-rate', title: 'Maximum forwarding rate', status: partial(maxRows), ...(partial(maxRows) === 'partial' ? { reason: 'some peers failed (see rows)' } : {}),
+      keyLabel: 'frame (B)', metric: 'deliveredMpps', metricLabel: 'Mpps delivered with the generator flat out (1 flow)', rows: maxRows, seconds,
+      notes: ['Flat out = the live-frames generator as fast as it goes on one CPU; kernel-redirect shows where the generator and the veth pair, not the forwarder, are the limit.'] });
+  }
+  if (which.has('rfc2544')) {
+    results.push({ name: 'rfc2544', title: `RFC 2544 throughput (loss <= ${o.lossThreshold * 100}%)`, status: partial(zeroRows), ...(partial(zeroRows) === 'partial' ? { reason: 'some peers failed (see rows)' } : {}),
+      keyLabel: 'frame (B)', metric: 'zeroLossMpps', metricLabel: `Mpps offered with loss <= ${o.lossThreshold * 100}% (binary search, ${o.maxTrials} trials max, ${o.resolution * 100}% resolution)`,
+      rows: zeroRows, seconds, notes: ['Offered = what the generator actually sent over the sending time; a paced request comes out a little lower, so the search reports the offered rate of the best passing trial.'] });
+  }
+  return results;
+}
+
+async function flowsScenario(ctx: Context): Promise<ScenarioResult> {
+  const started = performance.now();
+  const rows: Row[] = [];
+  const o = ctx.options;
+  const notes: string[] = [];
+  for (const [k, count] of o.flowCounts.entries()) {
+    for (const peer of peerOrder(ctx.peers, k)) {
+      const setup = baseSetup({ flows: count, masks: o.masks });
+      const skip = unavailableRow(peer, count, setup) ?? (peer.name === 'ovs-afxdp' && count > o.ovsMaxFlows
+        ? { key: count, peer: peer.name, skipped: `more than --ovs-max-flows ${o.ovsMaxFlows} OpenFlow rules (ovs-ofctl add-flows of that many takes minutes)` } : null);
+      if (skip) {
+        rows.push(skip);
+        continue;
+      }
+      ctx.progress(`flows ${count}: ${peer.name}`);
+      const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen]) => {
+        // Warm up long enough to send every flow a few times, so caches and (OVS) upcalls have run.
+        const s = await gen.trial({ size: 64, flows: count, rate: 0, seconds: o.seconds, warmup: Math.max(o.warmup, Math.min(3, count / 5e5)) });
+        return measurement(s, 0);
+      });
+      if (result.error !== undefined) {
+        rows.push({ key: count, peer: peer.name, error: result.error });
+        ctx.progress(`  error: ${result.error}`);
+        continue;
+      }
+      const m = result.value!;
+      ctx.progress(`  ${fmt(m)}`);
+      const details = ctx.peerDetails.get(peer.name) ?? {};
+      rows.push({ key: count, peer: peer.name, offeredMpps: m.offeredMpps, deliveredMpps: m.deliveredMpps, loss: +m.loss.toFixed(5), installSeconds: details.installSeconds });
+    }
+  }
+  notes.push('kernel-redirect and c-afxdp do no lookup: their rows show what the spread of flows costs the generator and the kernel, not a flow table.');
+  notes.push(`xdp-ts: flows installed through the control socket (flow.put, ${o.masks} mask(s)); OVS: one OpenFlow rule per flow (in_port, udp, tp_src[, nw_src]) so its upcalls install the same megaflows.`);
+  return { name: 'flows', title: 'Scaling with installed = active flows (64 B)', status: rows.some((r) => r.error) ? 'partial' : 'ran', ...(rows.some((r) => r.error) ? { reason: 'some peers failed (see rows)' } : {}),
+    keyLabel: 'flows', metric: 'deliveredMpps', metricLabel: 'Mpps delivered, generator flat out over all flows', rows, notes, seconds: (performance.now() - started) / 1000 };
+}
+
+async function workersScenario(ctx: Context): Promise<ScenarioResult> {
+  const started = performance.now();
+  const o = ctx.options;
+  const cpus = ctxCpus();
+  const most = Math.max(...o.workers);
+  const rows: Row[] = [];
+  const notes = [`Rig with ${most} queues per veth; one generator process per queue (generator k on CPU k mod ${cpus}, its frames land in rx queue k); workers on CPUs ${FORWARDER_CPU}, ${FORWARDER_CPU - 1}, ... mod ${cpus}.`];
+  if (cpus < 2 * most) notes.push(`This host has ${cpus} CPUs: with ${most} workers and ${most} generators they share cores, so these numbers show that multi-queue works, not how it scales.`);
+  const rig = RigClass.create({ queues: most });
+  try {
+    for (const [k, workers] of o.workers.entries()) {
+      const forwarderCpus = Array.from({ length: workers }, (_, i) => (((FORWARDER_CPU - i) % cpus) + cpus) % cpus);
+      for (const peer of peerOrder(ctx.peers, k)) {
+        const setup = baseSetup({ workers, cpus: forwarderCpus });
+        const skip = unavailableRow(peer, workers, setup);
+        if (skip) {
+          rows.push(skip);
+          continue;
+        }
+        ctx.progress(`workers ${workers}: ${peer.name}`);
+        const result = await session(ctx, rig, peer, setup, workers, async (gens) => {
+          const summaries = await Promise.all(gens.map((g) => g.trial({ size: 64, flows: 64, rate: 0, seconds: o.seconds, warmup: o.warmup })));
+          const offered = summaries.reduce((sum, s) => sum + s.offeredPackets, 0);
+          const sending = Math.max(...summaries.map((s) => s.sendingSeconds));
+          return { offeredMpps: +(offered / sending / 1e6).toFixed(4), deliveredMpps: +(summaries[0].deliveredPackets / sending / 1e6).toFixed(4), loss: offered > 0 ? Math.max(0, (offered - summaries[0].deliveredPackets) / offered) : 0 };
+        });
+        if (result.error !== undefined) {
+          rows.push({ key: workers, peer: peer.name, error: result.error });
+          ctx.progress(`  error: ${result.error}`);
+          continue;
+        }
+        ctx.progress(`  offered ${result.value!.offeredMpps.toFixed(3)} Mpps, delivered ${result.value!.deliveredMpps.toFixed(3)} Mpps`);
+        rows.push({ key: workers, peer: peer.name, ...result.value!, loss: +result.value!.loss.toFixed(5) });
+      }
+    }
+  } finally {
+    rig.destroy();
+  }
+  return { name: 'workers', title: 'Scaling with workers / queues (64 B, 64 flows)', status: rows.some((r) => r.error) ? 'partial' : 'ran', ...(rows.some((r) => r.error) ? { reason: 'some peers failed (see rows)' } : {}),
+    keyLabel: 'workers', metric: 'deliveredMpps', metricLabel: 'Mpps delivered, all generators flat out', rows, notes, seconds: (performance.now() - started) / 1000 };
+}
+
+async function latencyScenario(ctx: Context): Promise<ScenarioResult> {
+  const started = performance.now();
+  const o = ctx.options;
+  const rows: Row[] = [];
+  for (const [k, peer] of ctx.peers.entries()) {
+    const setup = baseSetup();
+    const why = peer.supports(setup);
+    if (why) {
+      for (const load of o.loads) rows.push({ key: load, peer: peer.name, skipped: why });
+      continue;
+    }
+    void k;
+    ctx.progress(`latency: ${peer.name}`);
+    const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen]) => {
+      let search = ctx.zeroLoss.get(`${peer.name}/64`);
+      if (!search) {
+        const max = await trial(ctx, gen, 64, 1, 0);
+        search = await zeroLossSearch(async (rate) => {
+          const m = await trial(ctx, gen, 64, 1, rate);
+          return { requested: rate, offered: m.offeredPps, loss: m.loss };
+        }, { upper: Math.max(1000, Math.min(max.offeredPps, max.deliveredPps) * 1.05), lossThreshold: o.lossThreshold, resolution: o.resolution, maxTrials: o.maxTrials });
+        ctx.zeroLoss.set(`${peer.name}/64`, search);
+      }
+      const base = search.requested;
+      if (!(base > 0)) throw new Error('no zero-loss rate found at 64 B: nothing to take a share of');
+      const out: Row[] = [];
+      for (const load of o.loads) {
+        const m = await trial(ctx, gen, 64, 1, (base * load) / 100, Math.max(o.seconds, 1));
+        const lat = summarize(m.summary.latency);
+        ctx.progress(`  ${load}%: ${fmt(m)}, p50 ${lat.p50Us} µs, p99 ${lat.p99Us} µs, max ${lat.maxUs} µs`);
+        out.push({ key: load, peer: peer.name, requestedMpps: +((base * load) / 100 / 1e6).toFixed(4), offeredMpps: m.offeredMpps, deliveredMpps: m.deliveredMpps,
+          loss: +m.loss.toFixed(5), ...lat, histogram: m.summary.latency, cdf: cdf(m.summary.latency).map(([x, y]) => [+x.toFixed(3), +y.toFixed(5)]) });
+      }
+      return out;
+    });
+    if (result.error !== undefined) {
+      for (const load of o.loads) rows.push({ key: load, peer: peer.name, error: result.error });
+      ctx.progress(`  error: ${result.error}`);
+    } else {
+      rows.push(...result.value!);
+    }
+  }
+  return { name: 'latency', title: 'Latency at 10/50/90% of the zero-loss rate (64 B)', status: rows.some((r) => r.error) ? 'partial' : 'ran', ...(rows.some((r) => r.error) ? { reason: 'some peers failed (see rows)' } : {}),
+    keyLabel: 'load %', metric: 'p99Us', metricLabel: 'p99 latency, µs', rows, seconds: (performance.now() - started) / 1000,
+    notes: ['Timestamps: bpf_ktime_get_ns() in the generator\'s XDP program when the frame is built, and in the sink\'s XDP program on arrival (same host clock). This includes the generator\'s batching (64 frames per flush) and the veth hops.',
+      'Histogram buckets are ~6% wide; a percentile is the upper bound of its bucket.'] };
+}
+
+/** What the running datapath can do, asked of a short-lived xdp-ts: its control ops and the actions it accepts. */
+interface Capabilities {
+  ops: string[];
+  actions: Map<string, string | null>;
+}
+
+/** Action classes measured by the actions scenario: name -> actions of the one installed flow. */
+export const ACTION_CLASSES: [string, string][] = [
+  ['output', '2'],
+  ['set-field (IPv4 TTL)', 'set(ipv4(ttl=63)),2'],
+  ['push_vlan', 'push_vlan(vid=10,pcp=0),2'],
+  ['output twice (clone)', '2,2'],
+  ['meter', 'meter(0),2'],
+  ['recirculation', 'recirc(1)'],
+  ['conntrack', 'ct(commit),2'],
+];
+
+let capabilities: Capabilities | null = null;
+
+async function probeCapabilities(ctx: Context): Promise<Capabilities> {
+  if (capabilities) return capabilities;
+  const dp = await startDatapath(ctx.rig, { datapath: 'probe', ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }], workers: { count: 1, idle: 'adaptive' } });
+  try {
+    const reply = await dp.client.request({ op: 'bench.capabilities' });
+    const known = /known: ([^)]*)/.exec(reply.error?.message ?? '');
+    const ops = known ? known[1].split(',').map((s) => s.trim()) : [];
+    const actions = new Map<string, string | null>();
+    for (const [name, list] of ACTION_CLASSES) {
+      const put = await dp.client.request({ op: 'flow.put', args: { flow: `in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no), actions:${list}` } });
+      actions.set(name, put.error ? put.error.message : null);
+      if (!put.error) await dp.client.request({ op: 'flow.flush' });
+    }
+    capabilities = { ops, actions };
+    return capabilities;
+  } finally {
+    await dp.stop();
+  }
+}
+
+function hookSkipped(name: string, title: string, reason: string): ScenarioResult {
+  return { name, title, status: 'skipped', reason, keyLabel: '', metric: '', metricLabel: '', notes: [], rows: [], seconds: 0 };
+}
+
+async function flowSetupScenario(ctx: Context): Promise<ScenarioResult> {
+  const caps = await probeCapabilities(ctx);
+  const upcallOps = caps.ops.filter((op) => /upcall/.test(op));
+  if (upcallOps.length === 0) {
+    return hookSkipped('flow-setup', 'Flow setup rate', `xdp-ts has no upcall path yet (control ops: ${caps.ops.join(', ')}): a miss is dropped and counted, no handler installs a flow, so there is no setup rate to measure`);
+  }
+  return hookSkipped('flow-setup', 'Flow setup rate', `xdp-ts now has upcall ops (${upcallOps.join(', ')}), but this scenario's measurement is not written yet: time misses of N new flows until their megaflows are installed`);
+}
+
+async function metersScenario(ctx: Context): Promise<ScenarioResult> {
+  const caps = await probeCapabilities(ctx);
+  const meterOps = caps.ops.filter((op) => /meter/.test(op));
+  if (meterOps.length === 0) return hookSkipped('meters', 'Meter accuracy', `xdp-ts has no meters yet (control ops: ${caps.ops.join(', ')})`);
+  return hookSkipped('meters', 'Meter accuracy', `xdp-ts now has meter ops (${meterOps.join(', ')}), but this scenario's measurement is not written yet: offer 2x a meter's rate and compare delivered with the band`);
+}
+
+async function actionsScenario(ctx: Context): Promise<ScenarioResult> {
+  const started = performance.now();
+  const caps = await probeCapabilities(ctx);
+  const accepted = ACTION_CLASSES.filter(([name]) => caps.actions.get(name) === null);
+  const refused = ACTION_CLASSES.filter(([name]) => caps.actions.get(name) !== null).map(([name]) => `${name}: ${caps.actions.get(name)}`);
+  if (accepted.length <= 1) {
+    return hookSkipped('actions', 'Cost of each action class', `xdp-ts accepts only ${accepted.map(([n]) => n).join(', ') || 'no'} action(s) of the classes tried; refused — ${refused.join('; ')}`);
+  }
+  const xdpTs = PEERS['xdp-ts'];
+  const rows: Row[] = [];
+  let baseNs = 0;
+  for (const [index, [name, list]] of accepted.entries()) {
+    ctx.progress(`actions ${name}: xdp-ts`);
+    const result = await session(ctx, ctx.rig, xdpTs, baseSetup({ actions: list }), 1, async ([gen]) => trial(ctx, gen, 64, 1, 0));
+    if (result.error !== undefined) {
+      rows.push({ key: index, peer: 'xdp-ts', class: name, error: result.error });
+      continue;
+    }
+    const m = result.value!;
+    const nsPerFrame = m.deliveredPps > 0 ? 1e9 / m.deliveredPps : NaN;
+    if (index === 0) baseNs = nsPerFrame;
+    rows.push({ key: index, peer: 'xdp-ts', class: name, actions: list, deliveredMpps: m.deliveredMpps, nsPerFrame: +nsPerFrame.toFixed(1), extraNsOverOutput: +(nsPerFrame - baseNs).toFixed(1) });
+  }
+  return { name: 'actions', title: 'Cost of each action class (xdp-ts, 64 B)', status: refused.length ? 'partial' : 'ran', ...(refused.length ? { reason: `refused by xdp-ts — ${refused.join('; ')}` } : {}),
+    keyLabel: 'class #', metric: 'deliveredMpps', metricLabel: 'Mpps delivered; see rows for ns per frame over plain output', rows, notes: accepted.map(([n, a], i) => `class ${i}: ${n} (actions:${a})`), seconds: (performance.now() - started) / 1000 };
+}
+
+export type ScenarioRunner = (ctx: Context) => Promise<ScenarioResult[]>;
+
+/** The scenarios by name, in the order they run. max-rate and rfc2544 run together when both are chosen. */
+export const SCENARIOS: Record<ScenarioName, ScenarioRunner> = {
+  'max-rate': (ctx) => throughput(ctx, new Set(['max-rate'])),
+  rfc2544: (ctx) => throughput(ctx, new Set(['rfc2544'])),
+  flows: async (ctx) => [await flowsScenario(ctx)],
+  workers: async (ctx) => [await workersScenario(ctx)],
+  latency: async (ctx) => [await latencyScenario(ctx)],
+  'flow-setup': async (ctx) => [await flowSetupScenario(ctx)],
+  meters: async (ctx) => [await metersScenario(ctx)],
+  actions: async (ctx) => [await actionsScenario(ctx)],
+};
+
+export async function runScenarios(ctx: Context, names: ScenarioName[]): Promise<ScenarioResult[]> {
+  const results: ScenarioResult[] = [];
+  const both = names.includes('max-rate') && names.includes('rfc2544');
+  for (const name of names) {
+    if (both && name === 'rfc2544') continue;
+    try {
+      results.push(...(both && name === 'max-rate' ? await throughput(ctx, new Set(['max-rate', 'rfc2544'])) : await SCENARIOS[name](ctx)));
+    } catch (error) {
+      results.push(hookSkipped(name, name, `failed: ${(error as Error).message}`));
+      ctx.progress(`${name} failed: ${(error as Error).message}`);
+    }
+  }
+  return results;
+}
+
+export type { PeerName };
