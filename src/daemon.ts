@@ -18,6 +18,7 @@ import { ControlServer } from './control/server';
 import { createLogger, datapathLog, Logger } from './log';
 import { MetricsRegistry } from './metrics/registry';
 import { registerDatapathMetrics } from './metrics/datapath';
+import { registerControlMetrics } from './metrics/control';
 import { MetricsServer } from './metrics/http';
 
 /** Config keys a SIGHUP applies; every other key needs a restart. */
@@ -119,6 +120,7 @@ export class Daemon {
         }
       }
       registerDatapathMetrics(this.metrics, datapath);
+      if (this.control) registerControlMetrics(this.metrics, this.control);
       if (config.metrics) this.metricsServer = await this.listenMetrics(config.metrics);
     } catch (error) {
       await this.stop('start-up failed');
