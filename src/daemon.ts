@@ -19,6 +19,7 @@ import { createLogger, datapathLog, Logger } from './log';
 import { MetricsRegistry } from './metrics/registry';
 import { registerDatapathMetrics } from './metrics/datapath';
 import { registerSlowPathMetrics } from './metrics/slow-path';
+import { registerControlMetrics } from './metrics/control';
 import { MetricsServer } from './metrics/http';
 
 /** Config keys a SIGHUP applies; every other key needs a restart. */
@@ -121,6 +122,7 @@ export class Daemon {
       }
       registerDatapathMetrics(this.metrics, datapath);
       registerSlowPathMetrics(this.metrics, datapath);
+      if (this.control) registerControlMetrics(this.metrics, this.control);
       if (config.metrics) this.metricsServer = await this.listenMetrics(config.metrics);
     } catch (error) {
       await this.stop('start-up failed');

@@ -26,6 +26,7 @@ import * as path from 'node:path';
 import type { Datapath } from '../datapath';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { LineReader } from './framing';
+import { RequestStats } from './request-stats';
 import { DpifError, FlowSpec, PutFlags } from '../flow-table';
 import { FLOW_KEY_WORDS } from '../flow-key';
 import { ActionSpec, FlowParseError, FlowStats, flowToInstall, formatActions, formatDumpLine, formatFlow, formatUfid, parseActions, parseFlow, parseUfid } from '../flow-format';
@@ -108,6 +109,8 @@ export class ControlServer {
   private readonly server: net.Server;
   private readonly handlers: Record<string, Handler>;
   readonly socketPath: string;
+  /** Requests served, by op and outcome, and request-line durations (for /metrics). */
+  readonly requests = new RequestStats();
 
   private readonly datapath: Datapath;
 
@@ -250,7 +253,9 @@ export class ControlServer {
         queue = queue.then(() => this.subscribe(socket, text));
         return;
       }
+      const arrived = performance.now();
       queue = queue.then(() => this.answer(text)).then((reply) => {
+        this.requests.observe((performance.now() - arrived) / 1000);
         if (socket.writable) socket.write(JSON.stringify(reply) + '\n');
       });
     }, () => {
@@ -296,6 +301,7 @@ export class ControlServer {
     try {
       parsed = JSON.parse(line);
     } catch (error) {
+      this.requests.record('unknown', 'EINVAL');
       return { error: { code: 'EINVAL', message: `bad JSON: ${(error as Error).message}` } };
     }
     if (!Array.isArray(parsed)) return this.run(parsed);
@@ -341,6 +347,7 @@ export class ControlServer {
       const id = requests[at[i]].id;
       replies[at[i]] = result instanceof DpifError ? { id, error: { code: result.code, message: result.message } } : { id, result };
     });
+    for (const reply of replies) this.requests.record('flow.put', reply?.error ? reply.error.code : 'ok');
     return replies as Reply[];
   }
 
@@ -355,9 +362,12 @@ export class ControlServer {
       if (!handler) throw new ControlError('EOPNOTSUPP', `unknown op ${request.op} (known: ${Object.keys(this.handlers).join(', ')})`);
       const args = request.args ?? {};
       if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new ControlError('EINVAL', '"args" must be an object');
-      return { id, result: (await handler(args)) ?? null };
+      const result = (await handler(args)) ?? null;
+      this.requests.record(request.op, 'ok');
+      return { id, result };
     } catch (error) {
       const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError || error instanceof MeterParseError || error instanceof StructuredFlowError ? 'EINVAL' : 'EIO';
+      this.requests.record(typeof request?.op === 'string' && request.op in this.handlers ? request.op : 'unknown', code);
       return { id, error: { code, message: (error as Error).message } };
     }
   }

@@ -108,3 +108,11 @@ test('flows.initial: flow texts checked for syntax, actions and ports, naming th
   ];
   for (const [flows, message] of cases) assert.throws(() => parseConfig({ ports, flows }), message, JSON.stringify(flows));
 });
+
+test('the example config shipped in deploy/ validates', () => {
+  const c = loadConfigFile(path.join(__dirname, '..', '..', '..', 'deploy', 'xdp-ts.yaml'));
+  assert.deepEqual(c.ports.map((p) => [p.name, p.number]), [['eth1', 1], ['eth2', 2]]);
+  assert.equal(c.flows.initial.length, 2);
+  assert.deepEqual(c.metrics, { address: '127.0.0.1', port: 9478 });
+  assert.deepEqual(c.control, { socket: '/run/xdp-ts/xdp-ts.sock', mode: 0o660, group: 'xdp-ts' });
+});

@@ -1,13 +1,19 @@
 /** Prometheus metrics: the registry's rules, and a datapath on memory ports scraped over HTTP. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Datapath } from '../../src/datapath';
 import { parseConfig } from '../../src/config';
 import { MetricsRegistry } from '../../src/metrics/registry';
 import { registerDatapathMetrics } from '../../src/metrics/datapath';
 import { registerSlowPathMetrics } from '../../src/metrics/slow-path';
 import { MetricsServer } from '../../src/metrics/http';
+import { registerControlMetrics } from '../../src/metrics/control';
+import { ControlServer } from '../../src/control/server';
+import { ControlClient } from '../../src/control/client';
 import { udpFrame } from '../../src/rig/frames';
 import { FLOW_KEY_WORDS, FlowWord } from '../../src/flow-key';
 import { PutFlags } from '../../src/flow-table';
@@ -223,5 +229,36 @@ test('meter, drop-reason and slow path metrics follow the traffic', async () => 
     assert.equal(sampleValue(m, 'xdpts_flow_limit_dynamic'), 10000);
   } finally {
     await dp.stop();
+  }
+});
+
+test('control requests are counted by op and result, and timed per request line', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-metrics-'));
+  const dp = await Datapath.start(parseConfig({ ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }], umem: { ringSize: 256, framesPerPort: 1024 } }));
+  const server = await ControlServer.listen(dp, path.join(dir, 'sock'));
+  const metrics = new MetricsRegistry({ processMetrics: false });
+  registerControlMetrics(metrics, server);
+  const client = new ControlClient(server.socketPath);
+  try {
+    await client.call('datapath.stats');
+    await client.call('datapath.stats');
+    await client.request({ op: 'flow.get', args: { flow: 'in_port(1)' } }); // ENOENT
+    await client.request({ op: 'no.such.op' });
+    await client.request([
+      { op: 'flow.put', args: { flow: 'in_port(1),eth(),eth_type(0x0806), actions:2' } },
+      { op: 'flow.put', args: { flow: 'in_port(1),ipv4(src=1.2.3.400), actions:2' } },
+    ]);
+    const m = parsePrometheusText(await metrics.scrape());
+    assert.equal(sampleValue(m, 'xdpts_control_requests_total', { op: 'datapath.stats', result: 'ok' }), 2);
+    assert.equal(sampleValue(m, 'xdpts_control_requests_total', { op: 'flow.get', result: 'ENOENT' }), 1);
+    assert.equal(sampleValue(m, 'xdpts_control_requests_total', { op: 'unknown', result: 'EOPNOTSUPP' }), 1);
+    assert.equal(sampleValue(m, 'xdpts_control_requests_total', { op: 'flow.put', result: 'ok' }), 1);
+    assert.equal(sampleValue(m, 'xdpts_control_requests_total', { op: 'flow.put', result: 'EINVAL' }), 1);
+    assert.equal(sampleValue(m, 'xdpts_control_request_duration_seconds_count'), 5, 'five request lines');
+    assert.ok(sampleValue(m, 'xdpts_control_request_duration_seconds_sum') > 0);
+  } finally {
+    await server.close();
+    await dp.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
