@@ -356,3 +356,39 @@ export function verifyProgram(program: Int32Array, at: number, end: number, port
   }
   return pc === end;
 }
+
+/**
+ * Compiled programs of output-only action lists, which do not depend on the flow's key: a bulk
+ * install of flows to a few ports (or the upcall path executing many frames) compiles a few
+ * programs, not one per flow (each an ArrayBuffer for the collector). Other lists are compiled each
+ * time. Programs handed out are shared: read-only.
+ */
+export class ProgramCache {
+  private readonly outputs = new Map<string, Int32Array>();
+  private readonly singleOutputs = new Map<number, Int32Array>();
+
+  compile(actions: readonly ActionSpec[], portSlot: (port: number) => number, key: Int32Array, mask: Int32Array): Int32Array {
+    if (actions.length === 1 && actions[0].type === 'output') {
+      // The most common list by far, keyed without making a string.
+      const port = actions[0].port;
+      let program = this.singleOutputs.get(port);
+      if (!program) {
+        program = compileActions(actions, { portSlot, key, mask });
+        if (this.singleOutputs.size < 4096) this.singleOutputs.set(port, program);
+      }
+      return program;
+    }
+    let signature = '';
+    for (const a of actions) {
+      if (a.type === 'output') signature += `${a.port},`;
+      else if (a.type === 'drop') signature += 'd,';
+      else return compileActions(actions, { portSlot, key, mask });
+    }
+    let program = this.outputs.get(signature);
+    if (!program) {
+      program = compileActions(actions, { portSlot, key, mask });
+      if (this.outputs.size < 4096) this.outputs.set(signature, program);
+    }
+    return program;
+  }
+}

@@ -44,7 +44,7 @@ export interface DatapathConfig {
   metrics: { address: string; port: number } | null;
   /** What decides misses; null: none (a miss is dropped and counted). */
   slowPath: SlowPathConfig | null;
-  upcalls: { handlers: number; queueLimit: number; ringSlots: number; snaplen: number; maxIdleMs: number; revalidateIntervalMs: number };
+  upcalls: { handlers: number; queueLimit: number; ringSlots: number; snaplen: number; maxIdleMs: number; revalidateIntervalMs: number; initialFlowLimit: number };
   /** Meters installed at start (ids below meterLimit). */
   meters: MeterConfigEntry[];
   /** Meter ids go from 0 to meterLimit - 1 (the shared meter bank is sized for them). */
@@ -237,7 +237,7 @@ export function parseConfig(input: Json): DatapathConfig {
   }
 
   const slowPath = parseSlowPath(root.slowPath);
-  const up = object('config.upcalls', root.upcalls ?? {}, ['handlers', 'queueLimit', 'ringSlots', 'snaplen', 'maxIdleMs', 'revalidateIntervalMs']);
+  const up = object('config.upcalls', root.upcalls ?? {}, ['handlers', 'queueLimit', 'ringSlots', 'snaplen', 'maxIdleMs', 'revalidateIntervalMs', 'initialFlowLimit']);
   const upcalls = {
     handlers: integer('config.upcalls.handlers', up.handlers, 1, 64, 2),
     queueLimit: integer('config.upcalls.queueLimit', up.queueLimit, 1, 4096, 64),
@@ -245,6 +245,8 @@ export function parseConfig(input: Json): DatapathConfig {
     snaplen: integer('config.upcalls.snaplen', up.snaplen, 64, 65536, UPCALL_DEFAULT_SNAPLEN),
     maxIdleMs: integer('config.upcalls.maxIdleMs', up.maxIdleMs, 100, 3_600_000, 10_000),
     revalidateIntervalMs: integer('config.upcalls.revalidateIntervalMs', up.revalidateIntervalMs, 10, 60_000, 500),
+    // OVS starts its dynamic flow limit at 10000 and lets the revalidator raise it.
+    initialFlowLimit: integer('config.upcalls.initialFlowLimit', up.initialFlowLimit, 1000, 1 << 22, 10_000),
   };
   const meterLimit = integer('config.meterLimit', root.meterLimit, 1, 1 << 20, 1024);
   const meters = parseMeters(root.meters, meterLimit);

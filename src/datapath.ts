@@ -23,7 +23,7 @@ import type { DatapathConfig } from './config';
 import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
 import { DpifError, FlowStat, FlowTable, PutFlags } from './flow-table';
 import type { ActionSpec } from './action-format';
-import { ActionCompileError, compileActions } from './action-program';
+import { ActionCompileError, ProgramCache } from './action-program';
 import { COPY_HEADROOM } from './action-exec';
 import { extractFlowKey } from './flow-extract';
 import { ENOBUFS } from './command-channel';
@@ -108,6 +108,9 @@ async function openQueueWhenFree(port: Vport, umem: WorkerUmem): Promise<PortQue
   }
 }
 
+/** A packet executed is matched exactly: every field of its key is known. */
+const EXACT_MASK = new Int32Array(FLOW_KEY_WORDS).fill(-1);
+
 export class Datapath {
   readonly config: DatapathConfig;
   readonly ports: Vport[];
@@ -119,6 +122,7 @@ export class Datapath {
   upcalls: UpcallDispatcher | null = null;
   revalidator: Revalidator | null = null;
   private readonly upcallConsumers: UpcallConsumer[] = [];
+  private readonly executePrograms = new ProgramCache();
   /** The meters (dpif meter operations); their state is the bank every worker charges. */
   readonly meters: MeterTable;
   private readonly meterBank: SharedArrayBuffer;
@@ -294,7 +298,7 @@ export class Datapath {
     const up = this.config.upcalls;
     const handlers = UpcallDispatcher.handlerThreads(up.handlers, this.config.workers.count);
     this.upcalls = new UpcallDispatcher(this, this.upcallConsumers, this.slowPath, { handlers, queueLimit: up.queueLimit }, this.config.flows.limit);
-    this.revalidator = new Revalidator(this.flows, this.upcalls, this.slowPath, this.config.flows.limit, up.maxIdleMs, up.revalidateIntervalMs);
+    this.revalidator = new Revalidator(this.flows, this.upcalls, this.slowPath, this.config.flows.limit, up.maxIdleMs, up.revalidateIntervalMs, up.initialFlowLimit);
     this.upcalls.start();
     this.revalidator.start();
     this.log('slow_path_up', { type: config.type, handlers, flowLimit: this.upcalls.flowLimit });
@@ -406,7 +410,7 @@ export class Datapath {
       extractFlowKey(frame, 0, frame.length, inPort, key, 0);
       let program: Int32Array;
       try {
-        program = compileActions(actions, { portSlot: (n) => this.ports.findIndex((p) => p.number === n), key, mask: new Int32Array(FLOW_KEY_WORDS).fill(-1) });
+        program = this.executePrograms.compile(actions, (n) => this.ports.findIndex((p) => p.number === n), key, EXACT_MASK);
       } catch (error) {
         if (error instanceof ActionCompileError) {
           outcomes[i] = new DpifError('EINVAL', error.message);

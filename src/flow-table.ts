@@ -19,7 +19,7 @@
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { finishHash, mixWord } from './flow-hash';
 import type { ActionSpec, FlowStats } from './flow-format';
-import { ActionCompileError, compileActions } from './action-program';
+import { ActionCompileError, ProgramCache } from './action-program';
 import { UfidIndex } from './ufid-index';
 
 export type { ActionSpec, FlowStats };
@@ -32,6 +32,8 @@ export const enum PutFlags {
 
 export interface FlowSpec {
   ufid?: string | null;
+  /** The UFID as its four words (takes precedence over `ufid`; saves the text round trip). */
+  ufidWords?: Int32Array;
   key: Int32Array;
   mask: Int32Array;
   actions: ActionSpec[];
@@ -254,43 +256,16 @@ export class FlowTable {
       if (error instanceof ActionCompileError) throw new DpifError('EINVAL', error.message);
       throw error;
     }
-    if (spec.ufid != null) ufidTextWords(spec.ufid, this.scratchUfid, 0);
+    if (spec.ufidWords) this.scratchUfid.set(spec.ufidWords.subarray(0, 4));
+    else if (spec.ufid != null) ufidTextWords(spec.ufid, this.scratchUfid, 0);
     else deriveUfidWords(spec.key, spec.mask, this.scratchUfid, 0);
     return { program };
   }
 
-  /**
-   * Compiled programs of output-only action lists, which do not depend on the flow's key: a bulk
-   * install of flows to a few ports compiles a few programs, not one per flow (each an ArrayBuffer
-   * for the collector). Programs are read-only once made.
-   */
-  private readonly outputPrograms = new Map<string, Int32Array>();
-
-  private readonly singleOutputPrograms = new Map<number, Int32Array>();
+  private readonly programs = new ProgramCache();
 
   private compile(actions: ActionSpec[], key: Int32Array, mask: Int32Array): Int32Array {
-    if (actions.length === 1 && actions[0].type === 'output') {
-      // The most common list by far, keyed without making a string.
-      const port = actions[0].port;
-      let program = this.singleOutputPrograms.get(port);
-      if (!program) {
-        program = compileActions(actions, { portSlot: (p) => this.backend.portSlot(p), key, mask });
-        this.singleOutputPrograms.set(port, program);
-      }
-      return program;
-    }
-    let signature = '';
-    for (const a of actions) {
-      if (a.type === 'output') signature += `${a.port},`;
-      else if (a.type === 'drop') signature += 'd,';
-      else return compileActions(actions, { portSlot: (port) => this.backend.portSlot(port), key, mask });
-    }
-    let program = this.outputPrograms.get(signature);
-    if (!program) {
-      program = compileActions(actions, { portSlot: (port) => this.backend.portSlot(port), key, mask });
-      if (this.outputPrograms.size < 4096) this.outputPrograms.set(signature, program);
-    }
-    return program;
+    return this.programs.compile(actions, (port) => this.backend.portSlot(port), key, mask);
   }
 
   /** Installed flows in id order. */
@@ -358,9 +333,10 @@ export class FlowTable {
     return results;
   }
 
-  private find(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): StoredFlow {
+  private find(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): StoredFlow {
     const words = this.scratchUfid;
-    if (by.ufid != null) {
+    if (by.ufidWords) words.set(by.ufidWords.subarray(0, 4));
+    else if (by.ufid != null) {
       if (!UFID.test(by.ufid)) throw new DpifError('EINVAL', `bad ufid ${by.ufid}`);
       ufidTextWords(by.ufid, words, 0);
     } else if (by.key && by.mask) deriveUfidWords(by.key, by.mask, words, 0);
@@ -378,13 +354,19 @@ export class FlowTable {
     this.freeIds.push(flow.id);
   }
 
-  get(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): { flow: InstalledFlow; stats: FlowStats } {
+  /** The stats of the flow with UFID words `words`, or null if none is installed (no text, no exception: the revalidator's per-flow question). */
+  statsByUfidWords(words: Int32Array): FlowStats | null {
+    const id = this.byUfid.get(words, 0);
+    return id < 0 ? null : this.statsOf(id);
+  }
+
+  get(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): { flow: InstalledFlow; stats: FlowStats } {
     const flow = this.find(by);
     return { flow, stats: this.statsOf(flow.id) };
   }
 
   /** dpif flow_del: resolves with the flow's final stats. */
-  async del(by: { ufid?: string | null; key?: Int32Array; mask?: Int32Array }): Promise<FlowStats> {
+  async del(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): Promise<FlowStats> {
     const flow = this.find(by);
     this.byUfid.delete(flow.ufidWords, 0);
     this.flowsById[flow.id] = undefined;

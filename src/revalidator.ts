@@ -20,7 +20,7 @@ import { FlowTable, PutFlags, DpifError } from './flow-table';
 import { parseActions } from './flow-format';
 import { SlowPathController, TranslatorCache, translateUpcall } from './slowpath/slow-path';
 import { UpcallKind } from './upcall-ring';
-import { UpcallDispatcher } from './upcall-dispatcher';
+import { UpcallDispatcher, Ukey } from './upcall-dispatcher';
 
 export const REVALIDATE_INTERVAL_MS = 500;
 export const MAX_IDLE_MS = 10_000;
@@ -50,8 +50,9 @@ export class Revalidator {
     readonly maxFlowLimit: number,
     readonly maxIdleMs = MAX_IDLE_MS,
     readonly intervalMs = REVALIDATE_INTERVAL_MS,
+    initialFlowLimit = FLOW_LIMIT_START,
   ) {
-    dispatcher.flowLimit = Math.min(FLOW_LIMIT_START, maxFlowLimit);
+    dispatcher.flowLimit = Math.min(initialFlowLimit, maxFlowLimit);
   }
 
   start(): void {
@@ -78,17 +79,16 @@ export class Revalidator {
     const snapshot = this.controller.snapshot();
     const previousPass = this.lastPassAt;
     for (const ukey of [...this.dispatcher.ukeys.values()]) {
-      let usedMs: number | null;
-      try {
-        usedMs = this.flows.get({ ufid: ukey.ufid }).stats.usedMs;
-      } catch (error) {
+      const stats = this.flows.statsByUfidWords(ukey.ufidWords);
+      if (stats === null) {
         // Deleted behind our back (by hand, or a flush): forget it.
-        if (error instanceof DpifError && error.code === 'ENOENT') this.dispatcher.ukeys.delete(ukey.ufid);
+        this.dispatcher.ukeys.delete(ukey.ufid);
         continue;
       }
+      const usedMs = stats.usedMs;
       const lastActive = usedMs ?? ukey.createdMs;
       if (nowMs - lastActive > maxIdle) {
-        await this.delete(ukey.ufid);
+        await this.delete(ukey);
         this.stats.expired++;
         continue;
       }
@@ -98,13 +98,13 @@ export class Revalidator {
         kind: UpcallKind.MISS, inPort: ukey.key[FlowWord.IN_PORT], frameLength: 0, frame: new Uint8Array(0), hash: 0, key: ukey.key, userdata: new Uint8Array(0), queuedMs: nowMs,
       }, this.cache, nowMs);
       if (decision.error !== null || !decision.install || !sameMask(decision.mask, ukey.mask)) {
-        await this.delete(ukey.ufid);
+        await this.delete(ukey);
         this.stats.retranslatedDeleted++;
         continue;
       }
       if (decision.actions !== ukey.actions) {
         const masked = ukey.key.map((v, w) => v & ukey.mask[w]);
-        await this.flows.put({ key: masked, mask: ukey.mask, actions: parseActions(decision.actions), ufid: ukey.ufid }, PutFlags.MODIFY);
+        await this.flows.put({ key: masked, mask: ukey.mask, actions: parseActions(decision.actions), ufidWords: ukey.ufidWords }, PutFlags.MODIFY);
         ukey.actions = decision.actions;
         this.stats.modified++;
       }
@@ -126,10 +126,10 @@ export class Revalidator {
     this.dispatcher.flowLimit = Math.max(FLOW_LIMIT_MIN, Math.min(limit, this.maxFlowLimit));
   }
 
-  private async delete(ufid: string): Promise<void> {
-    this.dispatcher.ukeys.delete(ufid);
+  private async delete(ukey: Ukey): Promise<void> {
+    this.dispatcher.ukeys.delete(ukey.ufid);
     try {
-      await this.flows.del({ ufid });
+      await this.flows.del({ ufidWords: ukey.ufidWords });
     } catch (error) {
       if (!(error instanceof DpifError && error.code === 'ENOENT')) throw error;
     }

@@ -27,7 +27,7 @@ import { Piscina } from 'piscina';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { UpcallConsumer, UpcallKind, UpcallWord, readUpcall, Upcall } from './upcall-ring';
 import { SlowPathController } from './slowpath/slow-path';
-import { FlowTable, PutFlags, DpifError, deriveUfid } from './flow-table';
+import { FlowTable, PutFlags, DpifError, deriveUfidWords, formatUfidWords } from './flow-table';
 import { parseActions, ActionSpec } from './flow-format';
 import type { HandlerResult, HandlerTask } from '../workers/upcall-handler';
 
@@ -54,6 +54,7 @@ export interface UpcallOptions {
 
 export interface Ukey {
   ufid: string;
+  ufidWords: Int32Array;
   /** The upcall's whole flow key (revalidation re-translates from it). */
   key: Int32Array;
   mask: Int32Array;
@@ -292,7 +293,8 @@ export class UpcallDispatcher {
 
   /** Installs the round's megaflows in one flow transaction, then executes its frames in one more. */
   private async apply(round: { result: HandlerResult; count: number; stride: number }[]): Promise<void> {
-    const puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufid: string }; flags: number }[] = [];
+    const puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[] = [];
+    const putUfids: string[] = [];
     const ukeys: Ukey[] = [];
     const executes: { upcall: Upcall; actions: ActionSpec[] }[] = [];
     const nowMs = Date.now();
@@ -308,7 +310,7 @@ export class UpcallDispatcher {
       }
       let actions: ActionSpec[];
       try {
-        actions = parseActions(result.actions[i]);
+        actions = this.parsedActions(result.actions[i]);
       } catch {
         this.stats.translateErrors++;
         continue;
@@ -318,7 +320,9 @@ export class UpcallDispatcher {
       executes.push({ upcall, actions });
       if (!result.install[i]) continue;
       const masked = upcall.key.map((v, w) => v & mask[w]);
-      const ufid = deriveUfid(masked, mask);
+      const ufidWords = new Int32Array(4);
+      deriveUfidWords(masked, mask, ufidWords, 0);
+      const ufid = formatUfidWords(ufidWords);
       if (this.pending.has(ufid) || this.ukeys.has(ufid)) {
         this.stats.duplicates++;
         continue;
@@ -328,8 +332,9 @@ export class UpcallDispatcher {
         continue;
       }
       this.pending.add(ufid);
-      puts.push({ spec: { key: masked, mask, actions, ufid }, flags: PutFlags.CREATE });
-      ukeys.push({ ufid, key: upcall.key, mask, actions: result.actions[i], version: result.version, createdMs: nowMs });
+      puts.push({ spec: { key: masked, mask, actions, ufidWords }, flags: PutFlags.CREATE });
+      putUfids.push(ufid);
+      ukeys.push({ ufid, ufidWords, key: upcall.key.slice(), mask, actions: result.actions[i], version: result.version, createdMs: nowMs });
     }
     }
     if (puts.length > 0) {
@@ -346,7 +351,7 @@ export class UpcallDispatcher {
           this.stats.flowsInstalled++;
         });
       } finally {
-        for (const put of puts) this.pending.delete(put.spec.ufid);
+        for (const ufid of putUfids) this.pending.delete(ufid);
       }
     }
     const runnable: { frame: Uint8Array; actions: ActionSpec[]; inPort: number; queuedMs: number }[] = [];
@@ -372,6 +377,22 @@ export class UpcallDispatcher {
       else this.stats.executeErrors++;
       this.recordLatency(doneMs - runnable[i].queuedMs);
     });
+  }
+
+  /**
+   * Parsed action lists by text: a slow path gives a few distinct decisions to many flows. Shared
+   * lists are never modified (the flow table keeps its own copy).
+   */
+  private readonly actionCache = new Map<string, ActionSpec[]>();
+
+  private parsedActions(text: string): ActionSpec[] {
+    let actions = this.actionCache.get(text);
+    if (!actions) {
+      actions = parseActions(text);
+      if (this.actionCache.size >= 4096) this.actionCache.clear();
+      this.actionCache.set(text, actions);
+    }
+    return actions;
   }
 
   private recordLatency(ms: number): void {

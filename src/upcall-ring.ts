@@ -162,7 +162,7 @@ export class RingUpcalls implements UpcallHook {
   }
 }
 
-/** One upcall as the slow path sees it (a copy, owned by the receiver). */
+/** One upcall as the slow path sees it (views into the records it was read from). */
 export interface Upcall {
   kind: UpcallKind;
   inPort: number;
@@ -177,7 +177,10 @@ export interface Upcall {
   queuedMs: number;
 }
 
-/** Reads upcall number `index` out of records copied by UpcallConsumer.take(). */
+/**
+ * Reads upcall number `index` out of records copied by UpcallConsumer.take(). The upcall's arrays
+ * are views into `records` (which the caller owns): copy what must outlive them.
+ */
 export function readUpcall(records: ArrayBuffer | SharedArrayBuffer, stride: number, index: number): Upcall {
   const base = index * stride;
   const words = new Int32Array(records, base * 4, stride);
@@ -186,10 +189,10 @@ export function readUpcall(records: ArrayBuffer | SharedArrayBuffer, stride: num
     kind: words[UpcallWord.KIND],
     inPort: words[UpcallWord.IN_PORT],
     frameLength: words[UpcallWord.FRAME_LEN],
-    frame: new Uint8Array(records, (base + FRAME_WORD) * 4, captured).slice(),
+    frame: new Uint8Array(records, (base + FRAME_WORD) * 4, captured),
     hash: words[UpcallWord.HASH],
-    key: words.slice(UpcallWord.KEY, UpcallWord.KEY + FLOW_KEY_WORDS),
-    userdata: new Uint8Array(records, (base + UpcallWord.USERDATA) * 4, words[UpcallWord.USERDATA_LEN]).slice(),
+    key: words.subarray(UpcallWord.KEY, UpcallWord.KEY + FLOW_KEY_WORDS),
+    userdata: new Uint8Array(records, (base + UpcallWord.USERDATA) * 4, words[UpcallWord.USERDATA_LEN]),
     queuedMs: new Float64Array(records, (base + UpcallWord.TIME) * 4, 1)[0],
   };
 }
@@ -224,7 +227,8 @@ export class UpcallConsumer {
       const base = HEADER_WORDS + ((this.consumer + i) & this.mask) * this.stride;
       // Only the words in use: a 64-byte frame's record is ~60 words of a 2 KiB snaplen's ~580.
       const used = FRAME_WORD + ((this.words[base + UpcallWord.CAPTURED_LEN] + 3) >> 2);
-      out.set(this.words.subarray(base, base + used), i * this.stride);
+      const to = i * this.stride;
+      for (let w = 0; w < used; w++) out[to + w] = this.words[base + w];
     }
     this.consumer = (this.consumer + count) | 0;
     Atomics.store(this.words, CONSUMER, this.consumer);

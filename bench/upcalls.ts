@@ -1,0 +1,132 @@
+/**
+ * The slow path on the veth rig (root needed):
+ *
+ *   node dist/bench/upcalls.js [--seconds 3] [--rates 10000,50000,100000,200000] [--out FILE]
+ *
+ * Three veth pairs. xdp-ts runs one busy-polling worker (CPU 1) and one upcall handler; its slow path
+ * is a module that makes every UDP source (address and port) its own megaflow, so each new flow of
+ * the generator is an upcall, a translation, a flow put and an execute.
+ *
+ * 1. Flow setup rate: the generator offers new flows at each rate in --rates for --seconds on g2
+ *    (every frame a flow not seen before); setups/s = megaflows installed / seconds, from the
+ *    datapath's counters (upcall.stats), and the first-packet latency (worker queueing -> frame
+ *    executed) p50/p99 from the dispatcher's histogram (bucket upper bounds). Flows are flushed
+ *    between rates.
+ * 2. Established traffic during a storm: one flow g0 -> d0 -> d1 -> g1 at full rate, measured at the
+ *    g1 sink, alone and while a storm of new flows (the highest rate in --rates) runs on g2; the ratio
+ *    of the two rates, same run.
+ *
+ * Both generators and the datapath's control thread and handler share CPU 0; prints a table, writes JSON.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { argValue } from '../src/rig/args';
+import { Rig } from '../src/rig/rig';
+import { runScript, startDatapath, DatapathProcess } from '../src/rig/datapath-process';
+import { LATENCY_BUCKETS_MS } from '../src/upcall-dispatcher';
+
+const TRAFFIC = path.join(__dirname, 'traffic.js');
+const ROOT = path.join(__dirname, '..', '..');
+
+interface UpcallStats { received: number; handled: number; lost: number; flowsInstalled: number; limitHits: number; latencyBuckets: number[]; latencyCount: number }
+interface Summary { offeredPps: number; deliveredPps: number; offeredPackets: number }
+
+/** The bucket upper bound below which fraction `q` of the observations fall ('>1000' past the last). */
+function percentile(buckets: number[], q: number): string {
+  const total = buckets.reduce((a, b) => a + b, 0);
+  if (total === 0) return '-';
+  let seen = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    seen += buckets[i];
+    if (seen >= q * total) return i < LATENCY_BUCKETS_MS.length ? `<=${LATENCY_BUCKETS_MS[i]} ms` : `>${LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.length - 1]} ms`;
+  }
+  return '-';
+}
+
+async function traffic(rig: Rig, args: string[]): Promise<Summary> {
+  const lines = await runScript(rig, rig.gen, TRAFFIC, args);
+  const summary = lines.find((l) => l.type === 'summary');
+  if (!summary) throw new Error(`traffic.js gave no summary: ${JSON.stringify(lines)}`);
+  return summary as unknown as Summary;
+}
+
+async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: number) {
+  await dp.client.call('flow.flush');
+  await new Promise((r) => setTimeout(r, 700)); // the revalidator forgets the flushed flows
+  const before = await dp.client.call<UpcallStats>('upcall.stats');
+  const storm = await traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(rate * seconds * 1.5))),
+    '--rate', String(rate), '--seconds', String(seconds), '--warmup', '0', '--cpu', '0', '--id', '2']);
+  await new Promise((r) => setTimeout(r, 1000)); // the queues drain
+  const after = await dp.client.call<UpcallStats>('upcall.stats');
+  const buckets = after.latencyBuckets.map((n, i) => n - before.latencyBuckets[i]);
+  const installed = after.flowsInstalled - before.flowsInstalled;
+  return {
+    offeredNewFlowsPerSecond: storm.offeredPps,
+    setupsPerSecond: Math.round(installed / seconds),
+    installed,
+    handled: after.handled - before.handled,
+    lostAtHandlers: after.lost - before.lost,
+    limitHits: after.limitHits - before.limitHits,
+    latencyP50: percentile(buckets, 0.5),
+    latencyP99: percentile(buckets, 0.99),
+    latencyBuckets: buckets,
+  };
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(argValue('seconds', '3'));
+  const rates = argValue('rates', '10000,50000,100000,200000').split(',').map(Number);
+  const rig = Rig.create({ pairs: 3 });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-upcalls-'));
+  const module = path.join(dir, 'per-flow.js');
+  // Storm flows (port 3) go out of d0; the established flow (port 1) is installed at start.
+  fs.writeFileSync(module, "exports.translate = (upcall, key) => { key.field('ipv4_src'); key.field('tp_src'); return '1'; };\n");
+  const results: Record<string, unknown> = { benchmark: 'upcalls', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, seconds, frameSize: 64, workers: 1, handlers: 1 };
+  try {
+    const dp = await startDatapath(rig, {
+      ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }, { name: 'd2', interface: 'd2' }],
+      workers: { count: 1, cpus: [1], idle: 'busy' },
+      flows: { limit: 2_000_000, initial: ['in_port(1),eth(), actions:2'] },
+      slowPath: { type: 'module', path: module },
+      upcalls: { handlers: 1, initialFlowLimit: 2_000_000, ringSlots: 8192, queueLimit: 256 },
+    });
+    try {
+      const setups = [];
+      console.log('offered new flows/s  setups/s  lost at handlers  first-packet p50   p99');
+      for (const rate of rates) {
+        const r = await setupRate(rig, dp, rate, seconds);
+        setups.push(r);
+        console.log(`${String(r.offeredNewFlowsPerSecond).padStart(19)}  ${String(r.setupsPerSecond).padStart(8)}  ${String(r.lostAtHandlers).padStart(16)}  ${r.latencyP50.padStart(15)}  ${r.latencyP99.padStart(10)}`);
+      }
+      results.setups = setups;
+      await dp.client.call('flow.flush');
+      await dp.client.call('flow.put', { flow: 'in_port(1),eth(), actions:2' });
+      const established = ['--tx', 'g0', '--sink', 'g1', '--flows', '1', '--seconds', String(seconds), '--warmup', '0.5', '--cpu', '0', '--id', '1'];
+      const alone = await traffic(rig, established);
+      const stormRate = Math.max(...rates);
+      const [during] = await Promise.all([
+        traffic(rig, established),
+        traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(stormRate * (seconds + 1) * 1.5))), '--rate', String(stormRate),
+          '--seconds', String(seconds + 1), '--warmup', '0', '--cpu', '0', '--id', '2']),
+      ]);
+      const ratio = during.deliveredPps / alone.deliveredPps;
+      results.storm = { stormNewFlowsPerSecond: stormRate, aloneDeliveredPps: alone.deliveredPps, duringDeliveredPps: during.deliveredPps, ratio };
+      console.log(`established flow: ${alone.deliveredPps} pps alone, ${during.deliveredPps} pps during a ${stormRate}/s setup storm: ratio ${ratio.toFixed(2)}`);
+    } finally {
+      await dp.stop();
+    }
+  } finally {
+    rig.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const out = argValue('out', path.join(ROOT, 'bench', 'results', `upcalls-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify(results, null, 2));
+  console.log(`results: ${out}`);
+}
+
+main().catch((error) => {
+  console.error(`bench: ${(error as Error).stack}`);
+  process.exit(1);
+});
