@@ -111,6 +111,12 @@ class Forwarder implements OutputSink {
   readonly key: Int32Array;
   /** Runs action programs; owns the free-frame stack and the batch's recorded outputs. */
   readonly exec: ActionExecutor;
+  /** The rx batch being looked up: each good frame's address, length, key (at keyAts[i]) and flow. */
+  readonly rxAddr = new Int32Array(BATCH);
+  readonly rxLen = new Int32Array(BATCH);
+  readonly batchKeys = new Int32Array(BATCH * FLOW_KEY_WORDS);
+  readonly keyAts = Int32Array.from({ length: BATCH }, (_, i) => i * FLOW_KEY_WORDS);
+  readonly found = new Int32Array(BATCH);
   /** The upcall ring's producer, or null without a slow path. */
   readonly upcalls: RingUpcalls | null;
   readonly native: NativeAddon | null;
@@ -266,6 +272,12 @@ class Forwarder implements OutputSink {
     let foreign = 0;
     let dropped = 0;
     let malformed = 0;
+    // Pass 1: check each descriptor, extract the good frames' keys side by side.
+    const rxAddr = this.rxAddr;
+    const rxLen = this.rxLen;
+    const keyAts = this.keyAts;
+    const batchKeys = this.batchKeys;
+    let n = 0;
     for (let i = 0; i < count; i++) {
       const word = descWord + ((((consumer + i) | 0) & mask) << 2);
       const addr = words[word];
@@ -282,17 +294,29 @@ class Forwarder implements OutputSink {
         continue;
       }
       bytes += len;
-      if (extractFlowKey(packet, addr, len, inPort, key, 0) !== 0) malformed++;
-      const flow = flows.lookup(key, 0);
+      if (extractFlowKey(packet, addr, len, inPort, batchKeys, keyAts[n]) !== 0) malformed++;
+      rxAddr[n] = addr;
+      rxLen[n] = len;
+      n++;
+    }
+    // Pass 2: the lookups as a batch (caches per key, then the classifier table by table).
+    const found = this.found;
+    if (n !== 0) flows.lookupBatch(batchKeys, keyAts, n, found);
+    // Pass 3: each frame to its flow's outputs or program.
+    for (let i = 0; i < n; i++) {
+      const addr = rxAddr[i];
+      const len = rxLen[i];
+      const keyAt = keyAts[i];
+      const flow = found[i];
       if (flow < 0) {
         if (upcalls !== null) {
           upcallCount++;
-          upcalls.upcall(UpcallKind.MISS, inPort, key, 0, packet, addr, len, 0, key, 0, 0);
+          upcalls.upcall(UpcallKind.MISS, inPort, batchKeys, keyAt, packet, addr, len, 0, batchKeys, 0, 0);
         }
         freeStack[pool.count++] = addr & ~frameMask;
         continue;
       }
-      flows.count(flow, len, now, key[FlowWord.TCP_FLAGS]);
+      flows.count(flow, len, now, batchKeys[keyAt + FlowWord.TCP_FLAGS]);
       const output = outputs[flow];
       if (output >= 0) {
         if (kept === OUTPUT_CAPACITY) {
@@ -305,6 +329,8 @@ class Forwarder implements OutputSink {
         batchOut[kept] = output;
         kept++;
       } else if (output === PROGRAM_RUN) {
+        // The executor reads the packet's key at its keys[0..).
+        for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
         exec.outCount = kept;
         const program = flows.programs[flow];
         exec.runPacket(program, 0, program.length, addr, len, inPort, now);
