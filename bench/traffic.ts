@@ -5,6 +5,7 @@
  *                              [--rate PPS] [--burst 256] [--interval 1] [--cpu N] [--id N]
  *   node dist/bench/traffic.js --serve --tx g0 --sink g1|none [--cpu N] [--id N] [--burst 256]
  *   --cpus A,B: move between CPUs, one live run each, to spread the traffic over rx queues.
+ *   --continuous: no pause between the warm-up and the window (for rate limiters: see TrialRequest).
  *
  * The generator is bench/bpf/bench_gen.c run with BPF_PROG_TEST_RUN in live-frames mode on --tx: frame
  * `size` bytes on the wire (with FCS; 4 fewer in memory), spread over --flows flows (UDP source port
@@ -50,6 +51,11 @@ export interface TrialRequest {
   rate: number;
   seconds: number;
   warmup: number;
+  /**
+   * Run the warm-up straight into the window, with no drain between: the datapath never idles, so
+   * state that refills with time (a meter's bucket) enters the window as it leaves it.
+   */
+  continuous?: boolean;
 }
 
 export interface TrialSummary extends TrialRequest {
@@ -63,6 +69,11 @@ export interface TrialSummary extends TrialRequest {
   deliveredPackets: number;
   offeredPps: number;
   deliveredPps: number;
+  /**
+   * Delivered over the window's wall time, gaps between runs included: what a rate limiter in the
+   * path should deliver (its tokens accrue in wall time), where deliveredPps is what the path carried.
+   */
+  deliveredWallPps: number;
   /** Stamped frames received, in order, skipped sequence numbers, late (reordered/duplicate). */
   stamped: number;
   inOrder: number;
@@ -80,6 +91,10 @@ export function checkTrial(t: Partial<TrialRequest>): TrialRequest {
     }
     return v;
   };
+  const flag = (name: keyof TrialRequest, v: unknown): boolean => {
+    if (typeof v !== 'boolean') throw new RangeError(`trial.${name}: expected true or false, got ${JSON.stringify(v)}`);
+    return v;
+  };
   // The frame's FCS is not in memory: a "64-byte frame" is 60 bytes of data, as pktgen counts it.
   return {
     size: number('size', 64, 1518, true),
@@ -87,6 +102,7 @@ export function checkTrial(t: Partial<TrialRequest>): TrialRequest {
     rate: number('rate', 0, 1e9, false),
     seconds: number('seconds', 0.05, 3600, false),
     warmup: number('warmup', 0, 3600, false),
+    continuous: t.continuous === undefined ? false : flag('continuous', t.continuous),
   };
 }
 
@@ -191,7 +207,7 @@ class Generator {
     this.addon.mapUpdate(this.config, GEN_CFG.intervalPs, t.rate > 0 ? Math.min(0xffffffff, Math.round(1e12 / t.rate)) : 0);
     if (t.warmup > 0) {
       this.send(frame, t.warmup);
-      sleep(DRAIN_MS);
+      if (t.continuous !== true) sleep(DRAIN_MS);
     }
     const before = this.snapshot();
     let last = { t: performance.now(), ...before };
@@ -215,6 +231,7 @@ class Generator {
       type: 'summary', ...t, generator: this.id, elapsedSeconds: +elapsed.toFixed(4), sendingSeconds: +sending.toFixed(4),
       runOverheadMs: +this.runOverheadMs.toFixed(2), offeredPackets: offered, deliveredPackets: sink[SINK.packets],
       offeredPps: Math.round(offered / sending), deliveredPps: Math.round(sink[SINK.packets] / sending),
+      deliveredWallPps: Math.round(sink[SINK.packets] / elapsed),
       stamped: sink[SINK.stamped], inOrder: sink[SINK.inOrder], gaps: sink[SINK.gaps], late: sink[SINK.late],
       latency: sparseHistogram(histogramDelta(after.latency, before.latency)),
     };
@@ -254,6 +271,7 @@ async function main(): Promise<void> {
       const trial = checkTrial({
         size: Number(argValue('size', '64')), flows: Number(argValue('flows', '1')), rate: Number(argValue('rate', '0')),
         seconds: Number(argValue('seconds', '5')), warmup: Number(argValue('warmup', '1')),
+        continuous: argv.includes('--continuous'),
       });
       const summary = generator.trial(trial, (line) => console.log(JSON.stringify(line)), Number(argValue('interval', '1')));
       console.log(JSON.stringify(summary));
