@@ -366,6 +366,17 @@ export function verifyProgram(program: Int32Array, at: number, end: number, port
 export class ProgramCache {
   private readonly outputs = new Map<string, Int32Array>();
   private readonly singleOutputs = new Map<number, Int32Array>();
+  /** The action list of each cached program, frozen: flows with the same program share it. */
+  private readonly lists = new Map<Int32Array, readonly ActionSpec[]>();
+
+  /** The shared, frozen action list of a program this cache made and keeps, else undefined. */
+  sharedActions(program: Int32Array): readonly ActionSpec[] | undefined {
+    return this.lists.get(program);
+  }
+
+  private keep(program: Int32Array, actions: readonly ActionSpec[]): void {
+    this.lists.set(program, Object.freeze(actions.map((a) => Object.freeze({ ...a }))));
+  }
 
   compile(actions: readonly ActionSpec[], portSlot: (port: number) => number, key: Int32Array, mask: Int32Array): Int32Array {
     if (actions.length === 1 && actions[0].type === 'output') {
@@ -374,7 +385,10 @@ export class ProgramCache {
       let program = this.singleOutputs.get(port);
       if (!program) {
         program = compileActions(actions, { portSlot, key, mask });
-        if (this.singleOutputs.size < 4096) this.singleOutputs.set(port, program);
+        if (this.singleOutputs.size < 4096) {
+          this.singleOutputs.set(port, program);
+          this.keep(program, actions);
+        }
       }
       return program;
     }
@@ -387,7 +401,10 @@ export class ProgramCache {
     let program = this.outputs.get(signature);
     if (!program) {
       program = compileActions(actions, { portSlot, key, mask });
-      if (this.outputs.size < 4096) this.outputs.set(signature, program);
+      if (this.outputs.size < 4096) {
+        this.outputs.set(signature, program);
+        this.keep(program, actions);
+      }
     }
     return program;
   }

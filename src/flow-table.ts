@@ -111,20 +111,39 @@ export function deriveUfid(key: Int32Array, mask: Int32Array): string {
   return formatUfidWords(words);
 }
 
-/** deriveUfid's four words, into `out[at..at+3]` (no string made). */
+/**
+ * deriveUfid's four words, into `out[at..at+3]` (no string made). Only the words the mask covers are
+ * hashed (a key has no bits outside its mask), then which words those were: a megaflow matches a
+ * handful of its words, so this is several times cheaper than hashing them all.
+ */
+// The covered words are noted in a 64-bit bitmap.
+if (FLOW_KEY_WORDS > 64) throw new Error('deriveUfidWords: a flow key of more than 64 words');
+
 export function deriveUfidWords(key: ArrayLike<number>, mask: ArrayLike<number>, out: Int32Array, at: number): void {
   let h0 = 0;
   let h1 = 0x9e3779b1 | 0;
   let h2 = 0x3c6ef372 | 0;
   let h3 = 0xdaa66d2b | 0;
+  let low = 0;
+  let high = 0;
+  let words = 0;
   for (let w = 0; w < FLOW_KEY_WORDS; w++) {
-    const k = key[w] & mask[w];
-    h0 = mixWord(mixWord(h0, k), mask[w]);
-    h1 = mixWord(mixWord(h1, k), mask[w]);
-    h2 = mixWord(mixWord(h2, k), mask[w]);
-    h3 = mixWord(mixWord(h3, k), mask[w]);
+    const m = mask[w];
+    if (m === 0) continue;
+    const k = key[w] & m;
+    h0 = mixWord(mixWord(h0, k), m);
+    h1 = mixWord(mixWord(h1, k), m);
+    h2 = mixWord(mixWord(h2, k), m);
+    h3 = mixWord(mixWord(h3, k), m);
+    if (w < 32) low |= 1 << w;
+    else high |= 1 << (w - 32);
+    words++;
   }
-  const n = 2 * FLOW_KEY_WORDS;
+  h0 = mixWord(mixWord(h0, low), high);
+  h1 = mixWord(mixWord(h1, low), high);
+  h2 = mixWord(mixWord(h2, low), high);
+  h3 = mixWord(mixWord(h3, low), high);
+  const n = 2 * words + 2;
   out[at] = finishHash(h0, n);
   out[at + 1] = finishHash(h1, n);
   out[at + 2] = finishHash(h2, n);
@@ -138,16 +157,15 @@ function ufidTextWords(text: string, out: Int32Array, at: number): void {
 }
 
 /**
- * An installed flow as the table keeps it: key and UFID words are views into the table's slabs
- * (valid while the flow is installed), the UFID text made on first use.
+ * An installed flow as get and dump hand it out, made on demand: the table itself keeps no object per
+ * flow (a million retained objects cost more in garbage collection than the install itself). Key and
+ * UFID words are views into the table's slabs, valid while the flow is installed.
  */
-class StoredFlow implements InstalledFlow {
-  private ufidText: string | null = null;
-  constructor(readonly id: number, readonly ufidWords: Int32Array, readonly key: Int32Array, readonly mask: Int32Array, public actions: ActionSpec[]) {}
+class FlowView implements InstalledFlow {
+  constructor(readonly id: number, readonly ufidWords: Int32Array, readonly key: Int32Array, readonly mask: Int32Array, readonly actions: ActionSpec[]) {}
 
   get ufid(): string {
-    if (this.ufidText === null) this.ufidText = formatUfidWords(this.ufidWords);
-    return this.ufidText;
+    return formatUfidWords(this.ufidWords);
   }
 }
 
@@ -160,11 +178,19 @@ const UFID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const KEY_SLAB_FLOWS = 1 << 14;
 
+/** The result of every put that created its flow (one object for all). */
+const CREATED = Object.freeze({ created: true as boolean, oldStats: null as FlowStats | null });
+
 export class FlowTable {
   readonly limit: number;
   private readonly backend: FlowTableBackend;
   private readonly byUfid = new UfidIndex();
-  private readonly flowsById: (StoredFlow | undefined)[] = [];
+  /**
+   * Per flow id, in arrays rather than an object per flow: the actions (undefined: no flow has the
+   * id; lists of the common shapes are shared between flows, and frozen) and the interned mask.
+   */
+  private readonly actionsById: (ActionSpec[] | undefined)[] = [];
+  private readonly masksById: (Int32Array | undefined)[] = [];
   private installed = 0;
   private readonly freeIds: number[] = [];
   private nextId = 0;
@@ -184,14 +210,14 @@ export class FlowTable {
 
   private readonly ufidSlabs: Int32Array[] = [];
 
-  private keyStorage(id: number): Int32Array {
+  private keyOf(id: number): Int32Array {
     const slab = Math.floor(id / KEY_SLAB_FLOWS);
     while (this.keySlabs.length <= slab) this.keySlabs.push(new Int32Array(KEY_SLAB_FLOWS * FLOW_KEY_WORDS));
     const at = (id % KEY_SLAB_FLOWS) * FLOW_KEY_WORDS;
     return this.keySlabs[slab].subarray(at, at + FLOW_KEY_WORDS);
   }
 
-  private ufidStorage(id: number): Int32Array {
+  private ufidOf(id: number): Int32Array {
     const slab = Math.floor(id / KEY_SLAB_FLOWS);
     while (this.ufidSlabs.length <= slab) this.ufidSlabs.push(new Int32Array(KEY_SLAB_FLOWS * 4));
     const at = (id % KEY_SLAB_FLOWS) * 4;
@@ -268,9 +294,21 @@ export class FlowTable {
     return this.programs.compile(actions, (port) => this.backend.portSlot(port), key, mask);
   }
 
-  /** Installed flows in id order. */
-  private live(): StoredFlow[] {
-    return this.flowsById.filter((f): f is StoredFlow => f !== undefined);
+  /** Ids of the installed flows, in id order. */
+  private liveIds(): number[] {
+    const ids: number[] = [];
+    const actions = this.actionsById;
+    for (let id = 0; id < actions.length; id++) if (actions[id] !== undefined) ids.push(id);
+    return ids;
+  }
+
+  private view(id: number): FlowView {
+    return new FlowView(id, this.ufidOf(id), this.keyOf(id), this.masksById[id] as Int32Array, this.actionsById[id] as ActionSpec[]);
+  }
+
+  /** The table's actions for a new or modified flow: shared with the other flows of a cached program. */
+  private actionsFor(spec: FlowSpec, program: Int32Array): ActionSpec[] {
+    return (this.programs.sharedActions(program) as ActionSpec[] | undefined) ?? copyActions(spec.actions);
   }
 
   /** dpif flow_put; resolves with the old stats when an installed flow was modified. */
@@ -288,18 +326,17 @@ export class FlowTable {
   async putMany(items: { spec: FlowSpec; flags: number }[]): Promise<({ created: boolean; oldStats: FlowStats | null } | DpifError)[]> {
     const results: ({ created: boolean; oldStats: FlowStats | null } | DpifError)[] = [];
     const ops: InstallOp[] = [];
-    const created: StoredFlow[] = [];
+    const created: number[] = [];
     for (const { spec, flags } of items) {
       try {
         const { program } = this.validate(spec);
         const existingId = this.byUfid.get(this.scratchUfid, 0);
         if (existingId >= 0) {
-          const existing = this.flowsById[existingId] as StoredFlow;
-          if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${existing.ufid} exists`);
-          const oldStats = this.statsOf(existing.id);
-          existing.actions = copyActions(spec.actions);
-          const generation = ++this.generations[existing.id];
-          ops.push({ id: existing.id, generation, program, zeroStats: (flags & PutFlags.ZERO_STATS) !== 0, key: existing.key, mask: existing.mask });
+          if (!(flags & PutFlags.MODIFY)) throw new DpifError('EEXIST', `flow ${formatUfidWords(this.scratchUfid)} exists`);
+          const oldStats = this.statsOf(existingId);
+          this.actionsById[existingId] = this.actionsFor(spec, program);
+          const generation = ++this.generations[existingId];
+          ops.push({ id: existingId, generation, program, zeroStats: (flags & PutFlags.ZERO_STATS) !== 0, key: this.keyOf(existingId), mask: this.masksById[existingId] as Int32Array });
           results.push({ created: false, oldStats });
           continue;
         }
@@ -307,18 +344,18 @@ export class FlowTable {
         if (this.installed >= this.limit) throw new DpifError('EFBIG', `flow table full (limit ${this.limit} flows)`);
         const id = this.freeIds.pop() ?? this.nextId++;
         const mask = this.internMask(spec.mask);
-        const key = this.keyStorage(id);
+        const key = this.keyOf(id);
         for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = spec.key[w] & mask[w];
-        const ufidWords = this.ufidStorage(id);
+        const ufidWords = this.ufidOf(id);
         ufidWords.set(this.scratchUfid);
-        const flow = new StoredFlow(id, ufidWords, key, mask, copyActions(spec.actions));
         this.byUfid.set(ufidWords, 0, id);
-        this.flowsById[id] = flow;
+        this.actionsById[id] = this.actionsFor(spec, program);
+        this.masksById[id] = mask;
         this.installed++;
         this.useMask(mask, 1);
-        created.push(flow);
-        ops.push({ id, generation: ++this.generations[id], program, zeroStats: true, key: flow.key, mask: flow.mask });
-        results.push({ created: true, oldStats: null });
+        created.push(id);
+        ops.push({ id, generation: ++this.generations[id], program, zeroStats: true, key, mask });
+        results.push(CREATED);
       } catch (error) {
         if (!(error instanceof DpifError)) throw error;
         results.push(error);
@@ -327,13 +364,14 @@ export class FlowTable {
     try {
       if (ops.length > 0) await this.backend.install(ops);
     } catch (error) {
-      for (const flow of created) this.forget(flow);
+      for (const id of created) this.forget(id);
       throw error;
     }
     return results;
   }
 
-  private find(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): StoredFlow {
+  /** The id of the flow named by UFID (text or words) or by key and mask; ENOENT if none. */
+  private find(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): number {
     const words = this.scratchUfid;
     if (by.ufidWords) words.set(by.ufidWords.subarray(0, 4));
     else if (by.ufid != null) {
@@ -343,15 +381,17 @@ export class FlowTable {
     else throw new DpifError('EINVAL', 'a flow is named by its ufid or by its key and mask');
     const id = this.byUfid.get(words, 0);
     if (id < 0) throw new DpifError('ENOENT', `flow ${formatUfidWords(words)} does not exist`);
-    return this.flowsById[id] as StoredFlow;
+    return id;
   }
 
   /** Drops a flow from the table's own structures (the workers are told separately). */
-  private forget(flow: StoredFlow): void {
-    this.byUfid.delete(flow.ufidWords, 0);
-    this.flowsById[flow.id] = undefined;
+  private forget(id: number): void {
+    this.byUfid.delete(this.ufidOf(id), 0);
+    this.useMask(this.masksById[id] as Int32Array, -1);
+    this.actionsById[id] = undefined;
+    this.masksById[id] = undefined;
     this.installed--;
-    this.freeIds.push(flow.id);
+    this.freeIds.push(id);
   }
 
   /** The stats of the flow with UFID words `words`, or null if none is installed (no text, no exception: the revalidator's per-flow question). */
@@ -361,30 +401,34 @@ export class FlowTable {
   }
 
   get(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): { flow: InstalledFlow; stats: FlowStats } {
-    const flow = this.find(by);
-    return { flow, stats: this.statsOf(flow.id) };
+    const id = this.find(by);
+    return { flow: this.view(id), stats: this.statsOf(id) };
   }
 
   /** dpif flow_del: resolves with the flow's final stats. */
   async del(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): Promise<FlowStats> {
-    const flow = this.find(by);
-    this.byUfid.delete(flow.ufidWords, 0);
-    this.flowsById[flow.id] = undefined;
+    const id = this.find(by);
+    const key = this.keyOf(id);
+    const mask = this.masksById[id] as Int32Array;
+    this.byUfid.delete(this.ufidOf(id), 0);
+    this.actionsById[id] = undefined;
+    this.masksById[id] = undefined;
     this.installed--;
-    this.useMask(flow.mask, -1);
-    this.generations[flow.id]++;
-    await this.backend.remove(flow.id, flow.key, flow.mask);
-    const stats = this.statsOf(flow.id);
+    this.useMask(mask, -1);
+    this.generations[id]++;
+    await this.backend.remove(id, key, mask);
+    const stats = this.statsOf(id);
     // The id (and its key and UFID storage) is reused only once the workers have forgotten it.
-    this.freeIds.push(flow.id);
+    this.freeIds.push(id);
     return stats;
   }
 
   async flush(): Promise<void> {
-    for (const flow of this.live()) {
-      this.generations[flow.id]++;
-      this.flowsById[flow.id] = undefined;
-      this.freeIds.push(flow.id);
+    for (const id of this.liveIds()) {
+      this.generations[id]++;
+      this.actionsById[id] = undefined;
+      this.masksById[id] = undefined;
+      this.freeIds.push(id);
     }
     this.installed = 0;
     this.byUfid.clear();
@@ -394,12 +438,16 @@ export class FlowTable {
 
   /** dpif flow_dump: every flow with its stats, as an iterator over a snapshot of the table. */
   *dump(): Generator<{ flow: InstalledFlow; stats: FlowStats }> {
-    for (const flow of this.live()) yield { flow, stats: this.statsOf(flow.id) };
+    for (const id of this.liveIds()) {
+      if (this.actionsById[id] !== undefined) yield { flow: this.view(id), stats: this.statsOf(id) };
+    }
   }
 
   /** dpif flow_dump with `terse`: only each flow's UFID and stats (what a revalidator needs). */
   *dumpTerse(): Generator<{ ufid: string; stats: FlowStats }> {
-    for (const flow of this.live()) yield { ufid: flow.ufid, stats: this.statsOf(flow.id) };
+    for (const id of this.liveIds()) {
+      if (this.actionsById[id] !== undefined) yield { ufid: formatUfidWords(this.ufidOf(id)), stats: this.statsOf(id) };
+    }
   }
 
   /** A flow's stats summed over the workers. */
