@@ -155,8 +155,21 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
         throw new OperationError(`cannot read ${a.positional}: ${(error as Error).message}`);
       }
       const lines = text.split('\n').map((line, i) => ({ line: line.trim(), number: i + 1 })).filter((l) => l.line && !l.line.startsWith('#'));
-      const replies = await new ControlClient(a.socket).request(lines.map((l) => ({ id: l.number, op: 'flow.put', args: { flow: l.line } })), 60000);
-      const failed = replies.filter((r) => r.error);
+      // Batches of at most ADD_FLOWS_BATCH_BYTES of flow text, each one request: the socket takes
+      // request lines up to 64 MiB, and a file of a million flows is larger than that.
+      const client = new ControlClient(a.socket);
+      const failed: { id?: unknown; error?: { code: string; message: string } }[] = [];
+      for (let first = 0; first < lines.length;) {
+        let last = first;
+        for (let bytes = 0; last < lines.length && (last === first || bytes + lines[last].line.length < ADD_FLOWS_BATCH_BYTES); last++) bytes += lines[last].line.length + 64;
+        const replies: unknown = await client.request(lines.slice(first, last).map((l) => ({ id: l.number, op: 'flow.put', args: { flow: l.line } })), 60000);
+        if (!Array.isArray(replies)) {
+          const error = (replies as { error?: { code: string; message: string } }).error;
+          throw new OperationError(`lines ${lines[first].number}-${lines[last - 1].number}: ${error ? `${error.code}: ${error.message}` : 'the daemon did not answer with a result per flow'}`);
+        }
+        for (const r of replies as { id?: unknown; error?: { code: string; message: string } }[]) if (r.error) failed.push(r);
+        first = last;
+      }
       for (const r of failed) console.error(`xdp-ts: ${a.positional}:${r.id}: ${r.error!.code}: ${r.error!.message}`);
       if (a.json) print({ added: lines.length - failed.length, failed: failed.length }, () => '');
       return failed.length === 0 ? 0 : 1;
@@ -165,6 +178,9 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
       throw new UsageError(`unknown command ${command}`);
   }
 }
+
+/** Flow text per add-flows request (the control socket's limit is 64 MiB a request line). */
+const ADD_FLOWS_BATCH_BYTES = 16 << 20;
 
 /** `execute --in-port N PACKET ACTIONS`: packet execute through the control socket. */
 async function executeCommand(argv: string[]): Promise<number> {

@@ -105,6 +105,9 @@ function passesFilter(key: Int32Array, mask: Int32Array, filter: { key: Int32Arr
   return true;
 }
 
+/** How long a connection being closed by the daemon may take to close its side. */
+const CLOSE_GRACE_MS = 1000;
+
 export class ControlServer {
   private readonly server: net.Server;
   private readonly handlers: Record<string, Handler>;
@@ -197,8 +200,15 @@ export class ControlServer {
       'meter.dump': () => datapath.meters.dump(),
       ...slowPathHandlers(datapath),
     };
-    this.server = net.createServer((socket) => this.serve(socket));
+    this.server = net.createServer((socket) => {
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+      this.serve(socket);
+    });
   }
+
+  /** Open connections: closing the server ends them, so a client that stays connected cannot hold the daemon's shutdown. */
+  private readonly connections = new Set<net.Socket>();
 
   /**
    * Listens on `socketPath` with permission bits `access.mode` (default 0660) and, if given, owner
@@ -260,7 +270,11 @@ export class ControlServer {
       });
     }, () => {
       socket.pause();
-      queue = queue.then(() => socket.end(JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n'));
+      queue = queue.then(() => {
+        socket.end(JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n');
+        // Paused, the socket would never see the client's end: close it once the answer is out.
+        setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      });
     });
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => socket.destroy());
@@ -372,8 +386,17 @@ export class ControlServer {
     }
   }
 
+  /**
+   * Stops listening and ends every open connection (destroyed after CLOSE_GRACE_MS if the client
+   * does not close its side); resolves when all are gone.
+   */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.connections) {
+      socket.end();
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    await closed;
     try {
       fs.unlinkSync(this.socketPath);
     } catch {

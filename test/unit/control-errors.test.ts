@@ -133,6 +133,37 @@ test('an oversized request is answered E2BIG and the connection closed, with no 
   }
 });
 
+test('closing the server ends the connections still open: an idle client, one sending an oversized request, a subscriber', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-errors-'));
+  const dp = await Datapath.start(parseConfig({ ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }], umem: { ringSize: 256, framesPerPort: 1024 } }));
+  const server = await ControlServer.listen(dp, path.join(dir, 'sock'));
+  const sockets: net.Socket[] = [];
+  try {
+    const open = (): Promise<net.Socket> => new Promise((resolve) => {
+      const socket = net.connect(server.socketPath, () => resolve(socket));
+      socket.on('error', () => undefined);
+      socket.resume(); // read what comes (a stream ends only once its data is read)
+      sockets.push(socket);
+    });
+    const idle = await open();
+    const oversized = await open();
+    oversized.write(Buffer.alloc(MAX_REQUEST_BYTES + 1, 0x20));
+    const subscriber = await open();
+    subscriber.write('{"op":"upcall.subscribe"}\n');
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    await server.close();
+    const ms = performance.now() - started;
+    assert.ok(ms < 3000, `close took ${ms.toFixed(0)} ms`);
+    // The idle client and the subscriber were ended by the server (their reads see the end).
+    await Promise.all([idle, subscriber].map((s) => (s.readableEnded ? null : new Promise((r) => s.once('end', r)))));
+  } finally {
+    for (const s of sockets) s.destroy();
+    await dp.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a batch applies its good operations and reports each bad one in its place', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-errors-'));
   const dp = await Datapath.start(parseConfig({ ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }], umem: { ringSize: 256, framesPerPort: 1024 }, flows: { limit: 4 } }));
