@@ -102,8 +102,8 @@ function flowArgs(argv: string[], flags: string[]): { socket: string; json: bool
   return { socket, json, positional, options, ufid };
 }
 
-async function call(socket: string, op: string, args: Record<string, unknown>): Promise<unknown> {
-  const reply = await new ControlClient(socket).request({ op, args });
+async function call(socket: string, op: string, args: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+  const reply = await new ControlClient(socket).request({ op, args }, timeoutMs);
   if (reply.error) throw new OperationError(`${reply.error.code}: ${reply.error.message}`);
   return reply.result;
 }
@@ -139,7 +139,8 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
     case 'dump-flows': {
       if (a.positional && !a.positional.startsWith('filter=')) throw new UsageError(`unexpected argument ${a.positional} (a filter is filter=FLOW)`);
       const filter = a.positional ? { filter: a.positional.slice('filter='.length) } : {};
-      const lines = (await call(a.socket, 'flow.dump', { verbose: a.options.has('-m'), ...filter })) as string[];
+      // A dump of a million flows takes the daemon seconds to format.
+      const lines = (await call(a.socket, 'flow.dump', { verbose: a.options.has('-m'), ...filter }, DUMP_TIMEOUT_MS)) as string[];
       print(lines, () => lines.join('\n'));
       return 0;
     }
@@ -178,6 +179,9 @@ async function flowCommand(command: string, argv: string[]): Promise<number> {
       throw new UsageError(`unknown command ${command}`);
   }
 }
+
+/** How long dump-flows waits for its reply. */
+const DUMP_TIMEOUT_MS = 120_000;
 
 /** Flow text per add-flows request (the control socket's limit is 64 MiB a request line). */
 const ADD_FLOWS_BATCH_BYTES = 16 << 20;
