@@ -9,8 +9,10 @@
  * It asks iproute2 (`ip -j -d link show`) what is attached and detaches with
  * `ip link set dev IF xdpdrv|xdpgeneric|xdpoffload off`, so it needs CAP_NET_ADMIN, not the addon.
  * Only programs named xdp_steer (bpf/xdp_steer.c) are removed unless --all is given: a foreign
- * program is reported and left alone. A program held by a live BPF link (a running daemon) cannot
- * be detached this way; that is reported as a failure.
+ * program is reported and left alone. Reading an attached program's name takes CAP_SYS_ADMIN (the
+ * kernel's BPF_PROG_GET_FD_BY_ID), so without it the name is unknown: such a program is left and
+ * reported as a failure, unless --all. A program held by a live BPF link (a running daemon) cannot
+ * be detached this way; that is reported as a failure too.
  *
  * Exit: 0 when no program of ours (or, with --all, none at all) is left, 1 otherwise, 2 on a bad
  * config or usage.
@@ -75,6 +77,10 @@ export function detachInterface(ifname: string, all: boolean): DetachReport {
   const detached: AttachedProgram[] = [];
   const left: (AttachedProgram & { reason: string })[] = [];
   for (const program of before) {
+    if (!all && program.name === '') {
+      left.push({ ...program, reason: 'its name cannot be read without CAP_SYS_ADMIN (run as root, or use --all)' });
+      continue;
+    }
     if (!all && program.name !== STEER_PROGRAM_NAME) {
       left.push({ ...program, reason: `not ${STEER_PROGRAM_NAME} (use --all to remove it)` });
       continue;
@@ -110,8 +116,9 @@ export function xdpDetachCommand(configFile: string, all: boolean): number {
     for (const p of r.left) parts.push(`left ${p.name || '?'} (id ${p.id}, ${p.mode}): ${p.reason}`);
     if (parts.length === 0) parts.push('no XDP program');
     console.log(`${ifname}: ${parts.join('; ')}`);
-    // A foreign program left alone on purpose is not a failure; one of ours that stays is.
-    if (r.left.some((p) => all || p.name === STEER_PROGRAM_NAME)) failed = true;
+    // A foreign program left alone on purpose is not a failure; one of ours (or one whose name could
+    // not be read) that stays is.
+    if (r.left.some((p) => all || p.name === STEER_PROGRAM_NAME || p.name === '')) failed = true;
   }
   return failed ? 1 : 0;
 }
