@@ -7,7 +7,8 @@
  *   - grafana/xdp-ts-dashboard.json: its structure, its PromQL through promtool, and every metric it
  *     (and every alert rule) names present in the /metrics of a daemon started here on memory ports;
  *   - kubernetes/*.yaml: every document against the Kubernetes OpenAPI schemas and the Prometheus
- *     Operator CRD schemas (kubernetes-models), the embedded config by the daemon's own validator,
+ *     Operator CRD schemas (kubernetes-models), unknown fields by the TypeScript compiler against
+ *     the same schemas' interfaces, the embedded config by the daemon's own validator,
  *     ports, labels, paths and capabilities across the objects, the unit and the Dockerfile;
  *   - Dockerfile: dockerfile-utils' linter (hadolint is not installable here) and structure checks;
  *   - bootstrap.sh, tune-host.sh: shellcheck; tune-host.sh check/apply on a veth rig;
@@ -452,6 +453,46 @@ test('Kubernetes: every document validates against the Kubernetes and Prometheus
   // The validator does reject what the schema forbids.
   const bad = { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'x' }, spec: { selector: {}, template: { spec: { containers: [{ name: 'c', ports: [{ containerPort: 'metrics' }] }] } } } };
   assert.throws(() => new (models.get('apps/v1/DaemonSet')!)(bad).validate(), /containerPort must be integer/);
+});
+
+/** The TypeScript interface kubernetes-models declares for each kind: module, name. */
+const K8S_TYPES: Record<string, [string, string]> = {
+  'v1/Namespace': ['kubernetes-models/v1/Namespace', 'INamespace'],
+  'v1/ConfigMap': ['kubernetes-models/v1/ConfigMap', 'IConfigMap'],
+  'v1/Service': ['kubernetes-models/v1/Service', 'IService'],
+  'apps/v1/DaemonSet': ['kubernetes-models/apps/v1/DaemonSet', 'IDaemonSet'],
+  'monitoring.coreos.com/v1/ServiceMonitor': ['@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor', 'IServiceMonitor'],
+  'monitoring.coreos.com/v1/PrometheusRule': ['@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule', 'IPrometheusRule'],
+};
+
+/** TypeScript's errors for the documents typed as their kubernetes-models interfaces. */
+function strictK8sErrors(docs: Record<string, any>[]): string[] {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const ts = require('typescript') as typeof import('typescript');
+  const source = docs.map((doc, i) => {
+    const [module, name] = K8S_TYPES[`${doc.apiVersion}/${doc.kind}`];
+    return `import type { ${name} as T${i} } from '${module}';\nexport const doc${i}: T${i} = ${JSON.stringify(doc, null, 1)};\n`;
+  }).join('');
+  // A file that exists only in memory, in the repository so that node_modules resolves.
+  const file = path.join(ROOT, 'kubernetes-manifests.check.ts');
+  const host = ts.createCompilerHost({});
+  const readFile = host.readFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  host.readFile = (f) => (f === file ? source : readFile(f));
+  host.fileExists = (f) => f === file || fileExists(f);
+  const program = ts.createProgram([file], { noEmit: true, strict: true, types: [], skipLibCheck: true, lib: ['lib.es2022.d.ts'], moduleResolution: ts.ModuleResolutionKind.Node10 }, host);
+  return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '));
+}
+
+test('Kubernetes: no field the schemas do not know (as kubeconform -strict)', () => {
+  // The schemas' validators accept unknown fields (the API server would drop them silently, so a
+  // misspelt hostNetwork would just be off). kubernetes-models also declares each schema as a
+  // TypeScript interface: typed as it, an unknown field is an excess-property error.
+  const docs = [...readYamlDocuments(K8S_MAIN), ...readYamlDocuments(K8S_MONITORING)];
+  assert.deepEqual(strictK8sErrors(docs), []);
+  const typo = structuredClone(docs.find((d) => d.kind === 'DaemonSet')!);
+  typo.spec.template.spec.hostNetwrok = true;
+  assert.match(strictK8sErrors([typo]).join('\n'), /'"?hostNetwrok"?' does not exist in type 'IPodSpec'/);
 });
 
 test('Kubernetes: the objects agree with each other, the config, the unit, the alerts and the image', () => {
