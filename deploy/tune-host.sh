@@ -89,6 +89,16 @@ channel_args() {
   fi
 }
 
+# The current channel counts in channel_args' form.
+current_channels() {
+  local kind
+  kind="$(channel_args "$1" 1 | cut -d' ' -f1)"
+  ethtool -l "$1" 2>/dev/null | awk -v kind="$kind" '
+    /^Current hardware/ { c = 1 }
+    c && /^RX:/ { rx = $2 } c && /^TX:/ { tx = $2 } c && /^Combined:/ { comb = $2 }
+    END { if (kind == "combined") print "combined " comb; else print "rx " rx " tx " tx }'
+}
+
 check_iface() {
   local ifc="$1" probe="$2" drv mtu
   say "== $ifc"
@@ -178,9 +188,14 @@ apply() {
   local ifc irqs irq i=0
   for ifc in "${ifaces[@]}"; do
     [ -e "/sys/class/net/$ifc" ] || { say "tune-host: no interface $ifc" >&2; exit 1; }
-    # One queue per worker: worker q serves queue q of every port.
-    # shellcheck disable=SC2046  # channel_args prints words meant to split
-    run ethtool -L "$ifc" $(channel_args "$ifc" "$queues")
+    # One queue per worker: worker q serves queue q of every port. (Some ethtool versions fail
+    # when nothing would change, so an interface that has them already is left alone.)
+    if [ "$(current_channels "$ifc")" = "$(channel_args "$ifc" "$queues")" ]; then
+      say "$ifc: already $queues queues"
+    else
+      # shellcheck disable=SC2046  # channel_args prints words meant to split
+      run ethtool -L "$ifc" $(channel_args "$ifc" "$queues")
+    fi
     if ethtool -x "$ifc" >/dev/null 2>&1; then run ethtool -X "$ifc" equal "$queues"; fi
     if [ "$ntuple" = 1 ]; then run ethtool -K "$ifc" ntuple on; fi
     irqs="$(irqs_of "$ifc")"

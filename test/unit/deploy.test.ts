@@ -721,12 +721,12 @@ test('xdp-ts xdp-detach removes xdp_steer left attached through netlink, and onl
 });
 
 test('tune-host.sh check and apply on veth', { ...kernelTestOptions(), ...toolOptions('ethtool') }, () => {
-  const rig = Rig.create();
+  const rig = Rig.create({ queues: 2 });
   const script = path.join(DEPLOY, 'tune-host.sh');
   try {
     const check = inNamespace(rig, 'bash', [script, 'check', '--probe', 'd0']);
     assert.equal(check.status, 0, check.stdout + check.stderr);
-    for (const line of ['driver: veth', 'native XDP: yes', 'queues: RX: 1 TX: 1', 'IRQs: none', 'probe: native XDP attach and detach worked']) {
+    for (const line of ['driver: veth', 'native XDP: yes', 'queues: RX: 2 TX: 2', 'IRQs: none', 'probe: native XDP attach and detach worked']) {
       assert.ok(check.stdout.includes(line), `check prints "${line}":\n${check.stdout}`);
     }
     assert.equal(ipJson(rig, 'd0').xdp, undefined, 'the probe detached its program');
@@ -736,14 +736,14 @@ test('tune-host.sh check and apply on veth', { ...kernelTestOptions(), ...toolOp
     const lastCpu = cpus.split(/[,-]/).at(-1)!;
     const hugepages = '/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages';
     const hugeBefore = fs.existsSync(hugepages) ? fs.readFileSync(hugepages, 'utf8') : '';
-    const args = ['--iface', 'd0', '--iface', 'd1', '--queues', '1', '--worker-cpus', lastCpu, '--busy-poll'];
-    const dry = inNamespace(rig, 'bash', [script, 'apply', '--dry-run', ...args, '--hugepages', '64']);
+    const args = (queues: number) => ['--iface', 'd0', '--iface', 'd1', '--queues', String(queues), '--worker-cpus', lastCpu, '--busy-poll'];
+    const dry = inNamespace(rig, 'bash', [script, 'apply', '--dry-run', ...args(2), '--hugepages', '64']);
     if (cpus === '0') {
       assert.equal(dry.status, 2, 'one CPU: no CPU left for IRQs');
       return;
     }
     assert.equal(dry.status, 0, dry.stdout + dry.stderr);
-    for (const line of ['+ ethtool -L d0 rx 1 tx 1', '+ ethtool -L d1 rx 1 tx 1', 'd0: no IRQs to move (virtual device)',
+    for (const line of ['d0: already 2 queues', 'd1: already 2 queues', 'd0: no IRQs to move (virtual device)',
       '+ echo 2 > /sys/class/net/d0/napi_defer_hard_irqs', '+ echo 200000 > /sys/class/net/d1/gro_flush_timeout',
       `+ echo 64 > ${hugepages}`]) {
       assert.ok(dry.stdout.includes(line), `apply --dry-run prints "${line}":\n${dry.stdout}`);
@@ -751,8 +751,10 @@ test('tune-host.sh check and apply on veth', { ...kernelTestOptions(), ...toolOp
     assert.equal(rig.run(rig.dut, 'cat', ['/sys/class/net/d0/napi_defer_hard_irqs']).trim(), '0', '--dry-run changes nothing');
     if (hugeBefore) assert.equal(fs.readFileSync(hugepages, 'utf8'), hugeBefore);
 
-    const applied = inNamespace(rig, 'bash', [script, 'apply', ...args]);
+    const applied = inNamespace(rig, 'bash', [script, 'apply', ...args(1)]);
     assert.equal(applied.status, 0, applied.stdout + applied.stderr);
+    assert.ok(applied.stdout.includes('+ ethtool -L d0 rx 1 tx 1'), applied.stdout);
+    assert.match(rig.run(rig.dut, 'ethtool', ['-l', 'd0']), /Current hardware settings:\s+RX:\s+1\s+TX:\s+1/);
     assert.equal(rig.run(rig.dut, 'cat', ['/sys/class/net/d0/napi_defer_hard_irqs']).trim(), '2');
     assert.equal(rig.run(rig.dut, 'cat', ['/sys/class/net/d1/gro_flush_timeout']).trim(), '200000');
   } finally {
