@@ -12,7 +12,9 @@ case "$job" in demo|test|bench|build) ;; *) echo "usage: bash deploy/bootstrap.s
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev iproute2 make g++ python3 util-linux)
+# Build and run: clang ... util-linux. Host tuning (deploy/tune-host.sh): ethtool. Checkers the tests
+# of deploy/ need (test/unit/deploy.test.ts): systemd (systemd-analyze, systemd-sysusers), shellcheck.
+packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev iproute2 make g++ python3 util-linux ethtool systemd shellcheck)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +23,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# promtool (checks deploy/prometheus.yml and the alert rules) comes from Debian's prometheus package,
+# but installing that package would also start a Prometheus server: take promtool out of the .deb
+# into build/tools instead (the tests look there after PATH).
+if ! command -v promtool >/dev/null && [ ! -x build/tools/promtool ]; then
+  echo "bootstrap: extracting promtool from Debian's prometheus package into build/tools"
+  deb_dir="$(mktemp -d)"
+  # (the sandbox user _apt could not write to a root-owned temporary directory)
+  get_deb() { (cd "$deb_dir" && apt-get download -qq -o APT::Sandbox::User=root prometheus); }
+  get_deb 2>/dev/null || { as_root apt-get update -qq; get_deb; }
+  dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -C "$deb_dir" ./usr/bin/promtool
+  mkdir -p build/tools && mv "$deb_dir/usr/bin/promtool" build/tools/promtool
+  rm -rf "$deb_dir"
 fi
 
 node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"

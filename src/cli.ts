@@ -38,6 +38,7 @@ const USAGE = `usage: xdp-ts <command> [options]
   meter-get [ID]               a meter's stats (all meters without ID), as ovs-ofctl meter-stats
   meter-del ID                 remove a meter; prints its final stats
   dump-meters                  every meter's configuration, as ovs-ofctl dump-meters
+  xdp-detach --config FILE [--all]  remove XDP programs left on the config's interfaces
   rules add PRIORITY MATCH ACTIONS | rules del ID | rules del PRIORITY MATCH | rules dump | rules flush
                                the rule table of the rules slow path (match/actions in flow syntax)
   fdb-show                     the normal slow path's MAC learning table, as ovs-appctl fdb/show
@@ -268,6 +269,10 @@ async function meterCommand(command: string, argv: string[]): Promise<number> {
 
 /** `xdp-ts COMMAND --help`. */
 const HELP: Record<string, string> = {
+  'xdp-detach': `usage: xdp-ts xdp-detach --config FILE [--all]
+  Removes the xdp_steer program (with --all: any XDP program) left attached through netlink on the
+  interfaces of FILE's afxdp ports (the daemon's own BPF links go with its process). Run by the
+  systemd unit as ExecStopPost. Needs CAP_NET_ADMIN and iproute2. Exit 0 when none is left.`,
   run: `usage: xdp-ts run --config FILE
   Runs the datapath FILE describes (YAML, or JSON if FILE ends in .json; keys in README.md) until
   SIGTERM or SIGINT. SIGHUP re-reads FILE and applies log.level, metrics and control.mode/group;
@@ -457,6 +462,12 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'show':
       return show(rest);
+    case 'xdp-detach': {
+      const o = options(rest, { config: 'value', all: 'flag' });
+      if (typeof o.config !== 'string') throw new UsageError('xdp-detach needs --config FILE');
+      const { xdpDetachCommand } = await import('./xdp-detach');
+      return xdpDetachCommand(o.config, o.all === true);
+    }
     case 'demo': {
       const o = options(rest, { seconds: 'value', size: 'value', rate: 'value' });
       const { runDemo } = await import('./demo');
