@@ -8,10 +8,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { XdpMode, ZeroCopyPolicy } from './native';
 import type { SlowPathConfig } from './slowpath/slow-path';
-import { parseRule, RuleError, RuleSpec } from './slowpath/rule-table';
+import { checkRuleActions, parseRule, RuleError, RuleSpec } from './slowpath/rule-table';
 import { UPCALL_DEFAULT_SLOTS, UPCALL_DEFAULT_SNAPLEN } from './upcall-ring';
 import { ConfigError } from './config-error';
-import { flowToInstall } from './flow-format';
+import { flowToInstall, FlowParseError } from './flow-format';
 import { FlowWord } from './flow-key';
 
 export interface PortConfig {
@@ -236,7 +236,7 @@ export function parseConfig(input: Json): DatapathConfig {
     metrics = { address, port: integer('config.metrics.port', m.port, 0, 65535, DEFAULT_METRICS_PORT) };
   }
 
-  const slowPath = parseSlowPath(root.slowPath);
+  const slowPath = parseSlowPath(root.slowPath, (port) => ports.some((p) => p.number === port));
   const up = object('config.upcalls', root.upcalls ?? {}, ['handlers', 'queueLimit', 'ringSlots', 'snaplen', 'maxIdleMs', 'revalidateIntervalMs', 'initialFlowLimit']);
   const upcalls = {
     handlers: integer('config.upcalls.handlers', up.handlers, 1, 64, 2),
@@ -268,7 +268,7 @@ export function parseConfig(input: Json): DatapathConfig {
   };
 }
 
-function parseSlowPath(value: Json): SlowPathConfig | null {
+function parseSlowPath(value: Json, knownPort: (port: number) => boolean): SlowPathConfig | null {
   if (value === undefined || value === null) return null;
   const type = oneOf('config.slowPath.type', (value as { type?: unknown }).type, ['none', 'normal', 'rules', 'module'] as const, 'none');
   if (type === 'none') {
@@ -289,13 +289,20 @@ function parseSlowPath(value: Json): SlowPathConfig | null {
     if (!Array.isArray(rules)) fail('config.slowPath.rules', 'a list of {priority, match, actions}', rules);
     rules.forEach((rule: Json, i: number) => {
       try {
-        parseRule(rule as RuleSpec);
+        parseRule(rule as RuleSpec, 0, knownPort);
       } catch (error) {
         if (error instanceof RuleError) throw new ConfigError(`config.slowPath.rules[${i}]: ${error.message}`);
         throw error;
       }
     });
-    return { type, missActions: string('config.slowPath.missActions', r.missActions, 'drop'), rules: rules as RuleSpec[] };
+    const missActions = string('config.slowPath.missActions', r.missActions, 'drop');
+    try {
+      checkRuleActions(missActions, knownPort);
+    } catch (error) {
+      if (error instanceof RuleError || error instanceof FlowParseError) throw new ConfigError(`config.slowPath.missActions: ${error.message}`);
+      throw error;
+    }
+    return { type, missActions, rules: rules as RuleSpec[] };
   }
   const m = object('config.slowPath', value, ['type', 'path', 'options']);
   return { type, path: string('config.slowPath.path', m.path), options: m.options };

@@ -46,8 +46,6 @@ export function parsePacketHex(text: string): Uint8Array {
 
 type Handler = (args: Record<string, unknown>) => unknown;
 
-/** A request line that is a single upcall.subscribe (a stream, not a reply). */
-const SUBSCRIBE = /^\s*\{[^[]*"op"\s*:\s*"upcall\.subscribe"/;
 /** Bytes a subscriber may have unread before its events are dropped. */
 const SUBSCRIBER_BACKLOG = 4 << 20;
 
@@ -199,6 +197,10 @@ export class ControlServer {
       'meter.del': (args) => datapath.meters.del(args.id as number),
       'meter.dump': () => datapath.meters.dump(),
       ...slowPathHandlers(datapath),
+      // Answered in serve(): the connection becomes the stream. Here only when it comes in a batch.
+      'upcall.subscribe': () => {
+        throw new ControlError('EINVAL', 'upcall.subscribe must be a request of its own, not in a batch (the connection becomes its stream)');
+      },
     };
     this.server = net.createServer((socket) => {
       this.connections.add(socket);
@@ -259,14 +261,11 @@ export class ControlServer {
     const reader = new LineReader(MAX_REQUEST_BYTES, (line) => {
       const text = line.toString('utf8');
       if (!text.trim()) return;
-      if (SUBSCRIBE.test(text)) {
-        queue = queue.then(() => this.subscribe(socket, text));
-        return;
-      }
       const arrived = performance.now();
-      queue = queue.then(() => this.answer(text)).then((reply) => {
+      queue = queue.then(() => this.answer(text, socket)).then((reply) => {
         this.requests.observe((performance.now() - arrived) / 1000);
-        if (socket.writable) socket.write(JSON.stringify(reply) + '\n');
+        // null: upcall.subscribe, which wrote its own reply before the stream.
+        if (reply !== null && socket.writable) socket.write(JSON.stringify(reply) + '\n');
       });
     }, () => {
       socket.pause();
@@ -285,18 +284,18 @@ export class ControlServer {
    * A client that does not read is not allowed to hold memory: past SUBSCRIBER_BACKLOG bytes
    * queued, events are dropped and the next one delivered says how many (`dropped`).
    */
-  private subscribe(socket: net.Socket, line: string): void {
-    let id: unknown = null;
-    try {
-      id = (JSON.parse(line) as { id?: unknown }).id ?? null;
-    } catch {
-      /* the pattern matched: it parses */
-    }
+  private subscribe(socket: net.Socket, request: Request): Reply | null {
+    const id = request.id ?? null;
     const upcalls = this.datapath.upcalls;
-    if (!upcalls) {
-      socket.write(JSON.stringify({ id, error: { code: 'EOPNOTSUPP', message: 'the datapath has no slow path' } }) + '\n');
-      return;
+    if (request.args !== undefined && (typeof request.args !== 'object' || request.args === null || Array.isArray(request.args))) {
+      this.requests.record('upcall.subscribe', 'EINVAL');
+      return { id, error: { code: 'EINVAL', message: '"args" must be an object' } };
     }
+    if (!upcalls) {
+      this.requests.record('upcall.subscribe', 'EOPNOTSUPP');
+      return { id, error: { code: 'EOPNOTSUPP', message: 'the datapath has no slow path' } };
+    }
+    this.requests.record('upcall.subscribe', 'ok');
     socket.write(JSON.stringify({ id, result: { subscribed: true } }) + '\n');
     let dropped = 0;
     const unsubscribe = upcalls.subscribe((event) => {
@@ -308,9 +307,10 @@ export class ControlServer {
       dropped = 0;
     });
     socket.once('close', unsubscribe);
+    return null;
   }
 
-  private async answer(line: string): Promise<Reply | Reply[]> {
+  private async answer(line: string, socket: net.Socket): Promise<Reply | Reply[] | null> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
@@ -318,6 +318,7 @@ export class ControlServer {
       this.requests.record('unknown', 'EINVAL');
       return { error: { code: 'EINVAL', message: `bad JSON: ${(error as Error).message}` } };
     }
+    if (typeof parsed === 'object' && parsed !== null && (parsed as Request).op === 'upcall.subscribe') return this.subscribe(socket, parsed as Request);
     if (!Array.isArray(parsed)) return this.run(parsed);
     const replies: Reply[] = [];
     for (let i = 0; i < parsed.length;) {

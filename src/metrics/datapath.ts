@@ -43,7 +43,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
   const xdp = XDP_COUNTERS.map((c) => ({ ...c, family: metrics.counter(c.metric, c.help, port) }));
 
   const hits = metrics.counter('xdpts_datapath_lookups_hit_total', 'Lookups that found a flow, by the level that answered: emc (exact-match cache), smc (signature cache), megaflow (classifier).', ['level']);
-  const missed = metrics.counter('xdpts_datapath_lookups_missed_total', 'Lookups that found no flow (dropped until upcalls exist).');
+  const missed = metrics.counter('xdpts_datapath_lookups_missed_total', 'Lookups that found no flow (an upcall to the slow path, or a drop without one).');
   const flows = metrics.gauge('xdpts_datapath_flows', 'Flows installed.');
   const flowLimit = metrics.gauge('xdpts_datapath_flows_limit', 'Most flows the datapath accepts (config flows.limit).');
   const masks = metrics.gauge('xdpts_datapath_masks', 'Distinct masks among the installed flows (classifier subtables).');

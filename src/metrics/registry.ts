@@ -4,7 +4,7 @@
  * asks. prom-client renders the families (text format 0.0.4) beside its standard process_* and
  * nodejs_* metrics of the control thread.
  *
- * Registration (for the datapath, and later meters and upcalls):
+ * Registration (the datapath, meters, the slow path):
  *   const hits = metrics.counter('xdpts_meter_band_packets_total', 'Packets ...', ['meter', 'band']);
  *   metrics.addCollector('meters', [hits], () => { for (...) hits.set({ meter: '1', band: '0' }, n); });
  * A collector runs once per scrape, before rendering; it sets every sample of the families it owns

@@ -19,6 +19,7 @@
  */
 import { FLOW_KEY_WORDS } from '../flow-key';
 import { flowToInstall, parseActions, formatActions, FlowParseError } from '../flow-format';
+import type { ActionSpec } from '../action-format';
 import { TrackedKey } from './tracked-key';
 
 export interface RuleSpec {
@@ -43,8 +44,34 @@ export class RuleError extends Error {
   readonly code = 'EINVAL';
 }
 
+/** The first output port of `actions` (nested lists included) that `known` refuses, or null. */
+function unknownOutput(actions: readonly ActionSpec[], known: (port: number) => boolean): number | null {
+  for (const a of actions) {
+    if (a.type === 'output' && !known(a.port)) return a.port;
+    const nested = a.type === 'sample' || a.type === 'clone' ? [a.actions] : a.type === 'check_pkt_len' ? [a.gt, a.le] : [];
+    for (const list of nested) {
+      const port = unknownOutput(list, known);
+      if (port !== null) return port;
+    }
+  }
+  return null;
+}
+
+/**
+ * Checks an action list as a rule or the miss actions would carry it: it parses, and every output
+ * names a port of the datapath (else every translation would fail on the first packet).
+ */
+export function checkRuleActions(text: string, knownPort: ((port: number) => boolean) | null): string {
+  const parsed = parseActions(text);
+  if (knownPort) {
+    const port = unknownOutput(parsed, knownPort);
+    if (port !== null) throw new RuleError(`output(${port}): no such port`);
+  }
+  return formatActions(parsed);
+}
+
 /** Parses and checks a rule; throws RuleError saying what is wrong. */
-export function parseRule(spec: RuleSpec, id = 0): Rule {
+export function parseRule(spec: RuleSpec, id = 0, knownPort: ((port: number) => boolean) | null = null): Rule {
   if (!spec || typeof spec !== 'object') throw new RuleError('a rule is an object {priority, match, actions}');
   if (!Number.isInteger(spec.priority) || spec.priority < 0 || spec.priority > 65535) {
     throw new RuleError(`rule priority must be an integer 0..65535, not ${JSON.stringify(spec.priority)}`);
@@ -59,7 +86,7 @@ export function parseRule(spec: RuleSpec, id = 0): Rule {
     key = flow ? flow.key : new Int32Array(FLOW_KEY_WORDS);
     mask = flow ? flow.mask : new Int32Array(FLOW_KEY_WORDS);
     if (flow && flow.actions.length > 0) throw new RuleError('put the actions in "actions", not in "match"');
-    actions = formatActions(parseActions(spec.actions));
+    actions = checkRuleActions(spec.actions, knownPort);
   } catch (error) {
     if (error instanceof FlowParseError || error instanceof RuleError) throw new RuleError(`rule ${JSON.stringify(spec.match)}: ${error.message}`);
     throw error;
@@ -79,10 +106,20 @@ export class RuleTable {
   /** Bumped by every change: flows translated under an older version are revalidated. */
   version = 0;
 
-  constructor(readonly missActions = 'drop') {}
+  /** `knownPort` (when given) refuses outputs to ports the datapath does not have, in rules and the miss actions. */
+  constructor(readonly missActions = 'drop', private readonly knownPort: ((port: number) => boolean) | null = null) {
+    try {
+      checkRuleActions(missActions, knownPort);
+    } catch (error) {
+      if (error instanceof FlowParseError || error instanceof RuleError) throw new RuleError(`miss actions ${JSON.stringify(missActions)}: ${error.message}`);
+      throw error;
+    }
+  }
 
   add(spec: RuleSpec): Rule {
-    const rule = parseRule(spec, this.nextId++);
+    // The id is taken only by a rule that is added.
+    const rule = parseRule(spec, this.nextId, this.knownPort);
+    this.nextId++;
     this.rules.push(rule);
     this.rules.sort(searchOrder);
     this.version++;

@@ -78,7 +78,7 @@ export class SlowPathController {
       this.learningInit = createLearningTable(config.macTableEntries ?? MAC_TABLE_DEFAULT_ENTRIES, config.macAgingSeconds ?? MAC_AGING_DEFAULT_SECONDS);
       this.learning = new LearningTable(this.learningInit);
     } else if (config.type === 'rules') {
-      this.rules = new RuleTable(config.missActions ?? 'drop');
+      this.rules = new RuleTable(config.missActions ?? 'drop', (port) => ports.some((p) => p.number === port));
       for (const rule of config.rules ?? []) this.rules.add(rule);
     } else {
       // Loaded here too, so a bad module is refused at start rather than on the first upcall.

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Datapath } from '../../src/datapath';
@@ -101,9 +102,34 @@ test('fdb-show lists what normal learned; upcall.subscribe streams misses with t
     assert.match(event.flow, /in_port\(2\)/);
     const fdb = await xdpTs(['fdb-show', ...h.socket]);
     assert.match(fdb.stdout, /^ port {2}VLAN {2}MAC {16}Age\n {4}2 {5}0 {2}[0-9a-f:]{17} +\d+\n$/);
-    // A subscriber that never reads does not block the datapath: events beyond its backlog are dropped.
+    // The normal slow path has no rule table.
     const client = new ControlClient(h.server.socketPath);
     assert.deepEqual(await client.call('rule.dump').catch((e: Error & { code: string }) => e.code), 'EOPNOTSUPP');
+    // upcall.subscribe is found by its op whatever the order of the keys; in a batch it is refused in
+    // its place; a line that is not JSON is refused; the op is listed in the features.
+    const firstLine = (line: string): Promise<{ id?: unknown; result?: unknown; error?: { code: string; message: string } } & unknown[]> => new Promise((resolve, reject) => {
+      const socket = net.connect(h.server.socketPath, () => socket.write(`${line}\n`));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        const newline = text.indexOf('\n');
+        if (newline >= 0) {
+          socket.destroy();
+          resolve(JSON.parse(text.slice(0, newline)));
+        }
+      });
+      socket.on('error', reject);
+    });
+    assert.deepEqual(await firstLine('{"args":{},"id":7,"op":"upcall.subscribe"}'), { id: 7, result: { subscribed: true } });
+    const batch = await firstLine('[{"id":1,"op":"upcall.subscribe"},{"id":2,"op":"datapath.stats"}]');
+    assert.equal(batch[0] && (batch[0] as { error: { code: string } }).error.code, 'EINVAL');
+    assert.match((batch[0] as { error: { message: string } }).error.message, /request of its own/);
+    assert.ok((batch[1] as { result?: unknown }).result, 'the rest of the batch is answered');
+    const malformed = await firstLine('{"op":"upcall.subscribe", oops');
+    assert.equal(malformed.error?.code, 'EINVAL');
+    assert.match(malformed.error!.message, /bad JSON/);
+    assert.ok((await client.call<{ ops: string[] }>('datapath.features')).ops.includes('upcall.subscribe'));
   } finally {
     await h.close();
   }

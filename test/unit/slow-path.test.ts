@@ -11,6 +11,7 @@ import { translateNormal, learnSource } from '../../src/slowpath/normal';
 import * as path from 'node:path';
 import { ethernet, ipv4, udp, tcp, arp, macHi, macLo } from '../helpers/packet-builder';
 import { SlowPathController, TranslatorCache, translateUpcall } from '../../src/slowpath/slow-path';
+import { parseConfig } from '../../src/config';
 
 function keyOf(frame: Uint8Array, inPort: number): Int32Array {
   const key = new Int32Array(FLOW_KEY_WORDS);
@@ -83,6 +84,16 @@ test('rules: bad rules are refused with what is wrong', () => {
   assert.throws(() => parseRule({ priority: 1, match: 'ipv4(src=10.0.0.300)', actions: '2' }), /rule "ipv4\(src=10.0.0.300\)": .*bad IPv4 address/);
   assert.throws(() => parseRule({ priority: 1, match: '', actions: 'frobnicate' }), /unknown action/);
   assert.throws(() => parseRule({ priority: 1, match: '', actions: '' }), /actions must be a non-empty string/);
+  // Outputs must name ports the datapath has, nested lists included; a refused rule takes no id.
+  const known = (port: number) => port === 1 || port === 2;
+  assert.throws(() => parseRule({ priority: 1, match: '', actions: '9' }, 0, known), /output\(9\): no such port/);
+  assert.throws(() => parseRule({ priority: 1, match: '', actions: 'clone(pop_vlan,7),1' }, 0, known), /output\(7\): no such port/);
+  const table = new RuleTable('drop', known);
+  assert.throws(() => table.add({ priority: 1, match: '', actions: '9' }), /no such port/);
+  assert.equal(table.add({ priority: 1, match: '', actions: '2' }).id, 1);
+  assert.throws(() => new RuleTable('5', known), /miss actions "5": output\(5\): no such port/);
+  assert.throws(() => parseConfig({ ports: [{ name: 'm0', type: 'memory' }], slowPath: { type: 'rules', rules: [{ priority: 1, match: '', actions: '3' }] } }), /config.slowPath.rules\[0\]: .*output\(3\): no such port/);
+  assert.throws(() => parseConfig({ ports: [{ name: 'm0', type: 'memory' }], slowPath: { type: 'rules', missActions: 'frob' } }), /config.slowPath.missActions: .*unknown action/);
 });
 
 test('rules: highest priority wins; the megaflow mask is what was consulted', () => {
