@@ -1,13 +1,14 @@
 /**
  * The executor's way to the slow path: a packet that misses every flow (after a recirculation) or
  * reaches a `userspace(pid=..,userdata(..))` action is handed to an UpcallHook on the worker thread.
- * The upcall issue builds the real one (queues to subscribers); until then DiscardUpcalls counts and
- * drops.
+ * With a slow path that is the worker's upcall ring (upcall-ring.ts); without one, DiscardUpcalls.
  *
  * Ownership: `frame[at, at + length)` and `key` are the worker's and only valid during the call; an
  * implementation copies what it keeps. The packet itself stays the executor's (it continues with the
  * following actions or is freed). Hot path: no allocation per call beyond such a copy, no exceptions.
  */
+import { WorkerStat } from './worker-layout';
+
 export const enum UpcallKind {
   /** No flow matched (dpif DPIF_UC_MISS). */
   MISS = 0,
@@ -26,10 +27,15 @@ export interface UpcallHook {
     pid: number, userdata: Int32Array, userdataAt: number, userdataBytes: number): void;
 }
 
-/** No slow path yet: upcalls are counted (by the executor, WorkerStat.UPCALLS) and the packet dropped. */
+/**
+ * No slow path: the executor counts the upcall (WorkerStat.UPCALLS) and this counts it lost
+ * (WorkerStat.UPCALLS_LOST), as dpif-netdev counts an upcall no handler takes; nothing is kept.
+ */
 export class DiscardUpcalls implements UpcallHook {
+  constructor(private readonly workerStats: Float64Array | null = null) {}
+
   upcall(_kind: UpcallKind, _inPort: number, _key: Int32Array, _keyAt: number, _frame: Uint8Array, _at: number, _length: number,
     _pid: number, _userdata: Int32Array, _userdataAt: number, _userdataBytes: number): void {
-    // Counted by the executor; nothing kept.
+    if (this.workerStats !== null) this.workerStats[WorkerStat.UPCALLS_LOST]++;
   }
 }

@@ -24,7 +24,7 @@ import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
 import { extractFlowKey } from '../src/flow-extract';
 import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
-import { UpcallKind } from '../src/upcall-hook';
+import { DiscardUpcalls, UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
 import { PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
 import { MeterBank } from '../src/meter';
@@ -164,7 +164,7 @@ class Forwarder implements OutputSink {
     // meter(N) charges the datapath's shared meter bank.
     this.exec.meters = this.meters;
     this.upcalls = init.upcallRing ? new RingUpcalls(init.upcallRing, this.workerStats) : null;
-    if (this.upcalls) this.exec.upcalls = this.upcalls;
+    this.exec.upcalls = this.upcalls ?? new DiscardUpcalls(this.workerStats);
     this.key = this.exec.keys;
     this.batchAddr = this.exec.outAddr;
     this.batchLen = this.exec.outLen;
@@ -352,11 +352,7 @@ class Forwarder implements OutputSink {
     const ws = this.workerStats;
     ws[WorkerStat.DROPPED_BY_ACTION] += dropped;
     ws[WorkerStat.MALFORMED] += malformed;
-    ws[WorkerStat.EMC_HITS] = flows.emcHits;
-    ws[WorkerStat.SMC_HITS] = flows.smcHits;
-    ws[WorkerStat.MEGAFLOW_HITS] = flows.megaflowHits;
-    ws[WorkerStat.MISSED] = flows.missed;
-    ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
+    this.publishLookups();
     ws[WorkerStat.BATCHES]++;
     ws[WorkerStat.BATCH_DESCRIPTORS] += count;
     ws[WorkerStat.BATCH_SIZE_1 + 31 - Math.clz32(count)]++;
@@ -530,6 +526,17 @@ class Forwarder implements OutputSink {
     this.flows.classifier.rerank();
   }
 
+  /** The lookup counters (recirculations' lookups included) where the control thread reads them. */
+  publishLookups(): void {
+    const ws = this.workerStats;
+    const flows = this.flows;
+    ws[WorkerStat.EMC_HITS] = flows.emcHits;
+    ws[WorkerStat.SMC_HITS] = flows.smcHits;
+    ws[WorkerStat.MEGAFLOW_HITS] = flows.megaflowHits;
+    ws[WorkerStat.MISSED] = flows.missed;
+    ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
+  }
+
   publishFrames(): void {
     this.workerStats[WorkerStat.FRAMES_FREE] = this.pool.count;
     this.workerStats[WorkerStat.FRAMES_IN_FLIGHT] = this.inFlight;
@@ -578,7 +585,12 @@ function applyCommand(opcode: number, request: Int32Array, at: number, argCount:
     }
     case Opcode.EXECUTE:
       if (argCount < 3) return -EINVAL;
-      return forwarder.execute(request, at, argCount);
+      try {
+        return forwarder.execute(request, at, argCount);
+      } finally {
+        // Lookups after a recirculation count as the datapath's, visible when the reply is.
+        forwarder.publishLookups();
+      }
     case Opcode.FLOW_DEL:
       if (argCount !== 1 + 2 * FLOW_KEY_WORDS) return -EINVAL;
       return flows.applyDel(request[at], request, at + 1);

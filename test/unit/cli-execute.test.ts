@@ -10,6 +10,8 @@ import { parseConfig } from '../../src/config';
 import { ControlServer } from '../../src/control/server';
 import { ethernet, ipv4, udp } from '../helpers/packet-builder';
 import { fillChecksums } from '../helpers/checksums';
+import { flowToInstall, parseActions } from '../../src/flow-format';
+import { PutFlags } from '../../src/flow-table';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,5 +67,30 @@ test('execute runs actions on a hex packet; flows with actions are added and dum
     await server.close();
     await dp.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lookups after a recirculation are the datapath\'s: a packet execute that recirculates counts its hit or miss; an upcall with no slow path is lost', async () => {
+  const dp = await Datapath.start(parseConfig({
+    ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
+    umem: { ringSize: 256, framesPerPort: 512 },
+  }));
+  try {
+    const frame = fillChecksums(ethernet({ type: 0x0800 }, ipv4({ proto: 17, ttl: 64 }, udp({ src: 1, dst: 2 }, [9, 9]))));
+    const flow = flowToInstall('recirc_id(2),in_port(1),eth(),eth_type(0x0800),ipv4(frag=no), actions:2');
+    await dp.flows.put({ key: flow.key, mask: flow.mask, actions: flow.actions }, PutFlags.CREATE);
+    const before = dp.lookupStats();
+    await dp.execute(frame, parseActions('recirc(2)'), 1);
+    let stats = dp.lookupStats();
+    assert.equal(stats.hit - before.hit, 1, 'the recirculated lookup hit');
+    assert.equal(stats.missed - before.missed, 0);
+    await dp.execute(frame, parseActions('recirc(3)'), 1);
+    stats = dp.lookupStats();
+    assert.equal(stats.missed - before.missed, 1, 'the recirculated lookup missed');
+    assert.equal(stats.lost - before.lost, 1, 'no slow path took the miss');
+    await dp.execute(frame, parseActions('userspace(pid=1)'), 1);
+    assert.equal(dp.lookupStats().lost - before.lost, 2, 'no slow path took the userspace() upcall');
+  } finally {
+    await dp.stop();
   }
 });
