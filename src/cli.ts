@@ -4,7 +4,7 @@
  *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT (src/daemon.ts)
  *   xdp-ts show [-s]                lookups, flows, masks and ports in the ovs-dpctl show layout
  *   xdp-ts add-flow ... dump-flows ... the flow commands; add-port/del-port (refused)
- *   xdp-ts demo [--seconds N] [--size N] [--rate PPS]   the veth rig, traffic through xdp-ts, live rates
+ *   xdp-ts demo [--seconds N] [--size N] [--rate PPS] [--meter-pps PPS]   the veth rig, traffic through xdp-ts, live rates
  * Each command has --help; those that talk to the datapath take --socket PATH and --json.
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
  */
@@ -45,7 +45,7 @@ const USAGE = `usage: xdp-ts <command> [options]
   upcalls [--watch]            upcall and revalidator counters; --watch streams upcalls as JSON lines
   commands that talk to the datapath take --socket PATH (default /run/xdp-ts/xdp-ts.sock) and --json
   xdp-ts COMMAND --help        that command's options
-  demo [--seconds N] [--size BYTES] [--rate PPS]  veth rig + generator + xdp-ts, per-second rates
+  demo [--seconds N] [--size BYTES] [--rate PPS] [--meter-pps PPS]  veth rig + generator + xdp-ts, per-second rates
   --help                       this text`;
 
 class UsageError extends Error {}
@@ -311,9 +311,11 @@ const HELP: Record<string, string> = {
   Installs the flows of FILE, one a line (# comments and empty lines skipped), in one batched
   request. Each line fails alone (reported as FILE:LINE: CODE: message); the others are installed.
   Exit 1 if any line failed.`,
-  demo: `usage: xdp-ts demo [--seconds N] [--size BYTES] [--rate PPS]
-  Builds the veth rig, runs xdp-ts in it forwarding d0 <-> d1, drives the generator and prints
-  per-second rates; cleans everything up (needs root).`,
+  demo: `usage: xdp-ts demo [--seconds N] [--size BYTES] [--rate PPS] [--meter-pps PPS]
+  Builds the veth rig, runs xdp-ts in it with the flows in_port(d0) actions:meter(0),d1 and
+  in_port(d1) actions:d0 and meter 0 limiting to --meter-pps (default 100000; 0: no meter), drives
+  the generator (--rate PPS, 0 = flat out) and prints per-second port rates, hits, misses and meter
+  drops; cleans everything up (needs root).`,
   execute: `usage: xdp-ts execute --in-port N PACKET ACTIONS [--socket PATH] [--json]
   Runs ACTIONS (datapath syntax, e.g. 'push_vlan(vid=10,pcp=0),2') on PACKET (hex bytes) as if it
   had been received on port N (packet-out), with the code that runs on received frames.`,
@@ -469,9 +471,9 @@ async function main(argv: string[]): Promise<number> {
       return xdpDetachCommand(o.config, o.all === true);
     }
     case 'demo': {
-      const o = options(rest, { seconds: 'value', size: 'value', rate: 'value' });
+      const o = options(rest, { seconds: 'value', size: 'value', rate: 'value', 'meter-pps': 'value' });
       const { runDemo } = await import('./demo');
-      return runDemo({ seconds: Number(o.seconds ?? 5), size: Number(o.size ?? 64), rate: Number(o.rate ?? 0) });
+      return runDemo({ seconds: Number(o.seconds ?? 5), size: Number(o.size ?? 64), rate: Number(o.rate ?? 0), meterPps: Number(o['meter-pps'] ?? 100000) });
     }
     case undefined:
     case '--help':
