@@ -21,18 +21,27 @@ const ROOT = path.join(__dirname, '..', '..');
 
 const INSTALLED = Number(argValue('installed', '1'));
 const MASKS = Number(argValue('masks', '1'));
+/**
+ * --actions LIST: each round measures the one UDP megaflow with actions `2` and with LIST, and the
+ * ratio of the two (what the actions cost in the worker when the kernel side costs nothing).
+ */
+const ACTIONS = argValue('actions', '');
+const UDP_FLOW = 'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp()';
 
-async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null) {
+async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null, actions: string | null = null) {
   const dp = await Datapath.start(parseConfig({
     datapath: 'engine',
     ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
     workers: { count: 1, cpus: [workerCpu], idle: 'busy' },
-    forward: INSTALLED > 1 ? {} : { m0: 'm1' },
+    forward: INSTALLED > 1 || actions !== null ? {} : { m0: 'm1' },
     flows: { limit: Math.max(1000, INSTALLED + 10) },
     // Enough frames that every flow's frame is in the UMEM.
     umem: { framesPerPort: Math.max(4096, INSTALLED) },
   }));
-  if (INSTALLED > 1) {
+  if (actions !== null) {
+    const flow = flowToInstall(`${UDP_FLOW}, actions:${actions}`);
+    await dp.flows.put({ key: flow.key, mask: flow.mask, actions: flow.actions }, PutFlags.CREATE);
+  } else if (INSTALLED > 1) {
     const results = await dp.flows.putMany(megaflows(INSTALLED, MASKS).map((line) => {
       const flow = flowToInstall(line);
       return { spec: { key: flow.key, mask: flow.mask, actions: flow.actions }, flags: PutFlags.CREATE };
@@ -68,6 +77,29 @@ async function main(): Promise<void> {
   const size = Number(argValue('size', '64'));
   const rounds = Number(argValue('rounds', '3'));
   const twoCpus = os.cpus().length >= 2;
+  if (ACTIONS !== '') {
+    if (INSTALLED > 1) throw new Error('--actions measures the one-flow case (no --installed)');
+    const ratios: number[] = [];
+    const rows = [];
+    for (let i = 0; i < rounds; i++) {
+      // Alternate the order so drift on a shared machine hits both alike.
+      const order = i % 2 === 0 ? ['2', ACTIONS] : [ACTIONS, '2'];
+      const rates: Record<string, number> = {};
+      for (const a of order) rates[a] = (await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null, a)).framesPerSecond;
+      ratios.push(rates[ACTIONS] / rates['2']);
+      rows.push({ plain: rates['2'], actions: rates[ACTIONS] });
+      process.stderr.write(`round ${i + 1}/${rounds}: plain 2 ${(rates['2'] / 1e6).toFixed(2)} M frames/s, ${ACTIONS} ${(rates[ACTIONS] / 1e6).toFixed(2)} M frames/s, ratio ${ratios[i].toFixed(3)}\n`);
+    }
+    const medianRatio = [...ratios].sort((a, b) => a - b)[ratios.length >> 1];
+    console.log(`engine-only, memory ports, ${size}-byte UDP frames, one megaflow ${UDP_FLOW}, 1 worker (CPU 1, busy poll), feeder on CPU 0:`);
+    console.log(`  actions ${ACTIONS}: median ratio to plain 2 ${medianRatio.toFixed(3)} (${ratios.map((r) => r.toFixed(3)).join(', ')})`);
+    const out = argValue('out', path.join(ROOT, 'bench', 'results', `engine-actions-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, JSON.stringify({ benchmark: 'engine-actions', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
+      size, flow: UDP_FLOW, actions: ACTIONS, seconds, rounds: rows, ratios, medianRatio }, null, 2));
+    console.log(`results: ${out}`);
+    return;
+  }
   const results = [];
   for (let i = 0; i < rounds; i++) {
     const r = await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null);
