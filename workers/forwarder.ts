@@ -26,8 +26,8 @@ import { extractFlowKey } from '../src/flow-extract';
 import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
 import { DiscardUpcalls, UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
-import { PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
-import { MeterBank } from '../src/meter';
+import { Op, PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
+import { MeterBank, MeterBatch } from '../src/meter';
 
 export const BATCH = 64;
 
@@ -117,6 +117,14 @@ class Forwarder implements OutputSink {
   readonly batchKeys = new Int32Array(BATCH * FLOW_KEY_WORDS);
   readonly keyAts = Int32Array.from({ length: BATCH }, (_, i) => i * FLOW_KEY_WORDS);
   readonly found = new Int32Array(BATCH);
+  /**
+   * Frames of the batch whose flow's program starts with meter(N): charged per meter at once after
+   * the batch (one publication per meter, as dpif-netdev runs a meter per batch), then the passing
+   * ones continue with the rest of the program. `metered` holds their batch indices in order.
+   */
+  readonly meterBatch = new MeterBatch(BATCH);
+  readonly meterPass = new Uint8Array(BATCH);
+  readonly metered = new Int32Array(BATCH);
   /** The upcall ring's producer, or null without a slow path. */
   readonly upcalls: RingUpcalls | null;
   readonly native: NativeAddon | null;
@@ -305,6 +313,8 @@ class Forwarder implements OutputSink {
     const found = this.found;
     if (n !== 0) flows.lookupBatch(batchKeys, keyAts, n, found);
     // Pass 3: each frame to its flow's outputs or program.
+    const metered = this.metered;
+    let meteredCount = 0;
     for (let i = 0; i < n; i++) {
       const addr = rxAddr[i];
       const len = rxLen[i];
@@ -331,10 +341,16 @@ class Forwarder implements OutputSink {
         batchOut[kept] = output;
         kept++;
       } else if (output === PROGRAM_RUN) {
+        const program = flows.programs[flow];
+        if (program[0] === Op.METER) {
+          // Charged with the batch's other metered frames below.
+          this.meterBatch.add(program[1], len, meteredCount);
+          metered[meteredCount++] = i;
+          continue;
+        }
         // The executor reads the packet's key at its keys[0..).
         for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
         exec.outCount = kept;
-        const program = flows.programs[flow];
         exec.runPacket(program, 0, program.length, addr, len, inPort, now);
         kept = exec.outCount;
       } else {
@@ -342,6 +358,7 @@ class Forwarder implements OutputSink {
         freeStack[pool.count++] = addr & ~frameMask;
       }
     }
+    if (meteredCount !== 0) kept = this.runMetered(meteredCount, kept, inPort, now);
     exec.outCount = kept;
     rx.release(count);
     const stats = this.portStats;
@@ -524,6 +541,54 @@ class Forwarder implements OutputSink {
     if (now - this.lastRerank < 1000) return;
     this.lastRerank = now;
     this.flows.classifier.rerank();
+  }
+
+  /**
+   * The batch's frames whose program starts with meter(N) (`metered[0..count)`, batch indices, in
+   * arrival order): charged per meter at once; a dropped one is counted and freed, a passing one
+   * goes on with the program after the meter: straight to the batch's outputs when that is one
+   * output (`meter(N),port`, the common case), else through the executor. Returns the new count of
+   * recorded outputs.
+   */
+  runMetered(count: number, kept: number, inPort: number, now: number): number {
+    const pass = this.meterPass;
+    const dropped = this.meterBatch.run(this.meters, now, pass);
+    if (dropped !== 0) this.workerStats[WorkerStat.DROP_METER] += dropped;
+    const metered = this.metered;
+    const exec = this.exec;
+    const flows = this.flows;
+    const freeStack = this.pool.stack;
+    const frameMask = this.frameMask;
+    const batchKeys = this.batchKeys;
+    const key = this.key;
+    for (let m = 0; m < count; m++) {
+      const i = metered[m];
+      const addr = this.rxAddr[i];
+      const len = this.rxLen[i];
+      if (pass[m] === 0) {
+        freeStack[this.pool.count++] = addr & ~frameMask;
+        continue;
+      }
+      const program = flows.programs[this.found[i]];
+      if (program.length === 4 && program[2] === Op.OUTPUT) {
+        if (kept === OUTPUT_CAPACITY) {
+          exec.outCount = kept;
+          this.flushOutputs();
+          kept = 0;
+        }
+        this.batchAddr[kept] = addr;
+        this.batchLen[kept] = len;
+        this.batchOut[kept] = program[3];
+        kept++;
+        continue;
+      }
+      const keyAt = this.keyAts[i];
+      for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
+      exec.outCount = kept;
+      exec.runPacket(program, 2, program.length, addr, len, inPort, now);
+      kept = exec.outCount;
+    }
+    return kept;
   }
 
   /** The lookup counters (recirculations' lookups included) where the control thread reads them. */

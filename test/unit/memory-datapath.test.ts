@@ -4,6 +4,10 @@ import { Datapath } from '../../src/datapath';
 import { parseConfig } from '../../src/config';
 import { variedFrame } from '../../src/rig/frames';
 import type { MemoryWire } from '../../src/memory-wire';
+import { flowToInstall } from '../../src/flow-format';
+import { PutFlags } from '../../src/flow-table';
+import { ethernet, ipv4, udp } from '../helpers/packet-builder';
+import { fillChecksums } from '../helpers/checksums';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -177,6 +181,45 @@ test('two workers each forward their own queue', async () => {
     assert.equal((await collect(dp.wire('m1', 1), 100)).length, 100);
     assert.deepEqual(dp.workerStats().map((w) => w.rxPackets), [100, 100]);
     assert.equal(dp.portStats()[1].stats.txPackets, 200);
+  } finally {
+    await stopClean(dp);
+  }
+});
+
+test('flows that start with meter(N) are charged per batch: drops counted, survivors go on with the rest of the program', async () => {
+  const dp = await Datapath.start(config({
+    forward: {},
+    meters: [
+      { id: 0, unit: 'pktps', bands: [{ rate: 1, burst: 2 }] },
+      { id: 1, unit: 'pktps', bands: [{ rate: 1, burst: 3 }] },
+    ],
+  }));
+  try {
+    const udpFlow = (src: number, actions: string) => {
+      const flow = flowToInstall(`in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp(src=${src}), actions:${actions}`);
+      return dp.flows.put({ key: flow.key, mask: flow.mask, actions: flow.actions }, PutFlags.CREATE);
+    };
+    await udpFlow(1, 'meter(0),set(ipv4(ttl=9)),2');
+    await udpFlow(2, 'meter(1),2');
+    const frame = (src: number) => fillChecksums(ethernet({ type: 0x0800 }, ipv4({ proto: 17, ttl: 64 }, udp({ src, dst: 7 }, [1, 2, 3, 4]))));
+    // Interleaved, so a batch holds both meters' frames.
+    for (let i = 0; i < 5; i++) {
+      assert.ok(dp.wire('m0').inject(frame(1)));
+      assert.ok(dp.wire('m0').inject(frame(2)));
+    }
+    const got = await collect(dp.wire('m1'), 5, 2000);
+    await sleep(50);
+    dp.wire('m1').receive((f) => got.push(f.slice()));
+    const fromOne = got.filter((f) => f[35] === 1);
+    const fromTwo = got.filter((f) => f[35] === 2);
+    assert.equal(fromOne.length, 2, 'meter 0 passes its burst of 2');
+    assert.equal(fromTwo.length, 3, 'meter 1 passes its burst of 3');
+    for (const f of fromOne) assert.equal(f[22], 9, 'the set after the meter ran');
+    for (const f of fromTwo) assert.equal(f[22], 64);
+    assert.equal(dp.workerStats()[0].dropMeter, 5);
+    const meter0 = dp.meters.get(0);
+    assert.equal(meter0.packetsIn, 5);
+    assert.equal(meter0.bands[0].packets, 3);
   } finally {
     await stopClean(dp);
   }
