@@ -2,7 +2,7 @@
  * The benchmark, one command (root needed; builds a veth rig in two namespaces):
  *
  *   node dist/bench/run.js [--quick] [--scenarios a,b,...] [--peers a,b,...] [--out DIR] ...
- *   npm run bench -- --quick
+ *   npm run bench -- --quick            (--help: every option)
  *
  * Runs the scenarios (harness/scenarios.ts) against each available peer (harness/peers.ts) and
  * writes to DIR (default bench/results/run-<time>): results.json (everything, with the environment),
@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Rig } from '../src/rig/rig';
-import { OptionError, parseOptions, type BenchOptions } from './harness/options';
+import { HelpRequested, OptionError, parseOptions, type BenchOptions } from './harness/options';
 import { PEERS, type PeerName } from './harness/peers';
 import { checkResults, markdown, SCHEMA, writePlots, type Results } from './harness/report';
 import { FORWARDER_CPU, GENERATOR_BURST, GENERATOR_CPU, runScenarios, type Context } from './harness/scenarios';
@@ -118,6 +118,10 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((error) => {
+    if (error instanceof HelpRequested) {
+      process.stdout.write(error.message);
+      process.exit(0);
+    }
     console.error(`bench: ${(error as Error).message}`);
     process.exit(error instanceof OptionError ? 2 : 1);
   });

@@ -98,6 +98,25 @@ function ratio(a: number | null, b: number | null): string {
   return a !== null && b !== null && b > 0 ? (a / b).toFixed(3) : 'n/a';
 }
 
+/** Skipped and failed cells as notes, one per distinct reason, with the peers (and keys) it applies to. */
+function problemNotes(rows: Row[], unit: string): string[] {
+  const byText = new Map<string, { peers: Set<string>; keys: Set<number> }>();
+  for (const r of rows) {
+    if (!r.skipped && !r.error) continue;
+    const text = r.skipped ? `skipped — ${r.skipped}` : `error — ${String(r.error)}`;
+    const entry = byText.get(text) ?? { peers: new Set<string>(), keys: new Set<number>() };
+    entry.peers.add(r.peer);
+    entry.keys.add(r.key);
+    byText.set(text, entry);
+  }
+  const out: string[] = [];
+  for (const [text, { peers, keys }] of byText) {
+    const at = text.startsWith('error') ? ` at ${[...keys].map((k) => `${k}${unit}`).join(', ')}` : '';
+    out.push('', `- ${[...peers].join(', ')}${at}: ${text}`);
+  }
+  return out;
+}
+
 /** The ratio columns every table carries: subject and OVS against the C reference, subject against OVS. */
 const RATIOS: [PeerName, PeerName][] = [['xdp-ts', 'c-afxdp'], ['xdp-ts', 'ovs-afxdp'], ['ovs-afxdp', 'c-afxdp']];
 
@@ -117,15 +136,10 @@ export function scenarioTable(s: ScenarioResult): string {
       const v = row[s.metric];
       return typeof v === 'number' ? v.toFixed(3) : '';
     });
-    lines.push(`| ${key} | ${values.join(' | ')} | ${RATIOS.map(([a, b]) => ratio(cell(s.rows, key, a, s.metric), cell(s.rows, key, b, s.metric))).join(' | ')} |`);
+    const label = s.rows.find((r) => r.key === key && typeof r.class === 'string')?.class as string | undefined;
+    lines.push(`| ${label ? `${key}: ${label}` : key} | ${values.join(' | ')} | ${RATIOS.map(([a, b]) => ratio(cell(s.rows, key, a, s.metric), cell(s.rows, key, b, s.metric))).join(' | ')} |`);
   }
-  const problems = s.rows.filter((r) => r.skipped || r.error);
-  const seen = new Set<string>();
-  for (const r of problems) {
-    const text = r.skipped ? `${r.peer}: skipped — ${r.skipped}` : `${r.peer} at ${r.key}: error — ${r.error}`;
-    if (!seen.has(text)) lines.push('', `- ${text}`);
-    seen.add(text);
-  }
+  lines.push(...problemNotes(s.rows, ''));
   for (const note of s.notes) lines.push('', `- ${note}`);
   return `${lines.join('\n')}\n`;
 }
@@ -149,12 +163,7 @@ export function latencyTable(s: ScenarioResult): string {
       lines.push(`| ${key} | ${peer} | ${(row.offeredMpps as number).toFixed(3)} | ${((row.loss as number) * 100).toFixed(2)}% | ${n('p50Us')} | ${n('p99Us')} | ${n('p999Us')} | ${n('maxUs')} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'c-afxdp', 'p99Us'))} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'ovs-afxdp', 'p99Us'))} |`);
     }
   }
-  const seen = new Set<string>();
-  for (const r of s.rows.filter((x) => x.skipped || x.error)) {
-    const text = r.skipped ? `${r.peer}: skipped — ${r.skipped}` : `${r.peer} at ${r.key}%: error — ${r.error}`;
-    if (!seen.has(text)) lines.push('', `- ${text}`);
-    seen.add(text);
-  }
+  lines.push(...problemNotes(s.rows, '%'));
   for (const note of s.notes) lines.push('', `- ${note}`);
   return `${lines.join('\n')}\n`;
 }

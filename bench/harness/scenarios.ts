@@ -16,7 +16,8 @@ import { summarize, cdf } from '../latency';
 import type { TrialSummary } from '../traffic';
 import { GeneratorSession } from './generator';
 import type { BenchOptions, ScenarioName } from './options';
-import { PEERS, startWithRetry, type Peer, type PeerName, type PeerSetup } from './peers';
+import { startWithRetry, type ActionSpec, type Peer, type PeerName, type PeerSetup, type RunningPeer } from './peers';
+import { MAX_FLOWS } from './flowspace';
 import type { Row, ScenarioResult } from './report';
 import { zeroLossSearch, type SearchResult } from './search';
 import { startDatapath } from '../../src/rig/datapath-process';
@@ -83,7 +84,7 @@ export function peerOrder<T>(peers: T[], k: number): T[] {
  * sink); stops everything whatever happens. Returns the body's value, or the error as text.
  */
 async function session<T>(ctx: Context, rig: Rig, peer: Peer, setup: PeerSetup, generators: number,
-  body: (gens: GeneratorSession[]) => Promise<T>): Promise<{ value?: T; error?: string }> {
+  body: (gens: GeneratorSession[], running: RunningPeer) => Promise<T>): Promise<{ value?: T; error?: string }> {
   let running: Awaited<ReturnType<typeof startWithRetry>> | null = null;
   const gens: GeneratorSession[] = [];
   try {
@@ -95,7 +96,7 @@ async function session<T>(ctx: Context, rig: Rig, peer: Peer, setup: PeerSetup, 
     // Session warm-up: the JIT of a JavaScript forwarder (and any peer's caches) gets a full second of
     // traffic before the first measured trial; every peer gets the same.
     await Promise.all(gens.map((g) => g.trial({ size: 64, flows: Math.max(1, setup.flows), rate: 0, seconds: SESSION_WARMUP_SECONDS, warmup: 0 })));
-    return { value: await body(gens) };
+    return { value: await body(gens, running) };
   } catch (error) {
     return { error: (error as Error).message.split('\n').slice(0, 3).join(' ') };
   } finally {
@@ -323,30 +324,34 @@ interface Capabilities {
   actions: Map<string, string | null>;
 }
 
-/** Action classes measured by the actions scenario: name -> actions of the one installed flow. */
-export const ACTION_CLASSES: [string, string][] = [
-  ['output', '2'],
-  ['set-field (IPv4 TTL)', 'set(ipv4(ttl=63)),2'],
-  ['push_vlan', 'push_vlan(vid=10,pcp=0),2'],
-  ['output twice (clone)', '2,2'],
-  ['meter', 'meter(0),2'],
-  ['recirculation', 'recirc(1)'],
-  ['conntrack', 'ct(commit),2'],
+/**
+ * Action classes measured by the actions scenario, as each peer writes them. Each is one flow
+ * `in_port(1),...,ipv4(proto=17,frag=no)` (OVS: `udp,in_port=1`) and frames leave by port 2.
+ */
+export const ACTION_CLASSES: ActionSpec[] = [
+  { name: 'output', odp: '2', openflow: 'output:2' },
+  { name: 'set-field (IPv4 TTL)', odp: 'set(ipv4(ttl=63)),2', openflow: 'mod_nw_ttl:63,output:2' },
+  { name: 'push_vlan', odp: 'push_vlan(vid=10,pcp=0),2', openflow: 'mod_vlan_vid:10,output:2' },
+  { name: 'output twice', odp: '2,2', openflow: 'output:2,output:2' },
+  { name: 'meter (never exceeded)', odp: 'meter(0),2', openflow: 'meter:1,output:2', of13: true },
+  { name: 'recirculation', odp: 'recirc(1)', recirc: [1, '2'], openflow: { unsupported: 'OpenFlow has no plain recirculation (OVS recirculates for ct(), bonds and MPLS only)' } },
+  { name: 'conntrack', odp: 'ct(commit),2', openflow: 'ct(commit),output:2' },
 ];
 
 let capabilities: Capabilities | null = null;
 
 async function probeCapabilities(ctx: Context): Promise<Capabilities> {
   if (capabilities) return capabilities;
-  const dp = await startDatapath(ctx.rig, { datapath: 'probe', ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }], workers: { count: 1, idle: 'adaptive' } });
+  const dp = await startDatapath(ctx.rig, { datapath: 'probe', ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }], workers: { count: 1, idle: 'adaptive' },
+    meters: [{ id: 0, unit: 'pktps', bands: [{ rate: 1000, burst: 0 }] }] });
   try {
     const reply = await dp.client.request({ op: 'bench.capabilities' });
     const known = /known: ([^)]*)/.exec(reply.error?.message ?? '');
     const ops = known ? known[1].split(',').map((s) => s.trim()) : [];
     const actions = new Map<string, string | null>();
-    for (const [name, list] of ACTION_CLASSES) {
-      const put = await dp.client.request({ op: 'flow.put', args: { flow: `in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no), actions:${list}` } });
-      actions.set(name, put.error ? put.error.message : null);
+    for (const spec of ACTION_CLASSES) {
+      const put = await dp.client.request({ op: 'flow.put', args: { flow: `in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no), actions:${spec.odp}` } });
+      actions.set(spec.name, put.error ? put.error.message : null);
       if (!put.error) await dp.client.request({ op: 'flow.flush' });
     }
     capabilities = { ops, actions };
@@ -360,47 +365,162 @@ function hookSkipped(name: string, title: string, reason: string): ScenarioResul
   return { name, title, status: 'skipped', reason, keyLabel: '', metric: '', metricLabel: '', notes: [], rows: [], seconds: 0 };
 }
 
+function statusOf(rows: Row[], extra: string | null = null): Pick<ScenarioResult, 'status' | 'reason'> {
+  if (rows.some((r) => r.error)) return { status: 'partial', reason: `some peers failed (see rows)${extra ? `; ${extra}` : ''}` };
+  return extra ? { status: 'partial', reason: extra } : { status: 'ran' };
+}
+
+/**
+ * Flow setup rate: every frame of the generator is a flow the datapath has not seen (UDP source port
+ * and address step through the flow space), offered at --setup-rate, so each delivered frame went
+ * through an upcall: delivered frames/s = new flows handled per second, at each rate of --setup-rates
+ * (one the slow paths keep up with, one they do not). Flows installed are read from the peer where it
+ * counts them.
+ */
 async function flowSetupScenario(ctx: Context): Promise<ScenarioResult> {
+  const started = performance.now();
+  const o = ctx.options;
   const caps = await probeCapabilities(ctx);
-  const upcallOps = caps.ops.filter((op) => /upcall/.test(op));
-  if (upcallOps.length === 0) {
-    return hookSkipped('flow-setup', 'Flow setup rate', `xdp-ts has no upcall path yet (control ops: ${caps.ops.join(', ')}): a miss is dropped and counted, no handler installs a flow, so there is no setup rate to measure`);
+  if (!caps.ops.some((op) => /upcall/.test(op))) {
+    return hookSkipped('flow-setup', 'Flow setup rate', `xdp-ts has no upcall path (control ops: ${caps.ops.join(', ')})`);
   }
-  return hookSkipped('flow-setup', 'Flow setup rate', `xdp-ts now has upcall ops (${upcallOps.join(', ')}), but this scenario's measurement is not written yet: time misses of N new flows until their megaflows are installed`);
+  const rows: Row[] = [];
+  for (const [k, rate] of o.setupRates.entries()) {
+    for (const peer of peerOrder(ctx.peers, k)) {
+      const setup = baseSetup({ perFlowSetup: true });
+      const skip = unavailableRow(peer, rate, setup);
+      if (skip) {
+        rows.push(skip);
+        continue;
+      }
+      ctx.progress(`flow setup at ${rate} new flows/s: ${peer.name}`);
+      const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen], running) => {
+        const before = running.flowsInstalled ? await running.flowsInstalled() : null;
+        const s = await gen.trial({ size: 64, flows: MAX_FLOWS, rate, seconds: o.seconds, warmup: o.warmup });
+        const after = running.flowsInstalled ? await running.flowsInstalled() : null;
+        return { s, installed: before !== null && after !== null ? after - before : null };
+      });
+      if (result.error !== undefined) {
+        rows.push({ key: rate, peer: peer.name, error: result.error });
+        ctx.progress(`  error: ${result.error}`);
+        continue;
+      }
+      const { s, installed } = result.value!;
+      const m = measurement(s, rate);
+      ctx.progress(`  ${fmt(m)}; flows installed ${installed ?? 'n/a'}`);
+      rows.push({ key: rate, peer: peer.name, offeredKfps: +(s.offeredPps / 1e3).toFixed(2), setupsKps: +(s.deliveredPps / 1e3).toFixed(2), loss: +m.loss.toFixed(5),
+        flowsInstalled: installed, installedKps: installed !== null ? +(installed / (s.warmup + s.elapsedSeconds) / 1e3).toFixed(2) : null });
+    }
+  }
+  return { name: 'flow-setup', title: 'Flow setup rate (64 B, every frame a new flow)', ...statusOf(rows), keyLabel: 'offered new flows/s', metric: 'setupsKps',
+    metricLabel: 'thousand new flows forwarded per second (each delivered frame was its flow\'s first: an upcall, a flow install and an execute)', rows, seconds: (performance.now() - started) / 1000,
+    notes: ['xdp-ts: slow-path module making each UDP source (address, port) its own megaflow, 1 handler thread; OVS: one in_port rule with megaflows disabled (ovs-appctl upcall/disable-megaflows), so each new flow is an upcall that installs an exact-match datapath flow.',
+      'flowsInstalled: xdp-ts counts installs (upcall.stats); for OVS it is the datapath flows present after the trial (ovs-appctl upcall/show), which its dynamic flow limit may hold below the new flows.'] };
 }
 
+/**
+ * Meter accuracy: port 1's traffic through one pktps meter with a DROP band at each rate of
+ * --meter-rates (burst 1% of a second's worth, at least 64), offered at twice that rate without a
+ * pause between the warm-up and the window; delivered over the window's wall time / the set rate
+ * (1.000 is exact).
+ */
 async function metersScenario(ctx: Context): Promise<ScenarioResult> {
+  const started = performance.now();
+  const o = ctx.options;
   const caps = await probeCapabilities(ctx);
-  const meterOps = caps.ops.filter((op) => /meter/.test(op));
-  if (meterOps.length === 0) return hookSkipped('meters', 'Meter accuracy', `xdp-ts has no meters yet (control ops: ${caps.ops.join(', ')})`);
-  return hookSkipped('meters', 'Meter accuracy', `xdp-ts now has meter ops (${meterOps.join(', ')}), but this scenario's measurement is not written yet: offer 2x a meter's rate and compare delivered with the band`);
+  if (!caps.ops.some((op) => /meter/.test(op))) return hookSkipped('meters', 'Meter accuracy', `xdp-ts has no meters (control ops: ${caps.ops.join(', ')})`);
+  const rows: Row[] = [];
+  for (const [k, pps] of o.meterRates.entries()) {
+    for (const peer of peerOrder(ctx.peers, k)) {
+      const meter = { pps, burst: Math.max(64, Math.round(pps / 100)) };
+      const setup = baseSetup({ meter });
+      const key = pps / 1000;
+      const skip = unavailableRow(peer, key, setup);
+      if (skip) {
+        rows.push(skip);
+        continue;
+      }
+      ctx.progress(`meter ${pps} pps: ${peer.name}`);
+      const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen]) =>
+        gen.trial({ size: 64, flows: 1, rate: 2 * pps, seconds: Math.max(o.seconds, 0.5), warmup: Math.max(o.warmup, 0.2), continuous: true }));
+      if (result.error !== undefined) {
+        rows.push({ key, peer: peer.name, error: result.error });
+        ctx.progress(`  error: ${result.error}`);
+        continue;
+      }
+      const s = result.value!;
+      ctx.progress(`  offered ${(s.offeredPps / 1e3).toFixed(1)} kpps, delivered ${(s.deliveredWallPps / 1e3).toFixed(1)} kpps: ${(s.deliveredWallPps / pps).toFixed(3)} of the set rate`);
+      rows.push({ key, peer: peer.name, setPps: pps, burst: meter.burst, offeredKpps: +(s.offeredPps / 1e3).toFixed(2), deliveredKpps: +(s.deliveredWallPps / 1e3).toFixed(2),
+        deliveredToSet: +(s.deliveredWallPps / pps).toFixed(4) });
+    }
+  }
+  return { name: 'meters', title: 'Meter accuracy (64 B, offered at 2x the meter rate)', ...statusOf(rows), keyLabel: 'meter kpps', metric: 'deliveredToSet',
+    metricLabel: 'delivered / set rate (1.000 = exact; delivered over the window\'s wall time)', rows, seconds: (performance.now() - started) / 1000,
+    notes: ['One pktps meter, one DROP band, burst = 1% of the rate (at least 64 packets); xdp-ts: `meter(0),2`; OVS: OpenFlow 1.3 meter 1 and `meter:1,output:2`.'] };
 }
 
+/**
+ * Cost of each action class: one session per peer, the flow's actions replaced between trials; 64 B,
+ * generator flat out. c-afxdp forwards without actions in the same scenario: the reference every
+ * class is divided by.
+ */
 async function actionsScenario(ctx: Context): Promise<ScenarioResult> {
   const started = performance.now();
+  const o = ctx.options;
   const caps = await probeCapabilities(ctx);
-  const accepted = ACTION_CLASSES.filter(([name]) => caps.actions.get(name) === null);
-  const refused = ACTION_CLASSES.filter(([name]) => caps.actions.get(name) !== null).map(([name]) => `${name}: ${caps.actions.get(name)}`);
+  const accepted = ACTION_CLASSES.filter((spec) => caps.actions.get(spec.name) === null);
+  const refused = ACTION_CLASSES.filter((spec) => caps.actions.get(spec.name) !== null);
   if (accepted.length <= 1) {
-    return hookSkipped('actions', 'Cost of each action class', `xdp-ts accepts only ${accepted.map(([n]) => n).join(', ') || 'no'} action(s) of the classes tried; refused — ${refused.join('; ')}`);
+    return hookSkipped('actions', 'Cost of each action class', `xdp-ts accepts only ${accepted.map((a) => a.name).join(', ') || 'no'} action(s) of the classes tried`);
   }
-  const xdpTs = PEERS['xdp-ts'];
   const rows: Row[] = [];
-  let baseNs = 0;
-  for (const [index, [name, list]] of accepted.entries()) {
-    ctx.progress(`actions ${name}: xdp-ts`);
-    const result = await session(ctx, ctx.rig, xdpTs, baseSetup({ actions: list }), 1, async ([gen]) => trial(ctx, gen, 64, 1, 0));
-    if (result.error !== undefined) {
-      rows.push({ key: index, peer: 'xdp-ts', class: name, error: result.error });
+  const classes = ACTION_CLASSES.map((spec, index) => ({ spec, index }));
+  for (const peer of ctx.peers) {
+    if (peer.name === 'kernel-redirect') {
+      rows.push({ key: 0, peer: peer.name, skipped: 'no actions besides the redirect' });
       continue;
     }
-    const m = result.value!;
-    const nsPerFrame = m.deliveredPps > 0 ? 1e9 / m.deliveredPps : NaN;
-    if (index === 0) baseNs = nsPerFrame;
-    rows.push({ key: index, peer: 'xdp-ts', class: name, actions: list, deliveredMpps: m.deliveredMpps, nsPerFrame: +nsPerFrame.toFixed(1), extraNsOverOutput: +(nsPerFrame - baseNs).toFixed(1) });
+    const measured = classes.filter(({ spec }) => caps.actions.get(spec.name) === null);
+    for (const { spec, index } of classes) {
+      if (!measured.some((c) => c.index === index)) rows.push({ key: index, peer: peer.name, class: spec.name, skipped: `refused by xdp-ts: ${caps.actions.get(spec.name)}` });
+    }
+    const supported = measured.filter(({ spec }) => peer.name === 'c-afxdp' || peer.supports(baseSetup({ actions: spec })) === null);
+    for (const { spec, index } of measured) {
+      if (!supported.some((c) => c.index === index)) rows.push({ key: index, peer: peer.name, class: spec.name, skipped: peer.supports(baseSetup({ actions: spec })) ?? '' });
+    }
+    if (supported.length === 0) continue;
+    ctx.progress(`actions: ${peer.name}`);
+    const setup = peer.name === 'c-afxdp' ? baseSetup() : baseSetup({ actions: supported[0].spec });
+    const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen], running) => {
+      const out: Row[] = [];
+      for (const { spec, index } of supported) {
+        if (peer.name !== 'c-afxdp' && index !== supported[0].index) {
+          if (!running.setActions) throw new Error(`${peer.name} cannot replace actions in place`);
+          await running.setActions(spec);
+        }
+        const m = await trial(ctx, gen, 64, 1, 0, o.seconds);
+        ctx.progress(`  ${spec.name}: ${fmt(m)}`);
+        out.push({ key: index, peer: peer.name, class: spec.name, actions: peer.name === 'c-afxdp' ? '(none: every frame d0 -> d1)' : peer.name === 'ovs-afxdp' ? spec.openflow as string : spec.odp,
+          deliveredMpps: m.deliveredMpps, offeredMpps: m.offeredMpps, nsPerFrame: m.deliveredPps > 0 ? +(1e9 / m.deliveredPps).toFixed(1) : null });
+      }
+      return out;
+    });
+    if (result.error !== undefined) {
+      for (const { spec, index } of supported) rows.push({ key: index, peer: peer.name, class: spec.name, error: result.error });
+      ctx.progress(`  error: ${result.error}`);
+      continue;
+    }
+    const out = result.value!;
+    const base = out.find((r) => r.key === supported[0].index)?.nsPerFrame as number | null | undefined;
+    for (const r of out) r.extraNsOverFirst = typeof r.nsPerFrame === 'number' && typeof base === 'number' ? +(r.nsPerFrame - base).toFixed(1) : null;
+    rows.push(...out);
   }
-  return { name: 'actions', title: 'Cost of each action class (xdp-ts, 64 B)', status: refused.length ? 'partial' : 'ran', ...(refused.length ? { reason: `refused by xdp-ts — ${refused.join('; ')}` } : {}),
-    keyLabel: 'class #', metric: 'deliveredMpps', metricLabel: 'Mpps delivered; see rows for ns per frame over plain output', rows, notes: accepted.map(([n, a], i) => `class ${i}: ${n} (actions:${a})`), seconds: (performance.now() - started) / 1000 };
+  const refusedText = refused.map((spec) => `${spec.name}: ${caps.actions.get(spec.name)}`).join('; ');
+  return { name: 'actions', title: 'Cost of each action class (64 B, generator flat out)', ...statusOf(rows, refused.length ? `refused by xdp-ts — ${refusedText}` : null),
+    keyLabel: 'class', metric: 'deliveredMpps', metricLabel: 'Mpps delivered; rows in results.json add ns per frame and the extra ns over plain output', rows,
+    notes: [...ACTION_CLASSES.map((a, i) => `class ${i}: ${a.name} — xdp-ts \`${a.odp}\`${a.recirc ? ` then \`recirc_id(${a.recirc[0]})\`: \`${a.recirc[1]}\`` : ''}; OVS ${typeof a.openflow === 'string' ? `\`${a.openflow}\`` : 'n/a'}`),
+      'c-afxdp runs no actions: each of its rows is plain forwarding measured in the same scenario, the reference for the class on that line.'],
+    seconds: (performance.now() - started) / 1000 };
 }
 
 export type ScenarioRunner = (ctx: Context) => Promise<ScenarioResult[]>;
