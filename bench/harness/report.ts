@@ -203,7 +203,7 @@ export async function writePlots(dir: string, r: Results): Promise<string[]> {
   const files: string[] = [];
   const find = (name: string) => r.scenarios.find((s) => s.name === name && s.status !== 'skipped');
   const env = r.environment;
-  const subtitle = `${String(env.cpu)}, kernel ${String(env.kernel)}, ${String((env.rig as Record<string, unknown>).kind)}, AF_XDP copy mode, 1 forwarding core; ${r.startedAt.slice(0, 16)}Z`;
+  const subtitle = `${String(env.cpu)} x ${String(env.cpus)}, kernel ${String(env.kernel)}, ${String((env.rig as Record<string, unknown>).kind)}, AF_XDP copy mode; ${r.startedAt.slice(0, 16)}Z`;
   const max = find('max-rate');
   const zero = find('rfc2544');
   if (max || zero) {
@@ -212,13 +212,13 @@ export async function writePlots(dir: string, r: Results): Promise<string[]> {
     const panels = [];
     if (max) panels.push({ title: 'Maximum forwarding rate (offered flat out)', xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps delivered', xTicks: sizes, series: seriesOf(max, 'deliveredMpps') });
     if (zero) panels.push({ title: `RFC 2544 zero-loss throughput (loss <= ${String(r.options.lossThreshold)})`, xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps offered without loss', xTicks: sizes, series: seriesOf(zero, 'zeroLossMpps') });
-    await writePlot(file, { title: 'Forwarding rate vs frame size', subtitle, panels });
+    await writePlot(file, { title: 'Forwarding rate vs frame size (1 flow, 1 forwarding core)', subtitle, panels });
     files.push(file);
   }
   const flows = find('flows');
   if (flows) {
     const file = path.join(dir, 'rate-vs-flows.png');
-    await writePlot(file, { title: 'Forwarding rate vs installed = active flows (64-byte frames)', subtitle, panels: [
+    await writePlot(file, { title: 'Forwarding rate vs installed = active flows (64 B, 1 forwarding core)', subtitle, panels: [
       { title: 'Maximum forwarding rate', xLabel: 'flows (installed megaflows = generated flows), log scale', xLog: true, yLabel: 'Mpps delivered', series: seriesOf(flows, 'deliveredMpps') },
     ] });
     files.push(file);
