@@ -76,6 +76,11 @@ export class GeneratorSession {
     return line as unknown as TrialSummary;
   }
 
+  /** Still running (a shared generator is restarted if not). */
+  alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   async close(): Promise<void> {
     if (this.child.exitCode === null) {
       this.child.stdin!.end();

@@ -26,7 +26,9 @@ results.json, results.md and PNG plots to --out. Progress on stderr, the tables 
   --warmup S              traffic before each window, unmeasured (default 0.2; quick 0.1)
   --loss-threshold F      largest lost fraction that counts as zero loss (default 0.001 = 0.1%)
   --resolution F          binary search stops below this fraction of its upper bound (default 0.03)
-  --max-trials N          binary search trials after the flat-out one (default 5; quick 4)
+  --max-trials N          binary search rates after the flat-out one (default 5; quick 4)
+  --retries N             a rate that loses is tried N more times; it passes if any trial does (default 1)
+  --repeats N             flat-out measurements: the best of N trials (default 2; quick 1)
   --setup-rates PPS,..    flow-setup scenario: new flows offered per second (default 50000,300000)
   --meter-rates PPS,..    meters scenario: meter rates in packets/s, offered at twice (default 10000,50000)
   --generator G           auto | live-frames (auto: live frames on the rig; kernel pktgen is detected
@@ -55,6 +57,8 @@ export interface BenchOptions {
   lossThreshold: number;
   resolution: number;
   maxTrials: number;
+  retries: number;
+  repeats: number;
   generator: 'auto' | 'live-frames' | 'pktgen';
   ovsMaxFlows: number;
   setupRates: number[];
@@ -113,6 +117,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     lossThreshold: 0.001,
     resolution: 0.03,
     maxTrials: quick ? 4 : 5,
+    retries: 1,
+    repeats: quick ? 1 : 2,
     generator: 'auto',
     ovsMaxFlows: 100000,
     setupRates: [50000, 300000],
@@ -140,6 +146,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       case 'loss-threshold': o.lossThreshold = number(name, value, 0, 0.5); break;
       case 'resolution': o.resolution = number(name, value, 0.001, 0.5); break;
       case 'max-trials': o.maxTrials = integer(name, value, 1, 30); break;
+      case 'retries': o.retries = integer(name, value, 0, 10); break;
+      case 'repeats': o.repeats = integer(name, value, 1, 10); break;
       case 'generator': o.generator = list(name, value, ['auto', 'live-frames', 'pktgen'] as const)[0]; break;
       case 'ovs-max-flows': o.ovsMaxFlows = integer(name, value, 1, 16_515_072); break;
       case 'setup-rates': o.setupRates = numbers(name, value, 1000, 10_000_000); break;

@@ -118,7 +118,7 @@ function problemNotes(rows: Row[], unit: string): string[] {
 }
 
 /** The ratio columns every table carries: subject and OVS against the C reference, subject against OVS. */
-const RATIOS: [PeerName, PeerName][] = [['xdp-ts', 'c-afxdp'], ['xdp-ts', 'ovs-afxdp'], ['ovs-afxdp', 'c-afxdp']];
+export const RATIOS: [PeerName, PeerName][] = [['xdp-ts', 'c-afxdp'], ['xdp-ts', 'ovs-afxdp'], ['ovs-afxdp', 'c-afxdp']];
 
 export function scenarioTable(s: ScenarioResult): string {
   if (s.status === 'skipped') return `### ${s.title}\n\nSkipped: ${s.reason}\n`;

@@ -1,0 +1,98 @@
+/**
+ * Compares the ratios of two benchmark runs (the bar: repeated runs agree within 5% on ratios):
+ *
+ *   node dist/bench/compare.js RUN_A/results.json RUN_B/results.json [--tolerance 0.05] [--markdown]
+ *
+ * For every table cell that has a ratio in both runs (xdp-ts / c-afxdp, xdp-ts / ovs-afxdp,
+ * ovs-afxdp / c-afxdp of each scenario's metric at each key; latency: p99 / c-afxdp and / ovs-afxdp),
+ * prints both ratios and their relative difference |b - a| / a, flags those beyond the tolerance, and
+ * ends with how many agree. Exit 0 whatever the agreement (it reports, it does not judge); 2 on bad
+ * usage.
+ */
+import * as fs from 'node:fs';
+import { PEER_NAMES, type PeerName } from './harness/peers';
+import { RATIOS, type Results, type Row, type ScenarioResult } from './harness/report';
+
+export interface RatioCell {
+  scenario: string;
+  key: number;
+  /** e.g. "xdp-ts / c-afxdp" */
+  ratio: string;
+  a: number;
+  b: number;
+  /** |b - a| / a */
+  difference: number;
+}
+
+function value(rows: Row[], key: number, peer: PeerName, metric: string): number | null {
+  const row = rows.find((r) => r.key === key && r.peer === peer && !r.skipped && !r.error);
+  const v = row?.[metric];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** Every ratio of a scenario's table, keyed "key|ratio". */
+export function scenarioRatios(s: ScenarioResult): Map<string, { key: number; ratio: string; value: number }> {
+  const out = new Map<string, { key: number; ratio: string; value: number }>();
+  if (s.status === 'skipped') return out;
+  const keys = [...new Set(s.rows.map((r) => r.key))];
+  const pairs: [PeerName, PeerName, string][] = s.name === 'latency'
+    ? PEER_NAMES.flatMap((p) => [[p, 'c-afxdp', 'p99Us'], [p, 'ovs-afxdp', 'p99Us']] as [PeerName, PeerName, string][]).filter(([a, b]) => a !== b)
+    : RATIOS.map(([a, b]) => [a, b, s.metric]);
+  for (const key of keys) {
+    for (const [a, b, metric] of pairs) {
+      const x = value(s.rows, key, a, metric);
+      const y = value(s.rows, key, b, metric);
+      if (x === null || y === null || !(y > 0)) continue;
+      const ratio = s.name === 'latency' ? `${a} p99 / ${b} p99` : `${a} / ${b}`;
+      out.set(`${key}|${ratio}`, { key, ratio, value: x / y });
+    }
+  }
+  return out;
+}
+
+/** The ratio cells the two runs have in common, in the order of run A's tables. */
+export function compareRuns(a: Results, b: Results): RatioCell[] {
+  const cells: RatioCell[] = [];
+  for (const sa of a.scenarios) {
+    const sb = b.scenarios.find((s) => s.name === sa.name);
+    if (!sb) continue;
+    const rb = scenarioRatios(sb);
+    for (const [id, ra] of scenarioRatios(sa)) {
+      const other = rb.get(id);
+      if (!other) continue;
+      cells.push({ scenario: sa.name, key: ra.key, ratio: ra.ratio, a: ra.value, b: other.value, difference: Math.abs(other.value - ra.value) / ra.value });
+    }
+  }
+  return cells;
+}
+
+export function comparisonTable(cells: RatioCell[], tolerance: number): string {
+  const lines = ['| scenario | key | ratio | run A | run B | difference |', '| --- | ---: | --- | ---: | ---: | ---: |'];
+  for (const c of cells) {
+    lines.push(`| ${c.scenario} | ${c.key} | ${c.ratio} | ${c.a.toFixed(3)} | ${c.b.toFixed(3)} | ${(c.difference * 100).toFixed(1)}%${c.difference > tolerance ? ' **' : ''} |`);
+  }
+  const within = cells.filter((c) => c.difference <= tolerance).length;
+  lines.push('', `${within} of ${cells.length} ratios agree within ${(tolerance * 100).toFixed(0)}% (** beyond).`);
+  const byScenario = new Map<string, RatioCell[]>();
+  for (const c of cells) byScenario.set(c.scenario, [...(byScenario.get(c.scenario) ?? []), c]);
+  for (const [name, list] of byScenario) {
+    const sorted = list.map((c) => c.difference).sort((x, y) => x - y);
+    lines.push(`- ${name}: ${list.filter((c) => c.difference <= tolerance).length}/${list.length} within, median difference ${(sorted[sorted.length >> 1] * 100).toFixed(1)}%, largest ${(sorted[sorted.length - 1] * 100).toFixed(1)}%`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  const files = args.filter((x, i) => !x.startsWith('--') && args[i - 1] !== '--tolerance');
+  const t = args.indexOf('--tolerance');
+  const tolerance = t >= 0 ? Number(args[t + 1]) : 0.05;
+  if (files.length !== 2 || !(tolerance > 0 && tolerance < 1)) {
+    process.stderr.write('usage: node dist/bench/compare.js RUN_A/results.json RUN_B/results.json [--tolerance 0.05]\n');
+    process.exit(2);
+  }
+  const [a, b] = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Results);
+  process.stdout.write(comparisonTable(compareRuns(a, b), tolerance));
+}
+
+if (require.main === module) main();
