@@ -49,7 +49,7 @@ export function checkSearchOptions(o: SearchOptions): void {
 /**
  * Tries the upper bound first (a device that keeps up with it is done in one trial), then halves the
  * bracket [highest pass, lowest fail] until it is within `resolution` or the trials are spent; a
- * failed rate is tried `retries` more times before it counts as failed.
+ * failed rate (below the upper bound) is tried `retries` more times before it counts as failed.
  */
 export async function zeroLossSearch(trial: (rate: number) => Promise<SearchTrial>, o: SearchOptions): Promise<SearchResult> {
   checkSearchOptions(o);
@@ -65,7 +65,10 @@ export async function zeroLossSearch(trial: (rate: number) => Promise<SearchTria
     }
     return t;
   };
-  const first = await attempt(o.upper);
+  // Not retried: at the upper bound (above the flat-out rate) a forwarder that cannot keep up loses
+  // frames by design, and one that can passes the first time.
+  const first = await trial(o.upper);
+  trials.push(first);
   if (passes(first)) return { throughput: first.offered, requested: first.requested, trials };
   let low = 0;
   let high = o.upper;

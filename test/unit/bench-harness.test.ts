@@ -17,6 +17,7 @@ import { peerOrder, ACTION_CLASSES } from '../../bench/harness/scenarios';
 import { flowTuple, megaflows, openflowRules, MAX_FLOWS } from '../../bench/harness/flowspace';
 import { parsePktgenResult, pktgenAvailable, pktgenCommands, type PktgenParams } from '../../bench/pktgen';
 import { checkTrial } from '../../bench/traffic';
+import { compareRuns, comparisonTable } from '../../bench/compare';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -43,7 +44,7 @@ test('options: values are parsed, lists deduplicated, order of flags free', () =
   const o = parseOptions(['--sizes', '64,1518', '--quick', '--scenarios', 'rfc2544,latency,rfc2544', '--peers', 'xdp-ts,c-afxdp',
     '--flow-counts', '1,1000000', '--loss-threshold', '0', '--resolution', '0.01', '--max-trials', '8', '--seconds', '2.5', '--warmup', '0',
     '--workers', '1,2,4', '--loads', '25,75', '--masks', '4', '--out', '/tmp/x', '--generator', 'live-frames', '--ovs-max-flows', '5000',
-    '--setup-rates', '20000', '--meter-rates', '1000,2000']);
+    '--setup-rates', '20000', '--meter-rates', '1000,2000', '--retries', '0', '--repeats', '3']);
   assert.equal(o.quick, true);
   assert.deepEqual(o.sizes, [64, 1518]);
   assert.deepEqual(o.scenarios, ['rfc2544', 'latency']);
@@ -62,6 +63,8 @@ test('options: values are parsed, lists deduplicated, order of flags free', () =
   assert.equal(o.ovsMaxFlows, 5000);
   assert.deepEqual(o.setupRates, [20000]);
   assert.deepEqual(o.meterRates, [1000, 2000]);
+  assert.equal(o.retries, 0);
+  assert.equal(o.repeats, 3);
 });
 
 test('options: bad ones are refused with the option and what was expected', () => {
@@ -88,6 +91,8 @@ test('options: bad ones are refused with the option and what was expected', () =
     [['--generator', 'trex'], /--generator: unknown "trex" \(known: auto, live-frames, pktgen\)/],
     [['--flow-counts', '0'], /--flow-counts: "0" is not an integer from 1/],
     [['--setup-rates', '10'], /--setup-rates: "10" is not an integer from 1000/],
+    [['--retries', '-1'], /--retries: expected an integer from 0 to 10/],
+    [['--repeats', '0'], /--repeats: expected an integer from 1 to 10/],
   ];
   for (const [argv, message] of cases) {
     assert.throws(() => parseOptions(argv), (error: Error) => {
@@ -185,6 +190,33 @@ test('search: trials are bounded, the upper bound passing ends it, nothing passi
   assert.equal(dead.throughput, 0);
   assert.equal(dead.requested, 0);
   assert.equal(dead.trials.length, 7);
+});
+
+test('search: retries keep transient bursts of loss (another process on the CPU) from lowering the result', async () => {
+  // The device passes up to its capacity, but a third of the trials are hit by a burst that loses frames.
+  const capacity = 1e6;
+  const device = (seed: number) => {
+    const random = prng(seed);
+    return async (rate: number): Promise<SearchTrial> => {
+      const burst = random() < 1 / 3;
+      return { requested: rate, offered: rate, loss: rate > capacity ? (rate - capacity) / rate : burst ? 0.05 : 0 };
+    };
+  };
+  let plainWorse = 0;
+  for (let seed = 1; seed <= 100; seed++) {
+    const plain = await zeroLossSearch(device(seed), { upper: 2e6, lossThreshold: 0.001, resolution: 0.02, maxTrials: 8 });
+    const retried = await zeroLossSearch(device(seed), { upper: 2e6, lossThreshold: 0.001, resolution: 0.02, maxTrials: 8, retries: 2 });
+    assert.ok(retried.throughput <= capacity);
+    if (plain.throughput < capacity * 0.9) plainWorse++;
+    // With 2 retries a rate is lost to bursts only if 3 trials in a row are hit (1 in 27).
+    if (seed <= 20) assert.ok(retried.throughput >= capacity * 0.9 || retried.trials.length > 9, `seed ${seed}: ${retried.throughput}`);
+    // The upper bound is never retried; a failed rate below it is tried 1 + retries times at most.
+    const rates = retried.trials.map((t) => t.requested);
+    assert.equal(rates.filter((r) => r === 2e6).length, 1);
+    for (const r of new Set(rates)) assert.ok(rates.filter((x) => x === r).length <= 3);
+  }
+  assert.ok(plainWorse > 20, `without retries bursts lower the result often (${plainWorse} of 100)`);
+  assert.throws(() => checkSearchOptions({ upper: 1, lossThreshold: 0, resolution: 0.1, maxTrials: 1, retries: -1 }), /retries/);
 });
 
 test('search: reports the offered rate when the generator falls short of the request', async () => {
@@ -337,6 +369,26 @@ test('tables: the document has the environment, skipped scenarios say why', () =
   assert.match(md, /Generator: live-frames — simulated; pktgen: not available: test/);
   assert.match(md, /### Meter accuracy\n\nSkipped: xdp-ts has no meters/);
   assert.match(md, /Ratios compare numbers from the same run/);
+});
+
+test('compare: two runs ratio by ratio, with the relative difference and how many agree', () => {
+  const a = syntheticResults();
+  const b = JSON.parse(JSON.stringify(a)) as Results;
+  // Run B: every rate 20% lower (the machine was busier), xdp-ts 3% lower again at 64 B of max-rate.
+  for (const s of b.scenarios) for (const r of s.rows) for (const m of ['deliveredMpps', 'zeroLossMpps']) if (typeof r[m] === 'number') r[m] = (r[m] as number) * 0.8;
+  const row = b.scenarios[0].rows.find((r) => r.key === 64 && r.peer === 'xdp-ts')!;
+  row.deliveredMpps = (row.deliveredMpps as number) * 0.97;
+  const cells = compareRuns(a, b);
+  const x64 = cells.find((c) => c.scenario === 'max-rate' && c.key === 64 && c.ratio === 'xdp-ts / c-afxdp')!;
+  assert.ok(Math.abs(x64.a - 0.75) < 1e-9 && Math.abs(x64.difference - 0.03) < 1e-9);
+  const others = cells.filter((c) => c !== x64 && !(c.scenario === 'max-rate' && c.key === 64 && c.ratio.startsWith('xdp-ts')));
+  assert.ok(others.length > 20);
+  for (const c of others) assert.ok(c.difference < 1e-9, `${c.scenario} ${c.key} ${c.ratio}: ${c.difference}`);
+  assert.ok(cells.some((c) => c.scenario === 'latency' && c.ratio === 'xdp-ts p99 / c-afxdp p99'));
+  assert.ok(!cells.some((c) => c.scenario === 'rfc2544' && c.key === 1518 && c.ratio.includes('ovs-afxdp')), 'a failed cell has no ratio');
+  const table = comparisonTable(cells, 0.02);
+  assert.match(table, /\| max-rate \| 64 \| xdp-ts \/ c-afxdp \| 0\.750 \| 0\.728 \| 3\.0% \*\* \|/);
+  assert.match(table, new RegExp(`${cells.length - 2} of ${cells.length} ratios agree within 2%`));
 });
 
 /** Width and height from a PNG's IHDR chunk, after checking the signature. */
