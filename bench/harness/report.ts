@@ -63,6 +63,13 @@ export function checkResults(r: unknown): string[] {
   if (typeof env !== 'object' || env === null) problems.push('environment: expected an object');
   else {
     for (const key of ['cpu', 'cpus', 'kernel', 'node', 'rig', 'generator']) if (env[key] === undefined) problems.push(`environment.${key}: missing`);
+    const rig = env.rig as Record<string, unknown> | undefined;
+    if (typeof rig === 'object' && rig !== null) {
+      for (const key of ['driver', 'xdpMode', 'ringSize', 'workers']) if (rig[key] === undefined) problems.push(`environment.rig.${key}: missing`);
+      if (typeof rig.zeroCopy !== 'boolean') problems.push('environment.rig.zeroCopy: expected true or false');
+    }
+    const gen = env.generator as Record<string, unknown> | undefined;
+    if (typeof gen === 'object' && gen !== null && typeof gen.kind !== 'string') problems.push('environment.generator.kind: expected a string (which generator ran)');
   }
   if (!Array.isArray(o.peers)) problems.push('peers: expected a list');
   else (o.peers as Record<string, unknown>[]).forEach((p, i) => {
@@ -198,6 +205,16 @@ function seriesOf(s: ScenarioResult, metric: string): Series[] {
   })).filter((x) => x.points.length > 0);
 }
 
+/** Each peer's metric divided by the C reference's at the same key (the tables' ratio columns, drawn). */
+function ratioSeries(s: ScenarioResult, metric: string): Series[] {
+  const reference = new Map(s.rows.filter((r) => r.peer === 'c-afxdp' && typeof r[metric] === 'number').map((r) => [r.key, r[metric] as number]));
+  return (['xdp-ts', 'ovs-afxdp'] as PeerName[]).map((peer) => ({
+    name: peer,
+    points: s.rows.filter((r) => r.peer === peer && typeof r[metric] === 'number' && (reference.get(r.key) ?? 0) > 0)
+      .map((r) => [r.key, (r[metric] as number) / reference.get(r.key)!] as [number, number]),
+  })).filter((x) => x.points.length > 0);
+}
+
 /** Writes the plots the results have data for; returns their paths. */
 export async function writePlots(dir: string, r: Results): Promise<string[]> {
   const files: string[] = [];
@@ -212,6 +229,8 @@ export async function writePlots(dir: string, r: Results): Promise<string[]> {
     const panels = [];
     if (max) panels.push({ title: 'Maximum forwarding rate (offered flat out)', xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps delivered', xTicks: sizes, series: seriesOf(max, 'deliveredMpps') });
     if (zero) panels.push({ title: `RFC 2544 zero-loss throughput (loss <= ${String(r.options.lossThreshold)})`, xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps offered without loss', xTicks: sizes, series: seriesOf(zero, 'zeroLossMpps') });
+    const ratios = max ? ratioSeries(max, 'deliveredMpps') : [];
+    if (max && ratios.length) panels.push({ title: 'Maximum rate relative to the C reference (1 = c-afxdp)', xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps / c-afxdp Mpps, same run', xTicks: sizes, series: ratios });
     await writePlot(file, { title: 'Forwarding rate vs frame size (1 flow, 1 forwarding core)', subtitle, panels });
     files.push(file);
   }
@@ -220,6 +239,8 @@ export async function writePlots(dir: string, r: Results): Promise<string[]> {
     const file = path.join(dir, 'rate-vs-flows.png');
     await writePlot(file, { title: 'Forwarding rate vs installed = active flows (64 B, 1 forwarding core)', subtitle, panels: [
       { title: 'Maximum forwarding rate', xLabel: 'flows (installed megaflows = generated flows), log scale', xLog: true, yLabel: 'Mpps delivered', series: seriesOf(flows, 'deliveredMpps') },
+      ...(ratioSeries(flows, 'deliveredMpps').length ? [{ title: 'Relative to the C reference (1 = c-afxdp, no lookup)', xLabel: 'flows, log scale', xLog: true,
+        yLabel: 'Mpps / c-afxdp Mpps, same run', series: ratioSeries(flows, 'deliveredMpps') }] : []),
     ] });
     files.push(file);
   }

@@ -280,7 +280,7 @@ function syntheticResults(): Results {
     schema: SCHEMA, startedAt: '2026-01-02T03:04:05.000Z', finishedAt: '2026-01-02T03:10:05.000Z', durationSeconds: 360, command: 'node dist/bench/run.js',
     options: { ...parseOptions([]) },
     environment: { cpu: 'Test CPU', cpus: 2, kernel: '6.18.0-test', node: process.version, loadAverage: '0 0 0',
-      rig: { kind: 'veth pairs', driver: 'veth', xdpMode: 'native', zeroCopy: false, generatorCpu: 0, forwarderCpus: 1 },
+      rig: { kind: 'veth pairs', driver: 'veth', xdpMode: 'native', zeroCopy: false, generatorCpu: 0, forwarderCpus: 1, ringSize: 2048, workers: [1, 2] },
       generator: { kind: 'live-frames', detail: 'simulated', pktgen: 'not available: test' } },
     peers: PEER_NAMES.map((name) => ({ name, role: 'test', available: true, reason: null })),
     scenarios, files: [],
@@ -304,6 +304,8 @@ test('results: the schema check names each problem', () => {
   assert.deepEqual(broken((r) => { delete r.startedAt; }), ['startedAt: expected a string']);
   assert.deepEqual(broken((r) => { r.durationSeconds = '360'; }), ['durationSeconds: expected a number']);
   assert.deepEqual(broken((r) => { delete r.environment.kernel; delete r.environment.node; }), ['environment.kernel: missing', 'environment.node: missing']);
+  assert.deepEqual(broken((r) => { delete r.environment.rig.ringSize; r.environment.rig.zeroCopy = 'no'; }), ['environment.rig.ringSize: missing', 'environment.rig.zeroCopy: expected true or false']);
+  assert.deepEqual(broken((r) => { delete r.environment.generator.kind; }), ['environment.generator.kind: expected a string (which generator ran)']);
   assert.deepEqual(broken((r) => { r.peers[1].name = 'vpp'; }), ['peers[1].name: unknown "vpp"']);
   assert.deepEqual(broken((r) => { r.peers[3].available = false; }), ['peers[3].reason: an unavailable peer needs a reason']);
   assert.deepEqual(broken((r) => { r.scenarios[0].status = 'done'; }), ['scenarios[0].status: expected ran, skipped or partial', 'scenarios[0].reason: a done scenario needs a reason']);
@@ -406,7 +408,8 @@ test('plots: rate vs frame size, rate vs flows, rate vs workers and the latency 
     const r = syntheticResults();
     const files = await writePlots(dir, r);
     assert.deepEqual(files.map((f) => path.basename(f)), ['rate-vs-frame-size.png', 'rate-vs-flows.png', 'rate-vs-workers.png', 'latency-cdf.png']);
-    const panels: Record<string, number> = { 'rate-vs-frame-size.png': 2, 'rate-vs-flows.png': 1, 'rate-vs-workers.png': 1, 'latency-cdf.png': 3 };
+    // Frame size: max, zero loss, max relative to C; flows: rate, relative to C; latency: a panel per load.
+    const panels: Record<string, number> = { 'rate-vs-frame-size.png': 3, 'rate-vs-flows.png': 2, 'rate-vs-workers.png': 1, 'latency-cdf.png': 3 };
     for (const file of files) {
       // Written completely (the stream is flushed before writePlots returns).
       const { width, height, bytes } = pngSize(file);
