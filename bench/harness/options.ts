@@ -27,8 +27,11 @@ results.json, results.md and PNG plots to --out. Progress on stderr, the tables 
   --loss-threshold F      largest lost fraction that counts as zero loss (default 0.001 = 0.1%)
   --resolution F          binary search stops below this fraction of its upper bound (default 0.03)
   --max-trials N          binary search rates after the flat-out one (default 5; quick 4)
-  --retries N             a rate that loses is tried N more times; it passes if any trial does (default 1)
+  --retries N             a rate that loses is tried N more times; it passes if any trial does (default 0)
   --repeats N             flat-out measurements: the best of N trials (default 2; quick 1)
+  --disturbance F         a trial in which a busy thread of the generator or forwarder waited for a CPU
+                          more than this share of the time is disturbed (default 0.05)
+  --redo N                a disturbed trial is taken again up to N times (default 2; in the first 8 min)
   --setup-rates PPS,..    flow-setup scenario: new flows offered per second (default 50000,300000)
   --meter-rates PPS,..    meters scenario: meter rates in packets/s, offered at twice (default 10000,50000)
   --generator G           auto | live-frames (auto: live frames on the rig; kernel pktgen is detected
@@ -59,6 +62,8 @@ export interface BenchOptions {
   maxTrials: number;
   retries: number;
   repeats: number;
+  disturbance: number;
+  redo: number;
   generator: 'auto' | 'live-frames' | 'pktgen';
   ovsMaxFlows: number;
   setupRates: number[];
@@ -117,8 +122,10 @@ export function parseOptions(argv: string[]): BenchOptions {
     lossThreshold: 0.001,
     resolution: 0.03,
     maxTrials: quick ? 4 : 5,
-    retries: 1,
+    retries: 0,
     repeats: quick ? 1 : 2,
+    disturbance: 0.05,
+    redo: 2,
     generator: 'auto',
     ovsMaxFlows: 100000,
     setupRates: [50000, 300000],
@@ -148,6 +155,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       case 'max-trials': o.maxTrials = integer(name, value, 1, 30); break;
       case 'retries': o.retries = integer(name, value, 0, 10); break;
       case 'repeats': o.repeats = integer(name, value, 1, 10); break;
+      case 'disturbance': o.disturbance = number(name, value, 0, 1); break;
+      case 'redo': o.redo = integer(name, value, 0, 10); break;
       case 'generator': o.generator = list(name, value, ['auto', 'live-frames', 'pktgen'] as const)[0]; break;
       case 'ovs-max-flows': o.ovsMaxFlows = integer(name, value, 1, 16_515_072); break;
       case 'setup-rates': o.setupRates = numbers(name, value, 1000, 10_000_000); break;

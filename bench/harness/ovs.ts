@@ -208,6 +208,11 @@ export class OvsInstance {
     return rules.length;
   }
 
+  /** ovs-vswitchd (its PMD threads forward). */
+  pids(): number[] {
+    return this.vswitchd.pid ? [this.vswitchd.pid] : [];
+  }
+
   /** Actions scenario: the rules replaced, the datapath's flows of the old ones deleted. */
   async setActions(spec: ActionSpec): Promise<void> {
     await this.installRules({ flows: 1, masks: 1, workers: 1, cpus: [], actions: spec });

@@ -66,6 +66,8 @@ export interface RunningPeer {
   details: Record<string, unknown>;
   /** Stops it and everything it started; resolves with anything the peer noticed going wrong. */
   stop(): Promise<{ warnings: string[] }>;
+  /** Processes whose threads forward (watched for CPU waits during trials). */
+  pids?(): number[];
   /** Actions scenario: replace the flow's actions in place (no restart), its old flows gone. */
   setActions?(spec: ActionSpec): Promise<void>;
   /** Flow-setup scenario: datapath flows the slow path has installed so far (cumulative if known). */
@@ -136,6 +138,7 @@ const kernelRedirect: Peer = {
     await waitReady(child, 'kernel-redirect');
     return {
       details: { xdpMode: 'native', program: 'bench/bpf/bench_redirect.c (DEVMAP)', lookup: 'none' },
+      pids: () => (child.pid ? [child.pid] : []),
       async stop() {
         await stopChild(child);
         return { warnings: [] };
@@ -156,6 +159,7 @@ const cForwarder: Peer = {
     await waitReady(child, 'c-afxdp');
     return {
       details: { xdpMode: 'native', zeroCopy: false, bind: 'copy (veth)', ringSize: 2048, batch: 64, lookup: 'none (every frame d0 -> d1)' },
+      pids: () => (child.pid ? [child.pid] : []),
       async stop() {
         await stopChild(child);
         return { warnings: [] };
@@ -236,6 +240,7 @@ const xdpTs: Peer = {
         masks: many ? setup.masks : 1, installSeconds: +installSeconds.toFixed(2),
         ...(setup.perFlowSetup ? { slowPath: 'module: ipv4_src + tp_src per megaflow, 1 handler' } : {}),
       },
+      pids: () => (running.child.pid ? [running.child.pid] : []),
       async setActions(spec) {
         const flushed = await client.request({ op: 'flow.flush' });
         if (flushed.error) throw new Error(`flow.flush: ${flushed.error.message}`);
@@ -269,6 +274,7 @@ const ovsAfxdp: Peer = {
     return {
       details: ovs.details,
       stop: () => ovs.stop(),
+      pids: () => ovs.pids(),
       setActions: (spec) => ovs.setActions(spec),
       flowsInstalled: async () => ovs.flowsInstalled(),
     };

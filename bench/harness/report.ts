@@ -124,6 +124,12 @@ function problemNotes(rows: Row[], unit: string): string[] {
   return out;
 }
 
+/** The note that explains ~ marks, when a table has any. */
+function disturbedNote(rows: Row[]): string[] {
+  if (!rows.some((r) => r.disturbed)) return [];
+  return ['', '- ~ disturbed: while it was measured a busy thread of the generator or the forwarder waited for a CPU longer than --disturbance of the time (another process ran there), also after the --redo tries: a low value there may be the machine\'s, not the forwarder\'s.'];
+}
+
 /** The ratio columns every table carries: subject and OVS against the C reference, subject against OVS. */
 export const RATIOS: [PeerName, PeerName][] = [['xdp-ts', 'c-afxdp'], ['xdp-ts', 'ovs-afxdp'], ['ovs-afxdp', 'c-afxdp']];
 
@@ -141,12 +147,13 @@ export function scenarioTable(s: ScenarioResult): string {
       if (row.skipped) return 'skipped';
       if (row.error) return 'error';
       const v = row[s.metric];
-      return typeof v === 'number' ? v.toFixed(3) : '';
+      return typeof v === 'number' ? `${v.toFixed(3)}${row.disturbed ? ' ~' : ''}` : '';
     });
     const label = s.rows.find((r) => r.key === key && typeof r.class === 'string')?.class as string | undefined;
     lines.push(`| ${label ? `${key}: ${label}` : key} | ${values.join(' | ')} | ${RATIOS.map(([a, b]) => ratio(cell(s.rows, key, a, s.metric), cell(s.rows, key, b, s.metric))).join(' | ')} |`);
   }
   lines.push(...problemNotes(s.rows, ''));
+  lines.push(...disturbedNote(s.rows));
   for (const note of s.notes) lines.push('', `- ${note}`);
   return `${lines.join('\n')}\n`;
 }
@@ -167,10 +174,11 @@ export function latencyTable(s: ScenarioResult): string {
         continue;
       }
       const n = (m: string) => (typeof row[m] === 'number' ? (row[m] as number).toFixed(1) : 'n/a');
-      lines.push(`| ${key} | ${peer} | ${(row.offeredMpps as number).toFixed(3)} | ${((row.loss as number) * 100).toFixed(2)}% | ${n('p50Us')} | ${n('p99Us')} | ${n('p999Us')} | ${n('maxUs')} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'c-afxdp', 'p99Us'))} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'ovs-afxdp', 'p99Us'))} |`);
+      lines.push(`| ${key} | ${peer}${row.disturbed ? ' ~' : ''} | ${(row.offeredMpps as number).toFixed(3)} | ${((row.loss as number) * 100).toFixed(2)}% | ${n('p50Us')} | ${n('p99Us')} | ${n('p999Us')} | ${n('maxUs')} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'c-afxdp', 'p99Us'))} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'ovs-afxdp', 'p99Us'))} |`);
     }
   }
   lines.push(...problemNotes(s.rows, '%'));
+  lines.push(...disturbedNote(s.rows));
   for (const note of s.notes) lines.push('', `- ${note}`);
   return `${lines.join('\n')}\n`;
 }

@@ -18,6 +18,7 @@ import { flowTuple, megaflows, openflowRules, MAX_FLOWS } from '../../bench/harn
 import { parsePktgenResult, pktgenAvailable, pktgenCommands, type PktgenParams } from '../../bench/pktgen';
 import { checkTrial } from '../../bench/traffic';
 import { compareRuns, comparisonTable } from '../../bench/compare';
+import { disturbance, parseSchedstat, schedSnapshot } from '../../bench/harness/interference';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -391,6 +392,43 @@ test('compare: two runs ratio by ratio, with the relative difference and how man
   const table = comparisonTable(cells, 0.02);
   assert.match(table, /\| max-rate \| 64 \| xdp-ts \/ c-afxdp \| 0\.750 \| 0\.728 \| 3\.0% \*\* \|/);
   assert.match(table, new RegExp(`${cells.length - 2} of ${cells.length} ratios agree within 2%`));
+});
+
+test('tables: a disturbed cell is marked and explained', () => {
+  const r = syntheticResults();
+  const row = r.scenarios[0].rows.find((x) => x.key === 512 && x.peer === 'xdp-ts')!;
+  row.disturbed = true;
+  const table = scenarioTable(r.scenarios[0]);
+  assert.match(table, /\| 512 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ ~ \| [0-9.]+ \| 0\.750 \|/);
+  assert.match(table, /- ~ disturbed: while it was measured a busy thread/);
+  assert.doesNotMatch(scenarioTable(syntheticResults().scenarios[0]), /~/);
+});
+
+test('interference: CPU waits of busy threads from schedstat', () => {
+  assert.deepEqual(parseSchedstat('123456 7890 42\n'), { run: 123456, wait: 7890 });
+  assert.equal(parseSchedstat('garbage'), null);
+  const wall = 1e9;
+  const before = new Map([['1/1', { run: 0, wait: 0 }], ['1/2', { run: 0, wait: 0 }], ['2/2', { run: 5, wait: 5 }]]);
+  const after = new Map([
+    ['1/1', { run: 0.7e9, wait: 0.3e9 }], // a polling forwarder that lost 30% to someone else
+    ['1/2', { run: 0.01e9, wait: 0.2e9 }], // a thread that wakes now and then: not busy, not counted
+    ['2/2', { run: 0.98e9 + 5, wait: 0.02e9 + 5 }], // the generator, nearly undisturbed
+    ['3/3', { run: 1e9, wait: 1e9 }], // started during the trial: no before, not counted
+  ]);
+  const d = disturbance(before, after, wall);
+  assert.equal(d.thread, '1/1');
+  assert.ok(Math.abs(d.waitShare - 0.3) < 1e-9);
+  assert.equal(d.busyThreads, 2);
+  assert.deepEqual(disturbance(before, before, wall), { waitShare: 0, thread: null, busyThreads: 0 });
+  assert.equal(disturbance(before, after, 0).waitShare, 0);
+  // This process's threads, read from /proc (no privileges needed); a pid that is gone is skipped.
+  const own = schedSnapshot([process.pid, 0x7ffffff0]);
+  assert.ok(own.size >= 1 && [...own.keys()].every((k) => k.startsWith(`${process.pid}/`)));
+  const busyUntil = performance.now() + 60;
+  while (performance.now() < busyUntil) { /* spin: this thread is busy for the whole window */ }
+  const later = schedSnapshot([process.pid]);
+  const main = `${process.pid}/${process.pid}`;
+  assert.ok(later.get(main)!.run > own.get(main)!.run);
 });
 
 /** Width and height from a PNG's IHDR chunk, after checking the signature. */
