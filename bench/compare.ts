@@ -60,7 +60,9 @@ export function compareRuns(a: Results, b: Results): RatioCell[] {
     for (const [id, ra] of scenarioRatios(sa)) {
       const other = rb.get(id);
       if (!other) continue;
-      cells.push({ scenario: sa.name, key: ra.key, ratio: ra.ratio, a: ra.value, b: other.value, difference: Math.abs(other.value - ra.value) / ra.value });
+      // A ratio of 0 (a peer forwarded nothing) differs infinitely from any other value.
+      const difference = ra.value === other.value ? 0 : ra.value === 0 ? Infinity : Math.abs(other.value - ra.value) / ra.value;
+      cells.push({ scenario: sa.name, key: ra.key, ratio: ra.ratio, a: ra.value, b: other.value, difference });
     }
   }
   return cells;

@@ -389,6 +389,10 @@ test('compare: two runs ratio by ratio, with the relative difference and how man
   for (const c of others) assert.ok(c.difference < 1e-9, `${c.scenario} ${c.key} ${c.ratio}: ${c.difference}`);
   assert.ok(cells.some((c) => c.scenario === 'latency' && c.ratio === 'xdp-ts p99 / c-afxdp p99'));
   assert.ok(!cells.some((c) => c.scenario === 'rfc2544' && c.key === 1518 && c.ratio.includes('ovs-afxdp')), 'a failed cell has no ratio');
+  const zero = compareRuns({ ...a, scenarios: [a.scenarios[5]] }, { ...b, scenarios: [{ ...b.scenarios[5], rows: b.scenarios[5].rows.map((r) => (r.peer === 'xdp-ts' ? { ...r, setupsKps: 0 } : r)) }] });
+  assert.deepEqual(zero.map((c) => [c.ratio, c.difference]), [['xdp-ts / ovs-afxdp', 1]]);
+  const both = compareRuns({ ...a, scenarios: [{ ...a.scenarios[5], rows: a.scenarios[5].rows.map((r) => (r.peer === 'xdp-ts' ? { ...r, setupsKps: 0 } : r)) }] }, { ...b, scenarios: [b.scenarios[5]] });
+  assert.equal(both[0].difference, Infinity);
   const table = comparisonTable(cells, 0.02);
   assert.match(table, /\| max-rate \| 64 \| xdp-ts \/ c-afxdp \| 0\.750 \| 0\.728 \| 3\.0% \*\* \|/);
   assert.match(table, new RegExp(`${cells.length - 2} of ${cells.length} ratios agree within 2%`));
