@@ -31,7 +31,7 @@ results.json, results.md and PNG plots to --out. Progress on stderr, the tables 
   --repeats N             flat-out measurements: the best of N trials (default 2; quick 1)
   --disturbance F         a trial in which a busy thread of the generator or forwarder waited for a CPU
                           more than this share of the time is disturbed (default 0.05)
-  --redo N                a disturbed trial is taken again up to N times (default 2; in the first 8 min)
+  --redo N                a disturbed trial is taken again up to N times (default 2; 90 s per run at most)
   --setup-rates PPS,..    flow-setup scenario: new flows offered per second (default 50000,300000)
   --meter-rates PPS,..    meters scenario: meter rates in packets/s, offered at twice (default 10000,50000)
   --generator G           auto | live-frames (auto: live frames on the rig; kernel pktgen is detected
