@@ -1,13 +1,15 @@
 /**
  * Compares the ratios of two benchmark runs (the bar: repeated runs agree within 5% on ratios):
  *
- *   node dist/bench/compare.js RUN_A/results.json RUN_B/results.json [--tolerance 0.05] [--markdown]
+ *   node dist/bench/compare.js RUN_A/results.json RUN_B/results.json [--tolerance 0.05]
+ *   node dist/bench/compare.js RUN_A/results.json RUN_B/results.json RUN_C/results.json ...
  *
  * For every table cell that has a ratio in both runs (xdp-ts / c-afxdp, xdp-ts / ovs-afxdp,
  * ovs-afxdp / c-afxdp of each scenario's metric at each key; latency: p99 / c-afxdp and / ovs-afxdp),
  * prints both ratios and their relative difference |b - a| / a, flags those beyond the tolerance, and
- * ends with how many agree. Exit 0 whatever the agreement (it reports, it does not judge); 2 on bad
- * usage.
+ * ends with how many agree. With three runs or more it prints each ratio's median and range over the
+ * runs instead (on a busy machine, the median of several runs is the number to quote). Exit 0
+ * whatever the agreement (it reports, it does not judge); 2 on bad usage.
  */
 import * as fs from 'node:fs';
 import { PEER_NAMES, type PeerName } from './harness/peers';
@@ -84,17 +86,60 @@ export function comparisonTable(cells: RatioCell[], tolerance: number): string {
   return `${lines.join('\n')}\n`;
 }
 
+export interface PooledRatio {
+  scenario: string;
+  key: number;
+  label: string | null;
+  ratio: string;
+  values: number[];
+  median: number;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Each ratio of the first run's tables with its values in every run that has it, and their median. */
+export function poolRuns(runs: Results[]): PooledRatio[] {
+  const out: PooledRatio[] = [];
+  if (runs.length === 0) return out;
+  for (const s of runs[0].scenarios) {
+    const maps = runs.map((r) => {
+      const same = r.scenarios.find((x) => x.name === s.name);
+      return same ? scenarioRatios(same) : new Map<string, { key: number; ratio: string; value: number }>();
+    });
+    const ids = [...new Set(maps.flatMap((m) => [...m.keys()]))];
+    for (const id of ids) {
+      const values = maps.map((m) => m.get(id)?.value).filter((v): v is number => v !== undefined);
+      const first = maps.map((m) => m.get(id)).find((v) => v !== undefined)!;
+      const label = s.rows.find((r) => r.key === first.key && typeof r.class === 'string')?.class as string | undefined;
+      out.push({ scenario: s.name, key: first.key, label: label ?? null, ratio: first.ratio, values, median: median(values) });
+    }
+  }
+  return out.sort((a, b) => (a.scenario === b.scenario ? a.key - b.key || a.ratio.localeCompare(b.ratio) : 0));
+}
+
+export function pooledTable(pooled: PooledRatio[], runs: number): string {
+  const lines = [`Ratios over ${runs} runs: median (smallest - largest, runs that have it).`, '', '| scenario | key | ratio | median | range | runs |', '| --- | ---: | --- | ---: | ---: | ---: |'];
+  for (const p of pooled) {
+    lines.push(`| ${p.scenario} | ${p.label ? `${p.key}: ${p.label}` : p.key} | ${p.ratio} | ${p.median.toFixed(3)} | ${Math.min(...p.values).toFixed(3)} - ${Math.max(...p.values).toFixed(3)} | ${p.values.length} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 function main(): void {
   const args = process.argv.slice(2);
   const files = args.filter((x, i) => !x.startsWith('--') && args[i - 1] !== '--tolerance');
   const t = args.indexOf('--tolerance');
   const tolerance = t >= 0 ? Number(args[t + 1]) : 0.05;
-  if (files.length !== 2 || !(tolerance > 0 && tolerance < 1)) {
-    process.stderr.write('usage: node dist/bench/compare.js RUN_A/results.json RUN_B/results.json [--tolerance 0.05]\n');
+  if (files.length < 2 || !(tolerance > 0 && tolerance < 1)) {
+    process.stderr.write('usage: node dist/bench/compare.js RUN_A/results.json RUN_B/results.json [MORE/results.json ...] [--tolerance 0.05]\n');
     process.exit(2);
   }
-  const [a, b] = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Results);
-  process.stdout.write(comparisonTable(compareRuns(a, b), tolerance));
+  const runs = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Results);
+  if (runs.length === 2) process.stdout.write(comparisonTable(compareRuns(runs[0], runs[1]), tolerance));
+  else process.stdout.write(pooledTable(poolRuns(runs), runs.length));
 }
 
 if (require.main === module) main();

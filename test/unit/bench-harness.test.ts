@@ -17,7 +17,7 @@ import { peerOrder, ACTION_CLASSES } from '../../bench/harness/scenarios';
 import { flowTuple, megaflows, openflowRules, MAX_FLOWS } from '../../bench/harness/flowspace';
 import { parsePktgenResult, pktgenAvailable, pktgenCommands, type PktgenParams } from '../../bench/pktgen';
 import { checkTrial } from '../../bench/traffic';
-import { compareRuns, comparisonTable } from '../../bench/compare';
+import { compareRuns, comparisonTable, poolRuns, pooledTable } from '../../bench/compare';
 import { disturbance, parseSchedstat, schedSnapshot } from '../../bench/harness/interference';
 
 // ---------------------------------------------------------------------------------------------
@@ -433,6 +433,21 @@ test('interference: CPU waits of busy threads from schedstat', () => {
   const later = schedSnapshot([process.pid]);
   const main = `${process.pid}/${process.pid}`;
   assert.ok(later.get(main)!.run > own.get(main)!.run);
+});
+
+test('compare: medians of each ratio over several runs', () => {
+  const runs = [1, 0.9, 1.3].map((f) => {
+    const r = JSON.parse(JSON.stringify(syntheticResults())) as Results;
+    const row = r.scenarios[0].rows.find((x) => x.key === 64 && x.peer === 'xdp-ts')!;
+    row.deliveredMpps = (row.deliveredMpps as number) * f;
+    return r;
+  });
+  const pooled = poolRuns(runs);
+  const x64 = pooled.find((p) => p.scenario === 'max-rate' && p.key === 64 && p.ratio === 'xdp-ts / c-afxdp')!;
+  assert.equal(x64.values.length, 3);
+  assert.ok(Math.abs(x64.median - 0.75) < 1e-9, `${x64.median}`);
+  assert.match(pooledTable(pooled, 3), /\| max-rate \| 64 \| xdp-ts \/ c-afxdp \| 0\.750 \| 0\.675 - 0\.975 \| 3 \|/);
+  assert.ok(pooled.some((p) => p.scenario === 'actions' && p.label === 'push_vlan'));
 });
 
 /** Width and height from a PNG's IHDR chunk, after checking the signature. */
