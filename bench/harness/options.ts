@@ -13,7 +13,7 @@ export const USAGE = `usage: node dist/bench/run.js [options]      (npm run benc
 Builds the veth rig, runs the scenarios against every peer found here, destroys the rig, and writes
 results.json, results.md and PNG plots to --out. Progress on stderr, the tables on stdout.
 
-  --quick                 shorter trials, 3 frame sizes, 3 flow counts (about 4 minutes)
+  --quick                 shorter trials, 3 frame sizes, 3 flow counts (about 2.5 minutes)
   --scenarios a,b,...     ${SCENARIO_NAMES.join(', ')} (default: all)
   --peers a,b,...         ${PEER_NAMES.join(', ')} (default: all; each still detected)
   --out DIR               results directory (default bench/results/run-<time>)
