@@ -2,7 +2,7 @@
  * The benchmark, one command (root needed; builds a veth rig in two namespaces):
  *
  *   node dist/bench/run.js [--quick] [--scenarios a,b,...] [--peers a,b,...] [--out DIR] ...
- *   npm run bench -- --quick
+ *   npm run bench -- --quick            (--help: every option)
  *
  * Runs the scenarios (harness/scenarios.ts) against each available peer (harness/peers.ts) and
  * writes to DIR (default bench/results/run-<time>): results.json (everything, with the environment),
@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Rig } from '../src/rig/rig';
-import { OptionError, parseOptions, type BenchOptions } from './harness/options';
+import { HelpRequested, OptionError, parseOptions, type BenchOptions } from './harness/options';
 import { PEERS, type PeerName } from './harness/peers';
 import { checkResults, markdown, SCHEMA, writePlots, type Results } from './harness/report';
 import { FORWARDER_CPU, GENERATOR_BURST, GENERATOR_CPU, runScenarios, type Context } from './harness/scenarios';
@@ -54,7 +54,8 @@ function environment(o: BenchOptions, generator: ReturnType<typeof chooseGenerat
     hostname: os.hostname(), loadAverage: os.loadavg().map((x) => +x.toFixed(2)).join(' '), memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
     commit: git(['rev-parse', '--short', 'HEAD']), dirty: (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
     rig: { kind: 'veth pairs between two namespaces (gen g0<->dut d0, dut d1<->gen g1)', driver: 'veth', xdpMode: 'native (veth driver XDP)', zeroCopy: false,
-      afxdpMode: 'copy (veth has no zero-copy)', generatorCpu: GENERATOR_CPU, forwarderCpus: FORWARDER_CPU, mtu: 1500 },
+      afxdpMode: 'copy (veth has no zero-copy)', generatorCpu: GENERATOR_CPU, forwarderCpus: FORWARDER_CPU, mtu: 1500,
+      ringSize: 2048, workers: o.workers, note: 'per-peer rings, workers and modes as each ran: environment.peers' },
     generator: { ...generator, burst: GENERATOR_BURST, frameSizes: o.sizes, flowCounts: o.flowCounts },
     sink: 'XDP on gen:g1: counts, checks sequence per generator, log-linear latency histogram (16 buckets per power of two)',
     ovs: ovsVersion(), plotFont: plotFont(),
@@ -118,6 +119,10 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((error) => {
+    if (error instanceof HelpRequested) {
+      process.stdout.write(error.message);
+      process.exit(0);
+    }
     console.error(`bench: ${(error as Error).message}`);
     process.exit(error instanceof OptionError ? 2 : 1);
   });

@@ -4,6 +4,7 @@
  *   node dist/bench/traffic.js --tx g0 --sink g1 [--size 64] [--flows 1] [--seconds 5] [--warmup 1]
  *                              [--rate PPS] [--burst 256] [--interval 1] [--cpu N] [--id N]
  *   node dist/bench/traffic.js --serve --tx g0 --sink g1|none [--cpu N] [--id N] [--burst 256]
+ *   node dist/bench/traffic.js --listen IFACE [--seconds 10] [--interval 1] [--xdp-mode native|generic]
  *   --cpus A,B: move between CPUs, one live run each, to spread the traffic over rx queues.
  *   --continuous: no pause between the warm-up and the window (for rate limiters: see TrialRequest).
  *
@@ -16,6 +17,10 @@
  * A trial runs the warm-up, lets the rings drain, then runs the measured window and lets it drain
  * again, so everything sent in the window has arrived or is lost when the counters are read: loss is
  * offered - delivered of the same frames, not blurred by frames in flight.
+ *
+ * --listen runs the sink alone on IFACE (a NIC of the sending host when another generator, e.g.
+ * kernel pktgen, sends; bench/README.md): a JSON line per interval with the frames/s received, then a
+ * `sink` summary (stamped frames, gaps and latency only for frames of this generator's format).
  *
  * One-shot mode prints a JSON line per interval and a final `summary`. --serve prints `{"type":"ready"}`,
  * then reads one JSON trial a line on stdin ({size, flows, rate, seconds, warmup}) and answers each with
@@ -251,9 +256,51 @@ async function serve(generator: Generator): Promise<void> {
   }
 }
 
+/** The sink alone on `iface` for `seconds`: frames received per interval, then totals. */
+function listen(iface: string, seconds: number, interval: number, mode: 'native' | 'generic'): void {
+  const addon = native();
+  const sink = addon.bpfObjectLoad(path.join(BPF_DIR, 'bench_sink.o'));
+  const counters = addon.bpfMapFd(sink, 'sink_counters');
+  const latency = addon.bpfMapFd(sink, 'sink_latency');
+  const link = addon.xdpAttach(addon.bpfProgramFd(sink, 'bench_sink'), iface, mode);
+  let stop = false;
+  process.once('SIGINT', () => (stop = true));
+  process.once('SIGTERM', () => (stop = true));
+  try {
+    const first = addon.percpuCounters(counters, SINK.count);
+    const firstLatency = addon.percpuCounters(latency, LATENCY_BUCKETS);
+    const start = performance.now();
+    let last = { t: start, packets: first[SINK.packets], bytes: first[SINK.bytes] };
+    while (!stop && performance.now() - start < seconds * 1000) {
+      sleep(Math.min(interval * 1000, Math.max(1, start + seconds * 1000 - performance.now())));
+      const now = performance.now();
+      const c = addon.percpuCounters(counters, SINK.count);
+      const dt = (now - last.t) / 1000;
+      console.log(JSON.stringify({ type: 'interval', t: +((now - start) / 1000).toFixed(3), receivedPps: Math.round((c[SINK.packets] - last.packets) / dt),
+        receivedMbps: +(((c[SINK.bytes] - last.bytes) * 8) / dt / 1e6).toFixed(1) }));
+      last = { t: now, packets: c[SINK.packets], bytes: c[SINK.bytes] };
+    }
+    const end = addon.percpuCounters(counters, SINK.count).map((v, i) => v - first[i]);
+    const elapsed = (performance.now() - start) / 1000;
+    console.log(JSON.stringify({ type: 'sink', interface: iface, seconds: +elapsed.toFixed(3), packets: end[SINK.packets], bytes: end[SINK.bytes],
+      receivedPps: Math.round(end[SINK.packets] / elapsed), stamped: end[SINK.stamped], inOrder: end[SINK.inOrder], gaps: end[SINK.gaps], late: end[SINK.late],
+      latency: sparseHistogram(histogramDelta(addon.percpuCounters(latency, LATENCY_BUCKETS), firstLatency)) }));
+  } finally {
+    addon.closeFd(link.linkFd);
+    addon.bpfObjectClose(sink);
+  }
+}
+
 async function main(): Promise<void> {
   const argv = process.argv;
   const addon = native();
+  const listenOn = argValue('listen', '');
+  if (listenOn !== '') {
+    const mode = argValue('xdp-mode', 'native');
+    if (mode !== 'native' && mode !== 'generic') throw new Error(`--xdp-mode: expected native or generic, got "${mode}"`);
+    listen(listenOn, Number(argValue('seconds', '10')), Number(argValue('interval', '1')), mode);
+    return;
+  }
   const cpu = argValue('cpu', '');
   if (cpu !== '') addon.pinThread(Number(cpu));
   const sinkName = argValue('sink', 'g1');

@@ -76,6 +76,16 @@ export class GeneratorSession {
     return line as unknown as TrialSummary;
   }
 
+  /** The generator process (its threads' CPU waits are watched during trials). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Still running (a shared generator is restarted if not). */
+  alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   async close(): Promise<void> {
     if (this.child.exitCode === null) {
       this.child.stdin!.end();

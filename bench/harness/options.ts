@@ -1,28 +1,49 @@
 /**
  * Options of `node dist/bench/run.js` (npm run bench). Every option is checked; a bad one is refused
- * with its name and what was expected.
- *
- *   --quick                 shorter trials, fewer sizes/flow counts (a few minutes)
- *   --scenarios a,b,...     from SCENARIO_NAMES (default: all)
- *   --peers a,b,...         from PEER_NAMES (default: all; each still detected)
- *   --out DIR               results directory (default bench/results/run-<time>)
- *   --sizes 64,128,...      frame sizes with FCS (64..1518)
- *   --flow-counts 1,1000,.. installed = active flows for the flows scenario
- *   --masks N               megaflow masks the installed flows spread over (xdp-ts only)
- *   --workers 1,2           worker counts for the workers scenario
- *   --loads 10,50,90        latency scenario: percent of the zero-loss rate
- *   --seconds S --warmup S  measured window and warm-up of each trial
- *   --loss-threshold F      largest lost fraction that counts as zero loss (default 0.001 = 0.1%)
- *   --resolution F          binary search stops below this fraction of the upper bound (0.03)
- *   --max-trials N          binary search trials after the first (quick 4, full 6)
- *   --generator G           auto | live-frames | pktgen (default auto: pktgen if the host has it)
- *   --ovs-max-flows N       largest flow count given to OVS (its OpenFlow install is slow; 100000)
+ * with its name and what was expected (exit 2); `--help` prints USAGE.
  */
 import { PEER_NAMES, type PeerName } from './peers';
 
 export const SCENARIO_NAMES = ['max-rate', 'rfc2544', 'flows', 'workers', 'latency', 'flow-setup', 'meters', 'actions'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 export const ALL_SIZES = [64, 128, 256, 512, 1024, 1518];
+
+export const USAGE = `usage: node dist/bench/run.js [options]      (npm run bench -- [options]; root, 2+ CPUs)
+
+Builds the veth rig, runs the scenarios against every peer found here, destroys the rig, and writes
+results.json, results.md and PNG plots to --out. Progress on stderr, the tables on stdout.
+
+  --quick                 shorter trials, 3 frame sizes, 3 flow counts (about 2.5 minutes)
+  --scenarios a,b,...     ${SCENARIO_NAMES.join(', ')} (default: all)
+  --peers a,b,...         ${PEER_NAMES.join(', ')} (default: all; each still detected)
+  --out DIR               results directory (default bench/results/run-<time>)
+  --sizes 64,128,...      frame sizes with FCS, 64..1518 (default 64,128,256,512,1024,1518)
+  --flow-counts 1,1000,.. installed = active flows, flows scenario (default 1,1000,10000,100000,1000000)
+  --masks N               megaflow masks the installed flows spread over (xdp-ts only; default 1)
+  --workers 1,2           worker (= rx queue) counts, workers scenario (default 1,2)
+  --loads 10,50,90        latency scenario: percent of each peer's zero-loss rate
+  --seconds S             measured window of a trial (default 0.5; quick 0.3)
+  --warmup S              traffic before each window, unmeasured (default 0.2; quick 0.1)
+  --loss-threshold F      largest lost fraction that counts as zero loss (default 0.001 = 0.1%)
+  --resolution F          binary search stops below this fraction of its upper bound (default 0.03)
+  --max-trials N          binary search rates after the flat-out one (default 5; quick 4)
+  --retries N             a rate that loses is tried N more times; it passes if any trial does (default 0)
+  --repeats N             flat-out measurements: the best of N trials (default 2; quick 1)
+  --disturbance F         a trial in which a busy thread of the generator or forwarder waited for a CPU
+                          more than this share of the time is disturbed (default 0.05)
+  --redo N                a disturbed trial is taken again up to N times (default 2; 90 s per run at most)
+  --setup-rates PPS,..    flow-setup scenario: new flows offered per second (default 50000,300000)
+  --meter-rates PPS,..    meters scenario: meter rates in packets/s, offered at twice (default 10000,50000)
+  --generator G           auto | live-frames (auto: live frames on the rig; kernel pktgen is detected
+                          and reported; between two hosts use bench/pktgen.js, see bench/README.md)
+  --ovs-max-flows N       largest flow count given to OVS as OpenFlow rules (default 100000)
+  --help                  this text
+`;
+
+/** Thrown for --help: not an error, the caller prints USAGE and exits 0. */
+export class HelpRequested extends Error {
+  override name = 'HelpRequested';
+}
 
 export interface BenchOptions {
   quick: boolean;
@@ -39,8 +60,14 @@ export interface BenchOptions {
   lossThreshold: number;
   resolution: number;
   maxTrials: number;
+  retries: number;
+  repeats: number;
+  disturbance: number;
+  redo: number;
   generator: 'auto' | 'live-frames' | 'pktgen';
   ovsMaxFlows: number;
+  setupRates: number[];
+  meterRates: number[];
 }
 
 export class OptionError extends Error {
@@ -65,6 +92,12 @@ function numbers(option: string, value: string, min: number, max: number): numbe
   return out;
 }
 
+function integer(option: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new OptionError(`--${option}: expected an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
 function number(option: string, value: string, min: number, max: number): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new OptionError(`--${option}: expected a number from ${min} to ${max}, got "${value}"`);
@@ -72,6 +105,7 @@ function number(option: string, value: string, min: number, max: number): number
 }
 
 export function parseOptions(argv: string[]): BenchOptions {
+  if (argv.includes('--help') || argv.includes('-h')) throw new HelpRequested(USAGE);
   const quick = argv.includes('--quick');
   const o: BenchOptions = {
     quick,
@@ -83,13 +117,19 @@ export function parseOptions(argv: string[]): BenchOptions {
     masks: 1,
     workers: [1, 2],
     loads: [10, 50, 90],
-    seconds: quick ? 0.5 : 1,
-    warmup: quick ? 0.2 : 0.3,
+    seconds: quick ? 0.3 : 0.5,
+    warmup: quick ? 0.1 : 0.2,
     lossThreshold: 0.001,
     resolution: 0.03,
-    maxTrials: quick ? 4 : 6,
+    maxTrials: quick ? 4 : 5,
+    retries: 0,
+    repeats: quick ? 1 : 2,
+    disturbance: 0.05,
+    redo: 2,
     generator: 'auto',
     ovsMaxFlows: 100000,
+    setupRates: [50000, 300000],
+    meterRates: [10000, 50000],
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -105,16 +145,22 @@ export function parseOptions(argv: string[]): BenchOptions {
       case 'out': o.out = value; break;
       case 'sizes': o.sizes = numbers(name, value, 64, 1518); break;
       case 'flow-counts': o.flowCounts = numbers(name, value, 1, 16_515_072); break;
-      case 'masks': o.masks = numbers(name, value, 1, 64)[0]; break;
+      case 'masks': o.masks = integer(name, value, 1, 64); break;
       case 'workers': o.workers = numbers(name, value, 1, 64); break;
       case 'loads': o.loads = numbers(name, value, 1, 100); break;
       case 'seconds': o.seconds = number(name, value, 0.1, 600); break;
       case 'warmup': o.warmup = number(name, value, 0, 60); break;
       case 'loss-threshold': o.lossThreshold = number(name, value, 0, 0.5); break;
       case 'resolution': o.resolution = number(name, value, 0.001, 0.5); break;
-      case 'max-trials': o.maxTrials = numbers(name, value, 1, 30)[0]; break;
+      case 'max-trials': o.maxTrials = integer(name, value, 1, 30); break;
+      case 'retries': o.retries = integer(name, value, 0, 10); break;
+      case 'repeats': o.repeats = integer(name, value, 1, 10); break;
+      case 'disturbance': o.disturbance = number(name, value, 0, 1); break;
+      case 'redo': o.redo = integer(name, value, 0, 10); break;
       case 'generator': o.generator = list(name, value, ['auto', 'live-frames', 'pktgen'] as const)[0]; break;
-      case 'ovs-max-flows': o.ovsMaxFlows = numbers(name, value, 1, 16_515_072)[0]; break;
+      case 'ovs-max-flows': o.ovsMaxFlows = integer(name, value, 1, 16_515_072); break;
+      case 'setup-rates': o.setupRates = numbers(name, value, 1000, 10_000_000); break;
+      case 'meter-rates': o.meterRates = numbers(name, value, 100, 10_000_000); break;
       default: throw new OptionError(`unknown option --${name}`);
     }
   }

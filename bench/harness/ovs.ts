@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import type { Rig } from '../../src/rig/rig';
 import { openflowRules } from './flowspace';
-import type { PeerSetup } from './peers';
+import type { ActionSpec, PeerSetup } from './peers';
 
 const SCHEMA_PATHS = ['/usr/share/openvswitch/vswitch.ovsschema', '/usr/local/share/openvswitch/vswitch.ovsschema'];
 const BINARIES = ['ovsdb-server', 'ovsdb-tool', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-ofctl', 'ovs-appctl'];
@@ -73,6 +73,8 @@ export class OvsInstance {
   }
 
   private static run(env: NodeJS.ProcessEnv, command: string, args: string[], timeout = 60000): string {
+    // ovs-vswitchd is started with --unixctl=<run>/ovs-vswitchd.ctl: ovs-appctl must be told where.
+    if (command === 'ovs-appctl' && args[0] !== '-t') args = ['-t', path.join(env.OVS_RUNDIR ?? '', 'ovs-vswitchd.ctl'), ...args];
     try {
       return execFileSync(command, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout, maxBuffer: 64 << 20 });
     } catch (error) {
@@ -144,16 +146,18 @@ export class OvsInstance {
         throw new Error(`OVS could not open ${port} as afxdp (${OVS_XDP_MODE}): ${error} ${log('ovs-vswitchd.log')}`);
       }
     }
-    const rules = openflowRules(setup.flows);
-    const file = path.join(this.dir, 'flows.txt');
-    fs.writeFileSync(file, `${rules.join('\n')}\n`);
     const started = performance.now();
-    run('ovs-ofctl', ['del-flows', 'br0']);
-    run('ovs-ofctl', ['add-flows', 'br0', file], 600000);
+    this.runCtl = run;
+    const rules = await this.installRules(setup);
     const installSeconds = (performance.now() - started) / 1000;
+    if (setup.perFlowSetup) {
+      // One in_port rule: with megaflows its datapath flow would wildcard the sources and only the first
+      // frame would be an upcall; exact-match datapath flows make every new flow one, as in xdp-ts.
+      run('ovs-appctl', ['upcall/disable-megaflows']);
+    }
     // Megaflows are made by upcalls: the default limit (200000) and idle time would throttle and expire
     // them during large-flow runs, which is OVS's real behaviour; raise the limit to the flow count.
-    vsctl(['set', 'Open_vSwitch', '.', `other_config:flow-limit=${Math.max(200000, setup.flows)}`]);
+    vsctl(['set', 'Open_vSwitch', '.', `other_config:flow-limit=${Math.max(200000, setup.flows, setup.perFlowSetup ? 2_000_000 : 0)}`]);
     let rxqs = '';
     try {
       rxqs = run('ovs-appctl', ['dpif-netdev/pmd-rxq-show']).trim();
@@ -162,9 +166,65 @@ export class OvsInstance {
     }
     Object.assign(this.details, {
       version: ovsVersion(), datapathType: 'netdev', portType: 'afxdp', xdpMode: OVS_XDP_MODE, zeroCopy: false,
-      pmdCpuMask: cpuMask(setup.cpus.slice(0, setup.workers)), rxqPerPort: setup.workers, openflowRules: rules.length,
+      pmdCpuMask: cpuMask(setup.cpus.slice(0, setup.workers)), rxqPerPort: setup.workers, openflowRules: rules,
+      ...(setup.perFlowSetup ? { megaflows: 'disabled (upcall/disable-megaflows): one exact datapath flow per new flow' } : {}),
+      ...(setup.meter ? { meter: `meter=1,pktps,burst,band=type=drop,rate=${setup.meter.pps},burst_size=${setup.meter.burst}` } : {}),
       installSeconds: +installSeconds.toFixed(2), pmdRxqs: rxqs.split('\n').map((l) => l.trim()).filter((l) => l),
     });
+  }
+
+  private runCtl: ((c: string, a: string[], t?: number) => string) | null = null;
+
+  private ctl(command: string, args: string[], timeout?: number): string {
+    return (this.runCtl ?? ((c: string, a: string[], t?: number) => OvsInstance.run(this.env, c, a, t)))(command, args, timeout);
+  }
+
+  /** Installs the OpenFlow rules (and meter) of a setup; returns how many rules. */
+  private async installRules(setup: PeerSetup): Promise<number> {
+    let rules: string[];
+    let of13 = false;
+    if (setup.actions) {
+      if (typeof setup.actions.openflow !== 'string') throw new Error(setup.actions.openflow.unsupported);
+      rules = ['priority=0,actions=drop', `priority=10,udp,in_port=1,actions=${setup.actions.openflow}`, 'priority=10,in_port=2,actions=output:1'];
+      of13 = setup.actions.of13 === true;
+    } else if (setup.meter) {
+      rules = ['priority=10,in_port=1,actions=meter:1,output:2', 'priority=10,in_port=2,actions=output:1'];
+      of13 = true;
+    } else {
+      rules = openflowRules(setup.flows);
+    }
+    const proto = of13 ? ['-O', 'OpenFlow13'] : [];
+    if (of13) {
+      this.ctl('ovs-vsctl', [`--db=unix:${path.join(this.dir, 'run', 'db.sock')}`, 'set', 'bridge', 'br0', 'protocols=OpenFlow10,OpenFlow13']);
+      const meter = setup.meter ? `meter=1,pktps,burst,band=type=drop,rate=${setup.meter.pps},burst_size=${setup.meter.burst}`
+        : 'meter=1,pktps,burst,band=type=drop,rate=4000000000,burst_size=4000000000';
+      this.ctl('ovs-ofctl', [...proto, 'del-meters', 'br0']);
+      this.ctl('ovs-ofctl', [...proto, 'add-meter', 'br0', meter]);
+    }
+    const file = path.join(this.dir, 'flows.txt');
+    fs.writeFileSync(file, `${rules.join('\n')}\n`);
+    this.ctl('ovs-ofctl', [...proto, 'del-flows', 'br0']);
+    this.ctl('ovs-ofctl', [...proto, 'add-flows', 'br0', file], 600000);
+    return rules.length;
+  }
+
+  /** ovs-vswitchd (its PMD threads forward). */
+  pids(): number[] {
+    return this.vswitchd.pid ? [this.vswitchd.pid] : [];
+  }
+
+  /** Actions scenario: the rules replaced, the datapath's flows of the old ones deleted. */
+  async setActions(spec: ActionSpec): Promise<void> {
+    await this.installRules({ flows: 1, masks: 1, workers: 1, cpus: [], actions: spec });
+    this.ctl('ovs-appctl', ['dpctl/del-flows']);
+  }
+
+  /** Datapath flows now (OVS keeps no cumulative count; within its idle time, the installed ones). */
+  flowsInstalled(): number {
+    const text = this.ctl('ovs-appctl', ['upcall/show']);
+    const m = /flows\s*:\s*\(current (\d+)\)/.exec(text);
+    if (!m) throw new Error(`ovs-appctl upcall/show: no flow count in ${JSON.stringify(text.slice(0, 200))}`);
+    return Number(m[1]);
   }
 
   async stop(): Promise<{ warnings: string[] }> {

@@ -11,6 +11,7 @@
  * given setup (supports: null, or why not), so a scenario skips with a message instead of guessing.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Rig } from '../../src/rig/rig';
@@ -35,8 +36,29 @@ export interface PeerSetup {
   workers: number;
   /** CPUs for the forwarding threads, one per worker. */
   cpus: number[];
-  /** Per-action-class scenarios: the actions of the installed flow (default `2`, output). */
-  actions?: string;
+  /** Actions scenario: one flow (UDP from port 1) with these actions instead of plain output. */
+  actions?: ActionSpec;
+  /**
+   * Flow-setup scenario: no flow from port 1 is installed and every new flow (UDP source address and
+   * port) is an upcall that installs its own flow (xdp-ts: a slow-path module un-wildcarding those
+   * fields; OVS: one in_port rule with megaflows disabled, so each new flow is an exact datapath flow).
+   */
+  perFlowSetup?: boolean;
+  /** Meters scenario: port 1's traffic through one DROP-band meter, then out of port 2. */
+  meter?: { pps: number; burst: number };
+}
+
+/** One action class, as each peer writes it. */
+export interface ActionSpec {
+  name: string;
+  /** Datapath actions (xdp-ts) of the flow `in_port(1),...,ipv4(proto=17,frag=no)`. */
+  odp: string;
+  /** A flow the frames reach after recirculation: [recirc_id, its actions]. */
+  recirc?: [number, string];
+  /** OpenFlow actions of the rule `udp,in_port=1` for OVS, or why OpenFlow cannot say it. */
+  openflow: string | { unsupported: string };
+  /** The OVS rule needs OpenFlow 1.3 (meters; meter 1 is then set up never to drop). */
+  of13?: boolean;
 }
 
 export interface RunningPeer {
@@ -44,6 +66,12 @@ export interface RunningPeer {
   details: Record<string, unknown>;
   /** Stops it and everything it started; resolves with anything the peer noticed going wrong. */
   stop(): Promise<{ warnings: string[] }>;
+  /** Processes whose threads forward (watched for CPU waits during trials). */
+  pids?(): number[];
+  /** Actions scenario: replace the flow's actions in place (no restart), its old flows gone. */
+  setActions?(spec: ActionSpec): Promise<void>;
+  /** Flow-setup scenario: datapath flows the slow path has installed so far (cumulative if known). */
+  flowsInstalled?(): Promise<number>;
 }
 
 export interface Peer {
@@ -102,13 +130,15 @@ const kernelRedirect: Peer = {
   name: 'kernel-redirect',
   role: 'ceiling: XDP redirect in the kernel, no userspace',
   available: () => (fs.existsSync(KERNEL_REDIRECT) ? null : `${KERNEL_REDIRECT} missing (npm run build)`),
-  supports: (s) => (s.workers === 1 ? null : 'redirects in the receiving CPU; worker counts do not apply'),
+  supports: (s) => (s.workers !== 1 ? 'redirects in the receiving CPU; worker counts do not apply'
+    : s.perFlowSetup ? 'no flow table: nothing to set up' : s.meter ? 'no meters' : s.actions ? 'no actions besides the redirect' : null),
   async start(rig, setup) {
     const child = rig.spawn(rig.dut, process.execPath, [KERNEL_REDIRECT, '--in', 'd0', '--out', 'd1'], { cpu: setup.cpus[0] });
     child.stdout?.resume();
     await waitReady(child, 'kernel-redirect');
     return {
       details: { xdpMode: 'native', program: 'bench/bpf/bench_redirect.c (DEVMAP)', lookup: 'none' },
+      pids: () => (child.pid ? [child.pid] : []),
       async stop() {
         await stopChild(child);
         return { warnings: [] };
@@ -121,13 +151,15 @@ const cForwarder: Peer = {
   name: 'c-afxdp',
   role: 'reference: minimal AF_XDP forwarder in C, no lookup',
   available: () => (fs.existsSync(C_FORWARDER) ? null : `${C_FORWARDER} missing (npm run build:bench)`),
-  supports: (s) => (s.workers === 1 ? null : 'xsk_fwd serves one queue'),
+  supports: (s) => (s.workers !== 1 ? 'xsk_fwd serves one queue'
+    : s.perFlowSetup ? 'no flow table: nothing to set up' : s.meter ? 'no meters' : null),
   async start(rig, setup) {
     const child = rig.spawn(rig.dut, C_FORWARDER, ['--in', 'd0', '--out', 'd1', '--bidirectional', '--obj', STEER_OBJECT, '--cpu', String(setup.cpus[0])]);
     child.stdout?.resume();
     await waitReady(child, 'c-afxdp');
     return {
       details: { xdpMode: 'native', zeroCopy: false, bind: 'copy (veth)', ringSize: 2048, batch: 64, lookup: 'none (every frame d0 -> d1)' },
+      pids: () => (child.pid ? [child.pid] : []),
       async stop() {
         await stopChild(child);
         return { warnings: [] };
@@ -144,42 +176,83 @@ const xdpTs: Peer = {
   available: () => null,
   supports: () => null,
   async start(rig, setup) {
-    const many = setup.flows > 1 || setup.actions !== undefined;
-    const dp = await startDatapath(rig, {
+    const many = setup.flows > 1;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-bench-'));
+    const config: Record<string, unknown> = {
       datapath: 'bench',
       ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }],
       workers: { count: setup.workers, cpus: setup.cpus.slice(0, setup.workers), idle: 'busy' },
       umem: { ringSize: XDP_TS_RING },
-      forward: many ? { d1: 'd0' } : { d0: 'd1', d1: 'd0' },
+      forward: many || setup.actions || setup.perFlowSetup || setup.meter ? { d1: 'd0' } : { d0: 'd1', d1: 'd0' },
       flows: { limit: Math.max(1000, setup.flows + 10) },
-    }, { timeoutMs: 30000 });
+    };
+    if (setup.perFlowSetup) {
+      // Every UDP source (address and port) its own megaflow, out of port 2: a new flow = an upcall,
+      // a translation, a flow put and an execute of its first frame.
+      const module = path.join(dir, 'per-flow.js');
+      fs.writeFileSync(module, "exports.translate = (upcall, key) => { key.field('ipv4_src'); key.field('tp_src'); return '2'; };\n");
+      config.slowPath = { type: 'module', path: module };
+      config.upcalls = { handlers: 1, initialFlowLimit: 2_000_000, ringSlots: 8192, queueLimit: 256 };
+      config.flows = { limit: 2_000_000 };
+    }
+    if (setup.actions) {
+      // meter(0) of the meter class: a meter that never drops, so its cost is the metering alone.
+      config.meters = [{ id: 0, unit: 'pktps', bands: [{ rate: 0xffffffff, burst: 0xffffffff }] }];
+    }
+    if (setup.meter) {
+      config.meters = [{ id: 0, unit: 'pktps', bands: [{ rate: setup.meter.pps, burst: setup.meter.burst }] }];
+      config.flows = { limit: 1000, initial: ['in_port(1),eth(), actions:meter(0),2'] };
+    }
+    let dp;
+    try {
+      dp = await startDatapath(rig, config, { timeoutMs: 30000 });
+    } catch (error) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+    const client = dp.client;
+    const putAll = async (lines: string[]) => {
+      for (let first = 0; first < lines.length; first += 5000) {
+        const replies = await client.request(lines.slice(first, first + 5000).map((flow) => ({ op: 'flow.put', args: { flow } })), 60000);
+        const failed = replies.find((r) => r.error);
+        if (failed) throw new Error(`installing flows: ${failed.error!.message}`);
+      }
+    };
+    const actionFlows = (spec: ActionSpec) => [`in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no), actions:${spec.odp}`,
+      ...(spec.recirc ? [`recirc_id(${spec.recirc[0]}),in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no), actions:${spec.recirc[1]}`] : [])];
     let installSeconds = 0;
     try {
-      if (many) {
-        const lines = setup.actions !== undefined
-          ? [`in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no), actions:${setup.actions}`]
-          : megaflows(setup.flows, setup.masks);
-        const started = performance.now();
-        for (let first = 0; first < lines.length; first += 5000) {
-          const replies = await dp.client.request(lines.slice(first, first + 5000).map((flow) => ({ op: 'flow.put', args: { flow } })), 60000);
-          const failed = replies.find((r) => r.error);
-          if (failed) throw new Error(`installing flows: ${failed.error!.message}`);
-        }
-        installSeconds = (performance.now() - started) / 1000;
-      }
+      const started = performance.now();
+      if (setup.actions) await putAll(actionFlows(setup.actions));
+      else if (many) await putAll(megaflows(setup.flows, setup.masks));
+      installSeconds = (performance.now() - started) / 1000;
     } catch (error) {
       await dp.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
       throw error;
     }
     const ports = (dp.ready.ports ?? []) as { name?: string; zeroCopy?: boolean; xdpMode?: string }[];
+    const running = dp;
     return {
       details: {
         workers: setup.workers, cpus: setup.cpus.slice(0, setup.workers), ringSize: XDP_TS_RING, batch: 64, idle: 'busy',
-        ports: ports.length ? ports : 'd0, d1 (afxdp)', flowsInstalled: many ? (setup.actions !== undefined ? 1 : setup.flows) : 'in_port d0<->d1',
-        masks: many ? setup.masks : 1, installSeconds: +installSeconds.toFixed(2), actions: setup.actions ?? '2',
+        ports: ports.length ? ports : 'd0, d1 (afxdp)', flowsInstalled: many ? setup.flows : setup.actions ? 'one (actions scenario)' : 'in_port d0<->d1',
+        masks: many ? setup.masks : 1, installSeconds: +installSeconds.toFixed(2),
+        ...(setup.perFlowSetup ? { slowPath: 'module: ipv4_src + tp_src per megaflow, 1 handler' } : {}),
+      },
+      pids: () => (running.child.pid ? [running.child.pid] : []),
+      async setActions(spec) {
+        const flushed = await client.request({ op: 'flow.flush' });
+        if (flushed.error) throw new Error(`flow.flush: ${flushed.error.message}`);
+        await putAll([...actionFlows(spec), 'in_port(2),eth(), actions:1']);
+      },
+      async flowsInstalled() {
+        const stats = await client.call<{ flowsInstalled: number }>('upcall.stats');
+        return stats.flowsInstalled;
       },
       async stop() {
-        const result = await dp.stop();
+        const result = await running.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
         const lost = (result.stopped as { lost?: number } | undefined)?.lost;
         const warnings: string[] = [];
         if (result.code !== 0) warnings.push(`xdp-ts exited with ${result.code}`);
@@ -194,12 +267,16 @@ const ovsAfxdp: Peer = {
   name: 'ovs-afxdp',
   role: "peer: Open vSwitch userspace datapath, afxdp ports",
   available: () => ovsAvailable(),
-  supports: (s) => (s.actions !== undefined ? 'action classes are measured on xdp-ts only' : s.masks > 1 ? 'OpenFlow rules give one megaflow shape; --masks applies to xdp-ts' : null),
+  supports: (s) => (s.actions && typeof s.actions.openflow !== 'string' ? s.actions.openflow.unsupported
+    : s.masks > 1 ? 'OpenFlow rules give one megaflow shape; --masks applies to xdp-ts' : null),
   async start(rig, setup) {
     const ovs = await OvsInstance.start(rig, setup);
     return {
       details: ovs.details,
       stop: () => ovs.stop(),
+      pids: () => ovs.pids(),
+      setActions: (spec) => ovs.setActions(spec),
+      flowsInstalled: async () => ovs.flowsInstalled(),
     };
   },
 };

@@ -213,8 +213,22 @@ export async function writePlot(file: string, figure: Figure): Promise<void> {
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, width, HEIGHT);
   text(ctx, figure.title, width / 2, 24, 14, 'center');
-  if (figure.subtitle) text(ctx, figure.subtitle, width / 2, 44, 9, 'center', '#444444');
+  if (figure.subtitle) {
+    // One line if it fits, else split at the word nearest the middle (the panels start lower down).
+    ctx.font = `9pt ${FAMILY}`;
+    if (ctx.measureText(figure.subtitle).width <= width - 20) {
+      text(ctx, figure.subtitle, width / 2, 42, 9, 'center', '#444444');
+    } else {
+      const words = figure.subtitle.split(' ');
+      let best = 1;
+      for (let i = 1; i < words.length; i++) {
+        if (Math.abs(words.slice(0, i).join(' ').length - figure.subtitle.length / 2) < Math.abs(words.slice(0, best).join(' ').length - figure.subtitle.length / 2)) best = i;
+      }
+      text(ctx, words.slice(0, best).join(' '), width / 2, 40, 9, 'center', '#444444');
+      text(ctx, words.slice(best).join(' '), width / 2, 54, 9, 'center', '#444444');
+    }
+  }
   const names = [...new Set(figure.panels.flatMap((p) => p.series.map((s) => s.name)))];
-  figure.panels.forEach((panel, i) => drawPanel(ctx, panel, i * PANEL_WIDTH, 50, PANEL_WIDTH, HEIGHT - 50, names));
+  figure.panels.forEach((panel, i) => drawPanel(ctx, panel, i * PANEL_WIDTH, 56, PANEL_WIDTH, HEIGHT - 56, names));
   await PImage.encodePNGToStream(image, fs.createWriteStream(file));
 }

@@ -63,6 +63,13 @@ export function checkResults(r: unknown): string[] {
   if (typeof env !== 'object' || env === null) problems.push('environment: expected an object');
   else {
     for (const key of ['cpu', 'cpus', 'kernel', 'node', 'rig', 'generator']) if (env[key] === undefined) problems.push(`environment.${key}: missing`);
+    const rig = env.rig as Record<string, unknown> | undefined;
+    if (typeof rig === 'object' && rig !== null) {
+      for (const key of ['driver', 'xdpMode', 'ringSize', 'workers']) if (rig[key] === undefined) problems.push(`environment.rig.${key}: missing`);
+      if (typeof rig.zeroCopy !== 'boolean') problems.push('environment.rig.zeroCopy: expected true or false');
+    }
+    const gen = env.generator as Record<string, unknown> | undefined;
+    if (typeof gen === 'object' && gen !== null && typeof gen.kind !== 'string') problems.push('environment.generator.kind: expected a string (which generator ran)');
   }
   if (!Array.isArray(o.peers)) problems.push('peers: expected a list');
   else (o.peers as Record<string, unknown>[]).forEach((p, i) => {
@@ -98,8 +105,33 @@ function ratio(a: number | null, b: number | null): string {
   return a !== null && b !== null && b > 0 ? (a / b).toFixed(3) : 'n/a';
 }
 
+/** Skipped and failed cells as notes, one per distinct reason, with the peers (and keys) it applies to. */
+function problemNotes(rows: Row[], unit: string): string[] {
+  const byText = new Map<string, { peers: Set<string>; keys: Set<number> }>();
+  for (const r of rows) {
+    if (!r.skipped && !r.error) continue;
+    const text = r.skipped ? `skipped — ${r.skipped}` : `error — ${String(r.error)}`;
+    const entry = byText.get(text) ?? { peers: new Set<string>(), keys: new Set<number>() };
+    entry.peers.add(r.peer);
+    entry.keys.add(r.key);
+    byText.set(text, entry);
+  }
+  const out: string[] = [];
+  for (const [text, { peers, keys }] of byText) {
+    const at = text.startsWith('error') ? ` at ${[...keys].map((k) => `${k}${unit}`).join(', ')}` : '';
+    out.push('', `- ${[...peers].join(', ')}${at}: ${text}`);
+  }
+  return out;
+}
+
+/** The note that explains ~ marks, when a table has any. */
+function disturbedNote(rows: Row[]): string[] {
+  if (!rows.some((r) => r.disturbed)) return [];
+  return ['', '- ~ disturbed: while it was measured a busy thread of the generator or the forwarder waited for a CPU longer than --disturbance of the time (another process ran there), also after the --redo tries: a low value there may be the machine\'s, not the forwarder\'s.'];
+}
+
 /** The ratio columns every table carries: subject and OVS against the C reference, subject against OVS. */
-const RATIOS: [PeerName, PeerName][] = [['xdp-ts', 'c-afxdp'], ['xdp-ts', 'ovs-afxdp'], ['ovs-afxdp', 'c-afxdp']];
+export const RATIOS: [PeerName, PeerName][] = [['xdp-ts', 'c-afxdp'], ['xdp-ts', 'ovs-afxdp'], ['ovs-afxdp', 'c-afxdp']];
 
 export function scenarioTable(s: ScenarioResult): string {
   if (s.status === 'skipped') return `### ${s.title}\n\nSkipped: ${s.reason}\n`;
@@ -115,17 +147,13 @@ export function scenarioTable(s: ScenarioResult): string {
       if (row.skipped) return 'skipped';
       if (row.error) return 'error';
       const v = row[s.metric];
-      return typeof v === 'number' ? v.toFixed(3) : '';
+      return typeof v === 'number' ? `${v.toFixed(3)}${row.disturbed ? ' ~' : ''}` : '';
     });
-    lines.push(`| ${key} | ${values.join(' | ')} | ${RATIOS.map(([a, b]) => ratio(cell(s.rows, key, a, s.metric), cell(s.rows, key, b, s.metric))).join(' | ')} |`);
+    const label = s.rows.find((r) => r.key === key && typeof r.class === 'string')?.class as string | undefined;
+    lines.push(`| ${label ? `${key}: ${label}` : key} | ${values.join(' | ')} | ${RATIOS.map(([a, b]) => ratio(cell(s.rows, key, a, s.metric), cell(s.rows, key, b, s.metric))).join(' | ')} |`);
   }
-  const problems = s.rows.filter((r) => r.skipped || r.error);
-  const seen = new Set<string>();
-  for (const r of problems) {
-    const text = r.skipped ? `${r.peer}: skipped — ${r.skipped}` : `${r.peer} at ${r.key}: error — ${r.error}`;
-    if (!seen.has(text)) lines.push('', `- ${text}`);
-    seen.add(text);
-  }
+  lines.push(...problemNotes(s.rows, ''));
+  lines.push(...disturbedNote(s.rows));
   for (const note of s.notes) lines.push('', `- ${note}`);
   return `${lines.join('\n')}\n`;
 }
@@ -146,15 +174,11 @@ export function latencyTable(s: ScenarioResult): string {
         continue;
       }
       const n = (m: string) => (typeof row[m] === 'number' ? (row[m] as number).toFixed(1) : 'n/a');
-      lines.push(`| ${key} | ${peer} | ${(row.offeredMpps as number).toFixed(3)} | ${((row.loss as number) * 100).toFixed(2)}% | ${n('p50Us')} | ${n('p99Us')} | ${n('p999Us')} | ${n('maxUs')} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'c-afxdp', 'p99Us'))} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'ovs-afxdp', 'p99Us'))} |`);
+      lines.push(`| ${key} | ${peer}${row.disturbed ? ' ~' : ''} | ${(row.offeredMpps as number).toFixed(3)} | ${((row.loss as number) * 100).toFixed(2)}% | ${n('p50Us')} | ${n('p99Us')} | ${n('p999Us')} | ${n('maxUs')} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'c-afxdp', 'p99Us'))} | ${ratio(cell(s.rows, key, peer, 'p99Us'), cell(s.rows, key, 'ovs-afxdp', 'p99Us'))} |`);
     }
   }
-  const seen = new Set<string>();
-  for (const r of s.rows.filter((x) => x.skipped || x.error)) {
-    const text = r.skipped ? `${r.peer}: skipped — ${r.skipped}` : `${r.peer} at ${r.key}%: error — ${r.error}`;
-    if (!seen.has(text)) lines.push('', `- ${text}`);
-    seen.add(text);
-  }
+  lines.push(...problemNotes(s.rows, '%'));
+  lines.push(...disturbedNote(s.rows));
   for (const note of s.notes) lines.push('', `- ${note}`);
   return `${lines.join('\n')}\n`;
 }
@@ -189,12 +213,22 @@ function seriesOf(s: ScenarioResult, metric: string): Series[] {
   })).filter((x) => x.points.length > 0);
 }
 
+/** Each peer's metric divided by the C reference's at the same key (the tables' ratio columns, drawn). */
+function ratioSeries(s: ScenarioResult, metric: string): Series[] {
+  const reference = new Map(s.rows.filter((r) => r.peer === 'c-afxdp' && typeof r[metric] === 'number').map((r) => [r.key, r[metric] as number]));
+  return (['xdp-ts', 'ovs-afxdp'] as PeerName[]).map((peer) => ({
+    name: peer,
+    points: s.rows.filter((r) => r.peer === peer && typeof r[metric] === 'number' && (reference.get(r.key) ?? 0) > 0)
+      .map((r) => [r.key, (r[metric] as number) / reference.get(r.key)!] as [number, number]),
+  })).filter((x) => x.points.length > 0);
+}
+
 /** Writes the plots the results have data for; returns their paths. */
 export async function writePlots(dir: string, r: Results): Promise<string[]> {
   const files: string[] = [];
   const find = (name: string) => r.scenarios.find((s) => s.name === name && s.status !== 'skipped');
   const env = r.environment;
-  const subtitle = `${String(env.cpu)}, kernel ${String(env.kernel)}, ${String((env.rig as Record<string, unknown>).kind)}, AF_XDP copy mode, 1 forwarding core; ${r.startedAt.slice(0, 16)}Z`;
+  const subtitle = `${String(env.cpu)} x ${String(env.cpus)}, kernel ${String(env.kernel)}, ${String((env.rig as Record<string, unknown>).kind)}, AF_XDP copy mode; ${r.startedAt.slice(0, 16)}Z`;
   const max = find('max-rate');
   const zero = find('rfc2544');
   if (max || zero) {
@@ -203,14 +237,18 @@ export async function writePlots(dir: string, r: Results): Promise<string[]> {
     const panels = [];
     if (max) panels.push({ title: 'Maximum forwarding rate (offered flat out)', xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps delivered', xTicks: sizes, series: seriesOf(max, 'deliveredMpps') });
     if (zero) panels.push({ title: `RFC 2544 zero-loss throughput (loss <= ${String(r.options.lossThreshold)})`, xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps offered without loss', xTicks: sizes, series: seriesOf(zero, 'zeroLossMpps') });
-    await writePlot(file, { title: 'Forwarding rate vs frame size', subtitle, panels });
+    const ratios = max ? ratioSeries(max, 'deliveredMpps') : [];
+    if (max && ratios.length) panels.push({ title: 'Maximum rate relative to the C reference (1 = c-afxdp)', xLabel: 'frame size, bytes (with FCS)', yLabel: 'Mpps / c-afxdp Mpps, same run', xTicks: sizes, series: ratios });
+    await writePlot(file, { title: 'Forwarding rate vs frame size (1 flow, 1 forwarding core)', subtitle, panels });
     files.push(file);
   }
   const flows = find('flows');
   if (flows) {
     const file = path.join(dir, 'rate-vs-flows.png');
-    await writePlot(file, { title: 'Forwarding rate vs installed = active flows (64-byte frames)', subtitle, panels: [
+    await writePlot(file, { title: 'Forwarding rate vs installed = active flows (64 B, 1 forwarding core)', subtitle, panels: [
       { title: 'Maximum forwarding rate', xLabel: 'flows (installed megaflows = generated flows), log scale', xLog: true, yLabel: 'Mpps delivered', series: seriesOf(flows, 'deliveredMpps') },
+      ...(ratioSeries(flows, 'deliveredMpps').length ? [{ title: 'Relative to the C reference (1 = c-afxdp, no lookup)', xLabel: 'flows, log scale', xLog: true,
+        yLabel: 'Mpps / c-afxdp Mpps, same run', series: ratioSeries(flows, 'deliveredMpps') }] : []),
     ] });
     files.push(file);
   }

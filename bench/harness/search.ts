@@ -20,8 +20,14 @@ export interface SearchOptions {
   lossThreshold: number;
   /** Stop when the bracket is narrower than this fraction of the upper bound. */
   resolution: number;
-  /** Most trials after the first (at the upper bound). */
+  /** Most rates tried after the first (at the upper bound). */
   maxTrials: number;
+  /**
+   * Trials again at the same rate after one fails (default 0): a rate passes if any of its trials
+   * does. On a shared machine a burst of another process's work makes a trial lose frames the device
+   * would have forwarded; noise only ever adds loss, so a pass is the device's, a fail may not be.
+   */
+  retries?: number;
 }
 
 export interface SearchResult {
@@ -37,17 +43,30 @@ export function checkSearchOptions(o: SearchOptions): void {
   if (!(o.lossThreshold >= 0 && o.lossThreshold < 1)) throw new RangeError(`loss threshold must be in [0, 1), got ${o.lossThreshold}`);
   if (!(o.resolution > 0 && o.resolution < 1)) throw new RangeError(`resolution must be in (0, 1), got ${o.resolution}`);
   if (!(Number.isInteger(o.maxTrials) && o.maxTrials >= 1)) throw new RangeError(`maxTrials must be a positive integer, got ${o.maxTrials}`);
+  if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0)) throw new RangeError(`retries must be a non-negative integer, got ${o.retries}`);
 }
 
 /**
  * Tries the upper bound first (a device that keeps up with it is done in one trial), then halves the
- * bracket [highest pass, lowest fail] until it is within `resolution` or the trials are spent.
+ * bracket [highest pass, lowest fail] until it is within `resolution` or the trials are spent; a
+ * failed rate (below the upper bound) is tried `retries` more times before it counts as failed.
  */
 export async function zeroLossSearch(trial: (rate: number) => Promise<SearchTrial>, o: SearchOptions): Promise<SearchResult> {
   checkSearchOptions(o);
   const trials: SearchTrial[] = [];
   let best: SearchTrial | null = null;
   const passes = (t: SearchTrial) => t.loss <= o.lossThreshold;
+  const attempt = async (rate: number): Promise<SearchTrial> => {
+    let t = await trial(rate);
+    trials.push(t);
+    for (let i = 0; i < (o.retries ?? 0) && !passes(t); i++) {
+      t = await trial(rate);
+      trials.push(t);
+    }
+    return t;
+  };
+  // Not retried: at the upper bound (above the flat-out rate) a forwarder that cannot keep up loses
+  // frames by design, and one that can passes the first time.
   const first = await trial(o.upper);
   trials.push(first);
   if (passes(first)) return { throughput: first.offered, requested: first.requested, trials };
@@ -55,8 +74,7 @@ export async function zeroLossSearch(trial: (rate: number) => Promise<SearchTria
   let high = o.upper;
   for (let n = 0; n < o.maxTrials && (high - low) / o.upper > o.resolution; n++) {
     const rate = (low + high) / 2;
-    const t = await trial(rate);
-    trials.push(t);
+    const t = await attempt(rate);
     if (passes(t)) {
       low = rate;
       if (!best || t.offered > best.offered) best = t;
