@@ -13,7 +13,7 @@ import { SignatureMatchCache } from './smc';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { addWord, finishHash } from './flow-hash';
 import { FlowStat } from './flow-table';
-import { PROGRAM_DROP, PROGRAM_RUN, programDisposition } from './action-program';
+import { Op, PROGRAM_DROP, PROGRAM_RUN, programDisposition } from './action-program';
 
 const NO_PROGRAM = new Int32Array(0);
 
@@ -39,6 +39,12 @@ export class WorkerFlows {
    * highest id installed, packed (a 200k-entry array per worker up front cost startup memory).
    */
   readonly programs: Int32Array[] = [];
+  /**
+   * 1 where a flow's program may read the packet's key (userspace() hands it up, hash() hashes it):
+   * only then does the worker copy the key to the executor. Found by scanning the program's words
+   * for those opcodes, so an operand that happens to equal one only costs a needless copy.
+   */
+  readonly needsKey: Uint8Array;
   readonly stats: Float64Array;
   private readonly subtables: (Subtable | null)[];
   /** Lookup counters: hits in the exact-match cache, in the signature cache, in the classifier, misses. */
@@ -52,6 +58,7 @@ export class WorkerFlows {
     this.smc = new SignatureMatchCache(smcEntries);
     this.generations = new Int32Array(limit);
     this.outputs = new Int32Array(limit).fill(PROGRAM_DROP);
+    this.needsKey = new Uint8Array(limit);
     this.stats = new Float64Array(stats);
     this.subtables = new Array(limit).fill(null);
   }
@@ -178,6 +185,9 @@ export class WorkerFlows {
     this.outputs[id] = disposition;
     while (this.programs.length <= id) this.programs.push(NO_PROGRAM);
     this.programs[id] = program;
+    let needsKey = 0;
+    for (let i = 0; i < program.length; i++) if (program[i] === Op.USERSPACE || program[i] === Op.HASH) needsKey = 1;
+    this.needsKey[id] = needsKey;
     this.generations[id] = generation;
     if (zeroStats) this.stats.fill(0, id * FlowStat.COUNT, (id + 1) * FlowStat.COUNT);
     return 0;

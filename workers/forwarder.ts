@@ -348,8 +348,8 @@ class Forwarder implements OutputSink {
           metered[meteredCount++] = i;
           continue;
         }
-        // The executor reads the packet's key at its keys[0..).
-        for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
+        // The executor reads the packet's key at its keys[0..) (only userspace() and hash() do).
+        if (flows.needsKey[flow] !== 0) for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
         exec.outCount = kept;
         exec.runPacket(program, 0, program.length, addr, len, inPort, now);
         kept = exec.outCount;
@@ -582,8 +582,10 @@ class Forwarder implements OutputSink {
         kept++;
         continue;
       }
-      const keyAt = this.keyAts[i];
-      for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
+      if (flows.needsKey[this.found[i]] !== 0) {
+        const keyAt = this.keyAts[i];
+        for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
+      }
       exec.outCount = kept;
       exec.runPacket(program, 2, program.length, addr, len, inPort, now);
       kept = exec.outCount;
