@@ -29,7 +29,7 @@ import { LATENCY_BUCKETS_MS } from '../src/upcall-dispatcher';
 const TRAFFIC = path.join(__dirname, 'traffic.js');
 const ROOT = path.join(__dirname, '..', '..');
 
-interface UpcallStats { received: number; handled: number; lost: number; flowsInstalled: number; limitHits: number; latencyBuckets: number[]; latencyCount: number }
+interface UpcallStats { received: number; handled: number; lost: number; flowsInstalled: number; limitHits: number; executed: number; executeErrors: number; latencyBuckets: number[]; latencyCount: number }
 interface Summary { offeredPps: number; deliveredPps: number; offeredPackets: number }
 
 /** The bucket upper bound below which fraction `q` of the observations fall ('>1000' past the last). */
@@ -61,10 +61,14 @@ async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: n
   const after = await dp.client.call<UpcallStats>('upcall.stats');
   const buckets = after.latencyBuckets.map((n, i) => n - before.latencyBuckets[i]);
   const installed = after.flowsInstalled - before.flowsInstalled;
+  const executed = after.executed - before.executed;
+  const executeErrors = after.executeErrors - before.executeErrors;
   return {
     offeredNewFlowsPerSecond: storm.offeredPps,
     setupsPerSecond: Math.round(installed / seconds),
     installed,
+    executed,
+    executeErrors,
     handled: after.handled - before.handled,
     lostAtHandlers: after.lost - before.lost,
     limitHits: after.limitHits - before.limitHits,
@@ -93,11 +97,11 @@ async function main(): Promise<void> {
     });
     try {
       const setups = [];
-      console.log('offered new flows/s  setups/s  lost at handlers  first-packet p50   p99');
+      console.log('offered new flows/s  setups/s  lost at handlers  first-packet p50   p99  executed  execute errors');
       for (const rate of rates) {
         const r = await setupRate(rig, dp, rate, seconds);
         setups.push(r);
-        console.log(`${String(r.offeredNewFlowsPerSecond).padStart(19)}  ${String(r.setupsPerSecond).padStart(8)}  ${String(r.lostAtHandlers).padStart(16)}  ${r.latencyP50.padStart(15)}  ${r.latencyP99.padStart(10)}`);
+        console.log(`${String(r.offeredNewFlowsPerSecond).padStart(19)}  ${String(r.setupsPerSecond).padStart(8)}  ${String(r.lostAtHandlers).padStart(16)}  ${r.latencyP50.padStart(15)}  ${r.latencyP99.padStart(10)}  ${String(r.executed).padStart(8)}  ${String(r.executeErrors).padStart(14)}`);
       }
       results.setups = setups;
       await dp.client.call('flow.flush');
