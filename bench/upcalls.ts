@@ -115,8 +115,14 @@ async function main(): Promise<void> {
           '--seconds', String(seconds + 1), '--warmup', '0', '--cpu', '0', '--id', '2']),
       ]);
       const ratio = during.deliveredPps / alone.deliveredPps;
-      results.storm = { stormNewFlowsPerSecond: stormRate, aloneDeliveredPps: alone.deliveredPps, duringDeliveredPps: during.deliveredPps, ratio };
+      // The established generator shares CPU 0 with the storm's: what it offered tells the rig's part
+      // from the datapath's (the share of the offered frames delivered, alone and during the storm).
+      const shareAlone = alone.deliveredPps / Math.max(1, alone.offeredPps);
+      const shareDuring = during.deliveredPps / Math.max(1, during.offeredPps);
+      results.storm = { stormNewFlowsPerSecond: stormRate, aloneOfferedPps: alone.offeredPps, aloneDeliveredPps: alone.deliveredPps,
+        duringOfferedPps: during.offeredPps, duringDeliveredPps: during.deliveredPps, ratio, deliveredShareAlone: shareAlone, deliveredShareDuring: shareDuring };
       console.log(`established flow: ${alone.deliveredPps} pps alone, ${during.deliveredPps} pps during a ${stormRate}/s setup storm: ratio ${ratio.toFixed(2)}`);
+      console.log(`  offered ${alone.offeredPps} pps alone and ${during.offeredPps} pps during the storm; delivered ${(shareAlone * 100).toFixed(1)}% and ${(shareDuring * 100).toFixed(1)}% of it`);
     } finally {
       await dp.stop();
     }
