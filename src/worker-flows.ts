@@ -45,6 +45,12 @@ export class WorkerFlows {
    * for those opcodes, so an operand that happens to equal one only costs a needless copy.
    */
   readonly needsKey: Uint8Array;
+  /**
+   * For a program that starts with meter(N): N, else -1 (the worker charges such flows per batch);
+   * and when the rest is one output (`meter(N),port`), that port's slot, else -1.
+   */
+  readonly meterOf: Int32Array;
+  readonly meterOutput: Int32Array;
   readonly stats: Float64Array;
   private readonly subtables: (Subtable | null)[];
   /** Lookup counters: hits in the exact-match cache, in the signature cache, in the classifier, misses. */
@@ -59,6 +65,8 @@ export class WorkerFlows {
     this.generations = new Int32Array(limit);
     this.outputs = new Int32Array(limit).fill(PROGRAM_DROP);
     this.needsKey = new Uint8Array(limit);
+    this.meterOf = new Int32Array(limit).fill(-1);
+    this.meterOutput = new Int32Array(limit).fill(-1);
     this.stats = new Float64Array(stats);
     this.subtables = new Array(limit).fill(null);
   }
@@ -188,6 +196,9 @@ export class WorkerFlows {
     let needsKey = 0;
     for (let i = 0; i < program.length; i++) if (program[i] === Op.USERSPACE || program[i] === Op.HASH) needsKey = 1;
     this.needsKey[id] = needsKey;
+    const metered = program.length >= 2 && program[0] === Op.METER;
+    this.meterOf[id] = metered ? program[1] : -1;
+    this.meterOutput[id] = metered && program.length === 4 && program[2] === Op.OUTPUT ? program[3] : -1;
     this.generations[id] = generation;
     if (zeroStats) this.stats.fill(0, id * FlowStat.COUNT, (id + 1) * FlowStat.COUNT);
     return 0;

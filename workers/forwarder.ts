@@ -26,7 +26,7 @@ import { extractFlowKey } from '../src/flow-extract';
 import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
 import { DiscardUpcalls, UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
-import { Op, PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
+import { PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
 import { MeterBank, MeterBatch } from '../src/meter';
 
 export const BATCH = 64;
@@ -314,6 +314,7 @@ class Forwarder implements OutputSink {
     if (n !== 0) flows.lookupBatch(batchKeys, keyAts, n, found);
     // Pass 3: each frame to its flow's outputs or program.
     const metered = this.metered;
+    const meterOf = flows.meterOf;
     let meteredCount = 0;
     for (let i = 0; i < n; i++) {
       const addr = rxAddr[i];
@@ -341,13 +342,14 @@ class Forwarder implements OutputSink {
         batchOut[kept] = output;
         kept++;
       } else if (output === PROGRAM_RUN) {
-        const program = flows.programs[flow];
-        if (program[0] === Op.METER) {
+        const meterId = meterOf[flow];
+        if (meterId >= 0) {
           // Charged with the batch's other metered frames below.
-          this.meterBatch.add(program[1], len, meteredCount);
+          this.meterBatch.add(meterId, len, meteredCount);
           metered[meteredCount++] = i;
           continue;
         }
+        const program = flows.programs[flow];
         // The executor reads the packet's key at its keys[0..) (only userspace() and hash() do).
         if (flows.needsKey[flow] !== 0) for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
         exec.outCount = kept;
@@ -561,6 +563,7 @@ class Forwarder implements OutputSink {
     const frameMask = this.frameMask;
     const batchKeys = this.batchKeys;
     const key = this.key;
+    const meterOutput = flows.meterOutput;
     for (let m = 0; m < count; m++) {
       const i = metered[m];
       const addr = this.rxAddr[i];
@@ -569,8 +572,9 @@ class Forwarder implements OutputSink {
         freeStack[this.pool.count++] = addr & ~frameMask;
         continue;
       }
-      const program = flows.programs[this.found[i]];
-      if (program.length === 4 && program[2] === Op.OUTPUT) {
+      const flow = this.found[i];
+      const output = meterOutput[flow];
+      if (output >= 0) {
         if (kept === OUTPUT_CAPACITY) {
           exec.outCount = kept;
           this.flushOutputs();
@@ -578,11 +582,12 @@ class Forwarder implements OutputSink {
         }
         this.batchAddr[kept] = addr;
         this.batchLen[kept] = len;
-        this.batchOut[kept] = program[3];
+        this.batchOut[kept] = output;
         kept++;
         continue;
       }
-      if (flows.needsKey[this.found[i]] !== 0) {
+      const program = flows.programs[flow];
+      if (flows.needsKey[flow] !== 0) {
         const keyAt = this.keyAts[i];
         for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
       }
