@@ -262,11 +262,7 @@ class Forwarder implements OutputSink {
     const frameMask = this.frameMask;
     const frameSize = this.frameSize;
     const umemBytes = this.umemBytes;
-    const batchAddr = this.batchAddr;
-    const batchLen = this.batchLen;
-    const batchOut = this.batchOut;
     const packet = this.packet;
-    const key = this.key;
     const flows = this.flows;
     const outputs = flows.outputs;
     const exec = this.exec;
@@ -332,15 +328,7 @@ class Forwarder implements OutputSink {
       flows.count(flow, len, now, batchKeys[keyAt + FlowWord.TCP_FLAGS]);
       const output = outputs[flow];
       if (output >= 0) {
-        if (kept === OUTPUT_CAPACITY) {
-          exec.outCount = kept;
-          this.flushOutputs();
-          kept = 0;
-        }
-        batchAddr[kept] = addr;
-        batchLen[kept] = len;
-        batchOut[kept] = output;
-        kept++;
+        kept = this.recordOutput(kept, addr, len, output);
       } else if (output === PROGRAM_RUN) {
         const meterId = meterOf[flow];
         if (meterId >= 0) {
@@ -349,12 +337,7 @@ class Forwarder implements OutputSink {
           metered[meteredCount++] = i;
           continue;
         }
-        const program = flows.programs[flow];
-        // The executor reads the packet's key at its keys[0..) (only userspace() and hash() do).
-        if (flows.needsKey[flow] !== 0) for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
-        exec.outCount = kept;
-        exec.runPacket(program, 0, program.length, addr, len, inPort, now);
-        kept = exec.outCount;
+        kept = this.runProgram(flow, 0, keyAt, addr, len, inPort, now, kept);
       } else {
         dropped++;
         freeStack[pool.count++] = addr & ~frameMask;
@@ -557,13 +540,9 @@ class Forwarder implements OutputSink {
     const dropped = this.meterBatch.run(this.meters, now, pass);
     if (dropped !== 0) this.workerStats[WorkerStat.DROP_METER] += dropped;
     const metered = this.metered;
-    const exec = this.exec;
-    const flows = this.flows;
     const freeStack = this.pool.stack;
     const frameMask = this.frameMask;
-    const batchKeys = this.batchKeys;
-    const key = this.key;
-    const meterOutput = flows.meterOutput;
+    const meterOutput = this.flows.meterOutput;
     for (let m = 0; m < count; m++) {
       const i = metered[m];
       const addr = this.rxAddr[i];
@@ -574,28 +553,42 @@ class Forwarder implements OutputSink {
       }
       const flow = this.found[i];
       const output = meterOutput[flow];
-      if (output >= 0) {
-        if (kept === OUTPUT_CAPACITY) {
-          exec.outCount = kept;
-          this.flushOutputs();
-          kept = 0;
-        }
-        this.batchAddr[kept] = addr;
-        this.batchLen[kept] = len;
-        this.batchOut[kept] = output;
-        kept++;
-        continue;
-      }
-      const program = flows.programs[flow];
-      if (flows.needsKey[flow] !== 0) {
-        const keyAt = this.keyAts[i];
-        for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
-      }
-      exec.outCount = kept;
-      exec.runPacket(program, 2, program.length, addr, len, inPort, now);
-      kept = exec.outCount;
+      // The rest of the program: the one output, or the executor from the action after meter(N).
+      kept = output >= 0 ? this.recordOutput(kept, addr, len, output) : this.runProgram(flow, 2, this.keyAts[i], addr, len, inPort, now, kept);
     }
     return kept;
+  }
+
+  /** Records a frame for output port slot `slot` at position `kept` of the batch's outputs (flushing them when full); returns the new count. */
+  recordOutput(kept: number, addr: number, len: number, slot: number): number {
+    if (kept === OUTPUT_CAPACITY) {
+      this.exec.outCount = kept;
+      this.flushOutputs();
+      kept = 0;
+    }
+    this.batchAddr[kept] = addr;
+    this.batchLen[kept] = len;
+    this.batchOut[kept] = slot;
+    return kept + 1;
+  }
+
+  /**
+   * Runs `flow`'s program from word `at` on the frame (its key at batchKeys[keyAt..]) with `kept`
+   * outputs recorded so far; returns the new count.
+   */
+  runProgram(flow: number, at: number, keyAt: number, addr: number, len: number, inPort: number, now: number, kept: number): number {
+    const flows = this.flows;
+    const program = flows.programs[flow];
+    // The executor reads the packet's key at its keys[0..) (only userspace() and hash() do).
+    if (flows.needsKey[flow] !== 0) {
+      const key = this.key;
+      const batchKeys = this.batchKeys;
+      for (let w = 0; w < FLOW_KEY_WORDS; w++) key[w] = batchKeys[keyAt + w];
+    }
+    const exec = this.exec;
+    exec.outCount = kept;
+    exec.runPacket(program, at, program.length, addr, len, inPort, now);
+    return exec.outCount;
   }
 
   /** The lookup counters (recirculations' lookups included) where the control thread reads them. */
