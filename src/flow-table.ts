@@ -111,14 +111,14 @@ export function deriveUfid(key: Int32Array, mask: Int32Array): string {
   return formatUfidWords(words);
 }
 
+// deriveUfidWords notes the covered words in a 64-bit bitmap.
+if (FLOW_KEY_WORDS > 64) throw new Error('deriveUfidWords: a flow key of more than 64 words');
+
 /**
  * deriveUfid's four words, into `out[at..at+3]` (no string made). Only the words the mask covers are
  * hashed (a key has no bits outside its mask), then which words those were: a megaflow matches a
  * handful of its words, so this is several times cheaper than hashing them all.
  */
-// The covered words are noted in a 64-bit bitmap.
-if (FLOW_KEY_WORDS > 64) throw new Error('deriveUfidWords: a flow key of more than 64 words');
-
 export function deriveUfidWords(key: ArrayLike<number>, mask: ArrayLike<number>, out: Int32Array, at: number): void {
   let h0 = 0;
   let h1 = 0x9e3779b1 | 0;
@@ -384,13 +384,18 @@ export class FlowTable {
     return id;
   }
 
-  /** Drops a flow from the table's own structures (the workers are told separately). */
-  private forget(id: number): void {
+  /** Drops a flow from the table's own structures (the workers are told separately); the id is not yet free. */
+  private unlink(id: number): void {
     this.byUfid.delete(this.ufidOf(id), 0);
     this.useMask(this.masksById[id] as Int32Array, -1);
     this.actionsById[id] = undefined;
     this.masksById[id] = undefined;
     this.installed--;
+  }
+
+  /** unlink() for a flow the workers never got: its id is free at once. */
+  private forget(id: number): void {
+    this.unlink(id);
     this.freeIds.push(id);
   }
 
@@ -410,11 +415,7 @@ export class FlowTable {
     const id = this.find(by);
     const key = this.keyOf(id);
     const mask = this.masksById[id] as Int32Array;
-    this.byUfid.delete(this.ufidOf(id), 0);
-    this.actionsById[id] = undefined;
-    this.masksById[id] = undefined;
-    this.installed--;
-    this.useMask(mask, -1);
+    this.unlink(id);
     this.generations[id]++;
     await this.backend.remove(id, key, mask);
     const stats = this.statsOf(id);

@@ -106,6 +106,13 @@ function passesFilter(key: Int32Array, mask: Int32Array, filter: { key: Int32Arr
 /** How long a connection being closed by the daemon may take to close its side. */
 const CLOSE_GRACE_MS = 1000;
 
+/** Ends a connection (after `last`, if given), destroying it if the client has not closed its side within CLOSE_GRACE_MS. */
+function endConnection(socket: net.Socket, last?: string): void {
+  if (last === undefined) socket.end();
+  else socket.end(last);
+  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+}
+
 export class ControlServer {
   private readonly server: net.Server;
   private readonly handlers: Record<string, Handler>;
@@ -269,11 +276,8 @@ export class ControlServer {
       });
     }, () => {
       socket.pause();
-      queue = queue.then(() => {
-        socket.end(JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n');
-        // Paused, the socket would never see the client's end: close it once the answer is out.
-        setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
-      });
+      // Paused, the socket would never see the client's end: endConnection closes it after the answer.
+      queue = queue.then(() => endConnection(socket, JSON.stringify({ error: { code: 'E2BIG', message: `request larger than ${MAX_REQUEST_BYTES} bytes` } }) + '\n'));
     });
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => socket.destroy());
@@ -393,10 +397,7 @@ export class ControlServer {
    */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.connections) {
-      socket.end();
-      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
-    }
+    for (const socket of this.connections) endConnection(socket);
     await closed;
     try {
       fs.unlinkSync(this.socketPath);
