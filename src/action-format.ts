@@ -277,6 +277,19 @@ export function parseActions(text: string): ActionSpec[] {
   return parseActionList(text, start, text.length);
 }
 
+/** The first output port of `actions` (nested lists included) that `known` refuses, or null. */
+export function firstUnknownOutput(actions: readonly ActionSpec[], known: (port: number) => boolean): number | null {
+  for (const a of actions) {
+    if (a.type === 'output' && !known(a.port)) return a.port;
+    const nested = a.type === 'sample' || a.type === 'clone' ? [a.actions] : a.type === 'check_pkt_len' ? [a.gt, a.le] : [];
+    for (const list of nested) {
+      const port = firstUnknownOutput(list, known);
+      if (port !== null) return port;
+    }
+  }
+  return null;
+}
+
 /** As format_odp_actions: comma-separated, `drop` for none. */
 export function formatActions(actions: readonly ActionSpec[]): string {
   if (actions.length === 0) return 'drop';

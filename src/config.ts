@@ -12,6 +12,7 @@ import { checkRuleActions, parseRule, RuleError, RuleSpec } from './slowpath/rul
 import { UPCALL_DEFAULT_SLOTS, UPCALL_DEFAULT_SNAPLEN } from './upcall-ring';
 import { ConfigError } from './config-error';
 import { flowToInstall, FlowParseError } from './flow-format';
+import { firstUnknownOutput } from './action-format';
 import { FlowWord } from './flow-key';
 
 export interface PortConfig {
@@ -132,9 +133,8 @@ function initialFlows(value: Json, ports: PortConfig[]): string[] {
     if (!/(^|[,\s])actions:/.test(text)) throw new ConfigError(`${path}: a flow to install needs its actions ("..., actions:2")`);
     const inPort = parsed.key[FlowWord.IN_PORT];
     if (!numbers.has(inPort)) throw new ConfigError(`${path}: in_port(${inPort}): no such port (ports: ${[...numbers].join(', ')})`);
-    for (const action of parsed.actions) {
-      if (action.type === 'output' && !numbers.has(action.port)) throw new ConfigError(`${path}: output(${action.port}): no such port`);
-    }
+    const unknown = firstUnknownOutput(parsed.actions, (port) => numbers.has(port));
+    if (unknown !== null) throw new ConfigError(`${path}: output(${unknown}): no such port`);
     return text;
   });
 }

@@ -19,7 +19,7 @@
  */
 import { FLOW_KEY_WORDS } from '../flow-key';
 import { flowToInstall, parseActions, formatActions, FlowParseError } from '../flow-format';
-import type { ActionSpec } from '../action-format';
+import { firstUnknownOutput } from '../action-format';
 import { TrackedKey } from './tracked-key';
 
 export interface RuleSpec {
@@ -44,19 +44,6 @@ export class RuleError extends Error {
   readonly code = 'EINVAL';
 }
 
-/** The first output port of `actions` (nested lists included) that `known` refuses, or null. */
-function unknownOutput(actions: readonly ActionSpec[], known: (port: number) => boolean): number | null {
-  for (const a of actions) {
-    if (a.type === 'output' && !known(a.port)) return a.port;
-    const nested = a.type === 'sample' || a.type === 'clone' ? [a.actions] : a.type === 'check_pkt_len' ? [a.gt, a.le] : [];
-    for (const list of nested) {
-      const port = unknownOutput(list, known);
-      if (port !== null) return port;
-    }
-  }
-  return null;
-}
-
 /**
  * Checks an action list as a rule or the miss actions would carry it: it parses, and every output
  * names a port of the datapath (else every translation would fail on the first packet).
@@ -64,7 +51,7 @@ function unknownOutput(actions: readonly ActionSpec[], known: (port: number) => 
 export function checkRuleActions(text: string, knownPort: ((port: number) => boolean) | null): string {
   const parsed = parseActions(text);
   if (knownPort) {
-    const port = unknownOutput(parsed, knownPort);
+    const port = firstUnknownOutput(parsed, knownPort);
     if (port !== null) throw new RuleError(`output(${port}): no such port`);
   }
   return formatActions(parsed);

@@ -5,6 +5,17 @@
  * label names are valid, label values properly escaped, no series repeats; histogram samples are
  * _bucket (with le, cumulative, ending in +Inf), _sum and _count (= the +Inf bucket).
  */
+import * as http from 'node:http';
+
+/** GETs a /metrics URL on a fresh connection (no keep-alive: a stopping daemon must not wait on it). */
+export function scrape(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
 
 export interface PromSample {
   name: string;

@@ -19,6 +19,8 @@ import { parsePktgenResult, pktgenAvailable, pktgenCommands, type PktgenParams }
 import { checkTrial } from '../../bench/traffic';
 import { compareRuns, comparisonTable, poolRuns, pooledTable } from '../../bench/compare';
 import { disturbance, parseSchedstat, schedSnapshot } from '../../bench/harness/interference';
+// Deterministic (mulberry32), so a failing case can be replayed.
+import { prng } from '../../src/rig/frames';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -117,18 +119,6 @@ test('options: --help is not an error and the usage names every scenario, peer a
 
 // ---------------------------------------------------------------------------------------------
 // Binary search on a simulated device under test
-
-/** Deterministic PRNG (mulberry32), so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A device that forwards up to `capacity` frames/s (its capacity jittering by +-`noise` from trial

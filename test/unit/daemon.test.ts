@@ -6,24 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ControlClient } from '../../src/control/client';
 import { changedPaths } from '../../src/daemon';
 import { parseConfig } from '../../src/config';
-import { parsePrometheusText, sampleValue } from '../helpers/prometheus';
+import { parsePrometheusText, sampleValue, scrape } from '../helpers/prometheus';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
-
-function scrape(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 test('changedPaths names the keys that differ', () => {
   const a = parseConfig({ ports: [{ name: 'm0', type: 'memory' }], log: { level: 'info' } });

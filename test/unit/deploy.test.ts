@@ -21,7 +21,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
@@ -30,7 +29,7 @@ import { ADDON_PATH } from '../../src/native';
 import { STEER_OBJECT } from '../../src/vport-afxdp';
 import { Rig } from '../../src/rig/rig';
 import { kernelTestOptions, REQUIRE_KERNEL } from '../helpers/kernel';
-import { parsePrometheusText, PromFamily, sampleValue } from '../helpers/prometheus';
+import { parsePrometheusText, PromFamily, sampleValue, scrape } from '../helpers/prometheus';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -317,15 +316,6 @@ test('Grafana dashboard: promtool parses every query', toolOptions('promtool'), 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
-
-function scrape(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 /** Starts `xdp-ts run` on a config and resolves with its `ready` event and a stop function. */
 async function startDaemon(config: Record<string, unknown>): Promise<{ ready: Record<string, unknown>; stop: () => Promise<number | null> }> {
