@@ -378,11 +378,19 @@ export class ProgramCache {
     this.lists.set(program, Object.freeze(actions.map((a) => Object.freeze({ ...a }))));
   }
 
+  /** Forgets every program (a port slot was given to another port number). */
+  clear(): void {
+    this.outputs.clear();
+    this.singleOutputs.clear();
+    this.lists.clear();
+  }
+
   compile(actions: readonly ActionSpec[], portSlot: (port: number) => number, key: Int32Array, mask: Int32Array): Int32Array {
     if (actions.length === 1 && actions[0].type === 'output') {
-      // The most common list by far, keyed without making a string.
+      // The most common list by far, keyed without making a string. A cached program is handed out
+      // only while its port exists (compileActions refuses an unknown one).
       const port = actions[0].port;
-      let program = this.singleOutputs.get(port);
+      let program = portSlot(port) >= 0 ? this.singleOutputs.get(port) : undefined;
       if (!program) {
         program = compileActions(actions, { portSlot, key, mask });
         if (this.singleOutputs.size < 4096) {
@@ -394,6 +402,7 @@ export class ProgramCache {
     }
     let signature = '';
     for (const a of actions) {
+      if (a.type === 'output' && portSlot(a.port) < 0) return compileActions(actions, { portSlot, key, mask });
       if (a.type === 'output') signature += `${a.port},`;
       else if (a.type === 'drop') signature += 'd,';
       else return compileActions(actions, { portSlot, key, mask });

@@ -3,7 +3,7 @@
  * xdp-ts command line.
  *   xdp-ts run --config FILE        run the datapath the file describes until SIGTERM/SIGINT (src/daemon.ts)
  *   xdp-ts show [-s]                lookups, flows, masks and ports in the ovs-dpctl show layout
- *   xdp-ts add-flow ... dump-flows ... the flow commands; add-port/del-port (refused)
+ *   xdp-ts add-flow ... dump-flows ... the flow commands; add-port/del-port (ports at run time)
  *   xdp-ts demo [--seconds N] [--size N] [--rate PPS] [--meter-pps PPS]   the veth rig, traffic through xdp-ts, live rates
  * Each command has --help; those that talk to the datapath take --socket PATH and --json.
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
@@ -21,7 +21,7 @@ export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
 const USAGE = `usage: xdp-ts <command> [options]
   run --config FILE            run the datapath described by FILE (YAML or JSON; keys in README.md)
   show [-s]                    lookups, flows, masks and ports as ovs-dpctl show (-s: with port stats)
-  add-port NAME | del-port NAME  (ports are fixed at start: refused, see xdp-ts add-port --help)
+  add-port NETDEV[,option]... | del-port NAME|NUMBER   ports at run time (ovs-dpctl add-if/del-if)
   add-flow FLOW                install FLOW ("<key>, actions:<actions>" in the datapath flow syntax)
   mod-flow FLOW [--zero-stats] change an installed flow's actions
   del-flow FLOW | --ufid UFID  remove a flow; prints its final stats
@@ -101,6 +101,22 @@ function flowArgs(argv: string[], flags: string[]): { socket: string; json: bool
     else throw new UsageError(`unexpected argument ${a}`);
   }
   return { socket, json, positional, options, ufid };
+}
+
+/** `NETDEV[,option]...` (ovs-dpctl add-if) as port.add arguments; the datapath checks the values. */
+function addPortArgs(spec: string): Record<string, unknown> {
+  const [netdev, ...options] = spec.split(',');
+  const args: Record<string, unknown> = { name: netdev };
+  const keys: Record<string, string> = { type: 'type', port_no: 'number', name: 'name', xdp_mode: 'xdpMode', zero_copy: 'zeroCopy' };
+  for (const option of options) {
+    const eq = option.indexOf('=');
+    const key = eq < 0 ? option : option.slice(0, eq);
+    if (eq < 0 || !(key in keys)) throw new UsageError(`add-port: unknown option "${option}" (options: ${Object.keys(keys).map((k) => `${k}=`).join(', ')})`);
+    const value = option.slice(eq + 1);
+    args[keys[key]] = key === 'port_no' ? (/^\d+$/.test(value) ? Number(value) : value) : value;
+  }
+  if (args.type !== 'memory') args.interface = netdev;
+  return args;
 }
 
 async function call(socket: string, op: string, args: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
@@ -282,12 +298,19 @@ const HELP: Record<string, string> = {
   The datapath's lookups (hit, missed, lost), flows, masks (hit, total, hit/pkt) and ports, in the
   layout of ovs-dpctl show. -s adds each port's RX/TX packets, errors, dropped and bytes (counters
   xdp-ts does not keep print as ?) and each worker's frame accounting. --json: the raw reply.`,
-  'add-port': `usage: xdp-ts add-port NAME [--socket PATH] [--json]
-  Ports are fixed when the datapath starts (each worker's UMEM and rings are sized for them): the
-  datapath refuses with EOPNOTSUPP. Add the port to the config file and restart.`,
-  'del-port': `usage: xdp-ts del-port NAME [--socket PATH] [--json]
-  Ports are fixed when the datapath starts: the datapath refuses with EOPNOTSUPP. Remove the port
-  from the config file and restart.`,
+  'add-port': `usage: xdp-ts add-port NETDEV[,option]... [--socket PATH] [--json]
+  Adds a port while the datapath runs, as ovs-dpctl add-if: an afxdp port on interface NETDEV (its
+  XDP program attached once every worker polls its queue), or with type=memory a memory port named
+  NETDEV. Options: type=afxdp|memory, port_no=N (default: the lowest number no port had), name=NAME
+  (default NETDEV), xdp_mode=native|generic|auto, zero_copy=auto|force|off. The datapath holds at
+  most config maxPorts ports (EFBIG beyond: each worker's UMEM is sized for them); EEXIST if the
+  name, number or interface is taken. Flows that output to port_no (kept from an earlier port with
+  that number) send there again. --json prints the new port.`,
+  'del-port': `usage: xdp-ts del-port NAME|NUMBER [--socket PATH] [--json]
+  Deletes a port, as ovs-dpctl del-if: its XDP program detached, what it received forwarded, its
+  sockets closed and its frames returned to the workers. Flows are kept: their outputs to the port
+  are dropped and counted (dropNoPort in show -s) until a port with its number is added again.
+  ENODEV if there is no such port. --json prints its final stats.`,
   'add-flow': `usage: xdp-ts add-flow FLOW [--socket PATH] [--json]
   Installs FLOW, "<key>, actions:<actions>" in the datapath flow syntax of ovs-dpctl, e.g.
   'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=53), actions:2'.
@@ -448,8 +471,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'add-port' || command === 'del-port') {
     const a = flowArgs(rest, []);
-    if (!a.positional) throw new UsageError(`${command} needs a port NAME`);
-    const result = await call(a.socket, command === 'add-port' ? 'port.add' : 'port.del', { name: a.positional });
+    if (!a.positional) throw new UsageError(command === 'add-port' ? 'add-port needs a NETDEV' : 'del-port needs a port NAME or NUMBER');
+    const args = command === 'add-port' ? addPortArgs(a.positional) : /^\d+$/.test(a.positional) ? { number: Number(a.positional) } : { name: a.positional };
+    const result = await call(a.socket, command === 'add-port' ? 'port.add' : 'port.del', args);
     if (a.json) console.log(JSON.stringify(result, null, 2));
     return 0;
   }

@@ -26,11 +26,25 @@ export const enum Opcode {
    * odp port inPort. ENOBUFS when the worker has no free frame.
    */
   EXECUTE = 4,
+  /**
+   * [slot]: take the port posted on the worker's port channel (its rings) into slot `slot`, poll it
+   * and fill its fill ring. EEXIST if the slot is taken.
+   */
+  PORT_ADD = 5,
+  /**
+   * [slot]: stop polling the port (its interface detached first), forward what its rx ring holds,
+   * drop outputs to it from now on, wait for its transmissions. ENOENT if no port is there.
+   */
+  PORT_DEL = 6,
+  /** [slot]: after the deleted port's socket is closed, take its frames back from its rings. */
+  PORT_RECLAIM = 7,
 }
 
 export const REQUEST_WORDS = 1 << 18;
 export const REPLY_WORDS = 1 << 13;
 
+export const ENOENT = 2;
+export const EEXIST = 17;
 export const EINVAL = 22;
 export const ENOSYS = 38;
 export const ENOBUFS = 105;

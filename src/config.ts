@@ -14,6 +14,7 @@ import { ConfigError } from './config-error';
 import { flowToInstall, FlowParseError } from './flow-format';
 import { firstUnknownOutput } from './action-format';
 import { FlowWord } from './flow-key';
+import { MAX_PORT_SLOTS } from './worker-layout';
 
 export interface PortConfig {
   name: string;
@@ -28,6 +29,10 @@ export interface PortConfig {
 export interface DatapathConfig {
   datapath: string;
   ports: PortConfig[];
+  /** Most ports at once (ports added at run time included): each worker's UMEM is sized for them. */
+  maxPorts: number;
+  /** Whether the file set maxPorts (else it is the port count + 2, and a reload keeps the running value). */
+  maxPortsDeclared: boolean;
   workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive' };
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
   /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
@@ -141,8 +146,31 @@ function initialFlows(value: Json, ports: PortConfig[]): string[] {
 
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
+/**
+ * One port entry (a config.ports item, or the arguments of port.add with path `args`): number 0
+ * when absent (the caller assigns one). Names and numbers are checked against the others by the caller.
+ */
+export function parsePortEntry(path: string, raw: Json): PortConfig {
+  const p = object(path, raw, ['name', 'type', 'number', 'interface', 'xdpMode', 'zeroCopy']);
+  const type = oneOf(`${path}.type`, p.type, ['afxdp', 'memory'] as const, 'afxdp');
+  const name = string(`${path}.name`, p.name, typeof p.interface === 'string' ? p.interface : undefined);
+  const iface = type === 'afxdp' ? string(`${path}.interface`, p.interface, name) : '';
+  if (type === 'afxdp' && !INTERFACE_NAME.test(iface)) fail(`${path}.interface`, 'an interface name of at most 15 characters', p.interface);
+  if (type === 'memory' && (p.interface !== undefined || p.xdpMode !== undefined || p.zeroCopy !== undefined)) {
+    throw new ConfigError(`${path}: interface, xdpMode and zeroCopy apply to afxdp ports only`);
+  }
+  return {
+    name,
+    type,
+    number: p.number === undefined ? 0 : integer(`${path}.number`, p.number, 1, 65279),
+    interface: iface,
+    xdpMode: oneOf(`${path}.xdpMode`, p.xdpMode, ['native', 'generic', 'auto'] as const, 'native'),
+    zeroCopy: oneOf(`${path}.zeroCopy`, p.zeroCopy, ['auto', 'force', 'off'] as const, 'auto'),
+  };
+}
+
 export function parseConfig(input: Json): DatapathConfig {
-  const root = object('config', input, ['datapath', 'ports', 'workers', 'umem', 'forward', 'flows', 'control', 'log', 'metrics', 'slowPath', 'upcalls', 'meters', 'meterLimit']);
+  const root = object('config', input, ['datapath', 'ports', 'maxPorts', 'workers', 'umem', 'forward', 'flows', 'control', 'log', 'metrics', 'slowPath', 'upcalls', 'meters', 'meterLimit']);
   const datapath = string('config.datapath', root.datapath, 'xdp-ts');
 
   const rawPorts = root.ports;
@@ -152,28 +180,16 @@ export function parseConfig(input: Json): DatapathConfig {
   const usedNumbers = new Set<number>();
   rawPorts.forEach((raw: Json, i: number) => {
     const path = `config.ports[${i}]`;
-    const p = object(path, raw, ['name', 'type', 'number', 'interface', 'xdpMode', 'zeroCopy']);
-    const type = oneOf(`${path}.type`, p.type, ['afxdp', 'memory'] as const, 'afxdp');
-    const name = string(`${path}.name`, p.name, typeof p.interface === 'string' ? p.interface : undefined);
-    if (ports.some((q) => q.name === name)) throw new ConfigError(`${path}.name: port ${name} is declared twice`);
-    const iface = type === 'afxdp' ? string(`${path}.interface`, p.interface, name) : '';
-    if (type === 'afxdp' && !INTERFACE_NAME.test(iface)) fail(`${path}.interface`, 'an interface name of at most 15 characters', p.interface);
-    if (type === 'memory' && (p.interface !== undefined || p.xdpMode !== undefined || p.zeroCopy !== undefined)) {
-      throw new ConfigError(`${path}: interface, xdpMode and zeroCopy apply to afxdp ports only`);
-    }
-    let number = p.number === undefined ? 0 : integer(`${path}.number`, p.number, 1, 65279);
-    if (number === 0) for (number = 1; usedNumbers.has(number) || explicitNumbers.has(number); number++);
-    if (usedNumbers.has(number)) throw new ConfigError(`${path}.number: port number ${number} is used twice`);
-    usedNumbers.add(number);
-    ports.push({
-      name,
-      type,
-      number,
-      interface: iface,
-      xdpMode: oneOf(`${path}.xdpMode`, p.xdpMode, ['native', 'generic', 'auto'] as const, 'native'),
-      zeroCopy: oneOf(`${path}.zeroCopy`, p.zeroCopy, ['auto', 'force', 'off'] as const, 'auto'),
-    });
+    const port = parsePortEntry(path, raw);
+    if (ports.some((q) => q.name === port.name)) throw new ConfigError(`${path}.name: port ${port.name} is declared twice`);
+    if (port.number === 0) for (port.number = 1; usedNumbers.has(port.number) || explicitNumbers.has(port.number); port.number++);
+    if (usedNumbers.has(port.number)) throw new ConfigError(`${path}.number: port number ${port.number} is used twice`);
+    usedNumbers.add(port.number);
+    ports.push(port);
   });
+  if (ports.length > MAX_PORT_SLOTS) fail('config.ports', `at most ${MAX_PORT_SLOTS} ports`, `${ports.length} ports`);
+  // Two spare by default: a port can be added (or replaced) at run time without a restart.
+  const maxPorts = integer('config.maxPorts', root.maxPorts, ports.length, MAX_PORT_SLOTS, Math.min(ports.length + 2, MAX_PORT_SLOTS));
 
   const w = object('config.workers', root.workers ?? {}, ['count', 'cpus', 'idle']);
   const count = integer('config.workers.count', w.count, 1, 64, 1);
@@ -188,8 +204,8 @@ export function parseConfig(input: Json): DatapathConfig {
   const frameSize = powerOfTwo('config.umem.frameSize', u.frameSize, 2048, 4096, 4096);
   const ringSize = powerOfTwo('config.umem.ringSize', u.ringSize, 64, 16384, 2048);
   const framesPerPort = integer('config.umem.framesPerPort', u.framesPerPort, 2 * 64, 1 << 20, 2 * ringSize);
-  if (framesPerPort * ports.length * frameSize > 2 ** 31) {
-    throw new ConfigError('config.umem: framesPerPort x ports x frameSize must stay within 2 GiB per worker');
+  if (framesPerPort * maxPorts * frameSize > 2 ** 31) {
+    throw new ConfigError(`config.umem: framesPerPort x maxPorts (${maxPorts}) x frameSize must stay within 2 GiB per worker`);
   }
   if (u.hugepages !== undefined && typeof u.hugepages !== 'boolean') fail('config.umem.hugepages', 'true or false', u.hugepages);
 
@@ -254,6 +270,8 @@ export function parseConfig(input: Json): DatapathConfig {
   return {
     datapath,
     ports,
+    maxPorts,
+    maxPortsDeclared: root.maxPorts !== undefined,
     workers: { count, cpus, idle },
     umem: { frameSize, framesPerPort, ringSize, hugepages: u.hugepages === true },
     forward,

@@ -5,14 +5,17 @@
  *    drained, sockets closed); exit 0 when every frame was accounted for, else 1. A signal during
  *    start-up stops the datapath as soon as it is up, never half set up.
  *  - SIGHUP: read the config file again. What can change at run time is applied: `log.level`,
- *    `metrics` (the endpoint is closed and opened again at its new address, or turned on or off) and
- *    `control.mode` / `control.group`. Any other difference is named in a `reload_needs_restart`
+ *    `metrics` (the endpoint is closed and opened again at its new address, or turned on or off),
+ *    `control.mode` / `control.group`, and `ports`: a port no longer in the file is deleted, a new
+ *    one added, a changed one (same name) deleted and added again, within `maxPorts` (ports added
+ *    through the control API are left alone; a port whose number was assigned in order can change
+ *    number when an earlier one goes: give numbers to ports that come and go). Any other difference is named in a `reload_needs_restart`
  *    warning and left as it runs; a file that no longer parses or validates is refused
  *    (`reload_failed`) and nothing changes.
  * Start-up failures throw: a ConfigError (bad file, exit 2) or an Error naming what failed (exit 1).
  */
 import { execFileSync } from 'node:child_process';
-import { ConfigError, DatapathConfig, loadConfigFile } from './config';
+import { ConfigError, DatapathConfig, loadConfigFile, PortConfig } from './config';
 import { Datapath } from './datapath';
 import { ControlServer } from './control/server';
 import { createLogger, datapathLog, Logger } from './log';
@@ -23,7 +26,7 @@ import { registerControlMetrics } from './metrics/control';
 import { MetricsServer } from './metrics/http';
 
 /** Config keys a SIGHUP applies; every other key needs a restart. */
-const RELOADABLE = ['log.level', 'metrics', 'control.mode', 'control.group'];
+const RELOADABLE = ['log.level', 'metrics', 'control.mode', 'control.group', 'ports'];
 
 /** The gid of a group given by name (resolved through NSS, as `getent group` does) or by number. */
 export function resolveGroup(group: string | number): number {
@@ -165,6 +168,8 @@ export class Daemon {
       this.logger.error({ event: 'reload_failed', file: this.file, error: (error as Error).message }, 'reload refused: config kept');
       return;
     }
+    // A maxPorts the file does not set follows its port count: not a change of the running value.
+    if (!next.maxPortsDeclared) next.maxPorts = this.config.maxPorts;
     const changed = changedPaths(this.config, next);
     const needsRestart = changed.filter((p) => !reloadable(p));
     const applied: string[] = [];
@@ -197,10 +202,44 @@ export class Daemon {
       }
       applied.push('metrics');
     }
+    if (changed.includes('ports') && this.datapath) {
+      this.config.ports = await this.reloadPorts(this.datapath, this.config.ports, next.ports);
+      applied.push('ports');
+    }
     this.logger.info({ event: 'reload', applied, metrics: this.metricsUrl() }, 'config reloaded');
     if (needsRestart.length > 0) {
       this.logger.warn({ event: 'reload_needs_restart', keys: needsRestart }, `changed keys need a restart: ${needsRestart.join(', ')}`);
     }
+  }
+
+  /**
+   * Deletes the ports the file dropped or changed, then adds the new and changed ones; a refused one
+   * is logged and the others go on. Returns the port list now in effect (as the file's, minus what failed).
+   */
+  private async reloadPorts(datapath: Datapath, before: PortConfig[], after: PortConfig[]): Promise<PortConfig[]> {
+    const same = (a: PortConfig, b: PortConfig) => JSON.stringify(a) === JSON.stringify(b);
+    const gone = before.filter((p) => !after.some((q) => same(p, q)));
+    const coming = after.filter((q) => !before.some((p) => same(p, q)));
+    const inEffect = before.filter((p) => !gone.includes(p));
+    for (const port of gone) {
+      try {
+        await datapath.delPort({ name: port.name });
+        this.logger.info({ event: 'reload_port_deleted', port: port.name, number: port.number }, `port ${port.name} deleted`);
+      } catch (error) {
+        inEffect.push(port);
+        this.logger.error({ event: 'reload_port_failed', port: port.name, error: (error as Error).message }, `port ${port.name} not deleted`);
+      }
+    }
+    for (const port of coming) {
+      try {
+        await datapath.addPort(port);
+        inEffect.push(port);
+        this.logger.info({ event: 'reload_port_added', port: port.name, number: port.number, type: port.type }, `port ${port.name} added`);
+      } catch (error) {
+        this.logger.error({ event: 'reload_port_failed', port: port.name, error: (error as Error).message }, `port ${port.name} not added`);
+      }
+    }
+    return inEffect;
   }
 
   /** Stops everything that was started; resolves with the exit code (0: every frame accounted for). */

@@ -9,6 +9,15 @@
  *  - portStats(): OVS vport stats per port, summed over workers, plus the kernel's counters.
  *  - setOutput(from, to): where frames received on `from` go (null: dropped); applied by every worker
  *    between batches through its command channel; resolves once all applied it.
+ *  - addPort(config): a port at run time (dpif port_add): its queue on every worker (sockets over the
+ *    workers' UMEMs), polled, then its interface attached. EEXIST (name, number or interface taken),
+ *    EFBIG (maxPorts reached: the UMEMs are sized for them, or no port slot left), EOPNOTSUPP (an
+ *    afxdp port on a datapath started with memory ports only: its UMEMs are not kernel memory),
+ *    ENODEV or EINVAL from the kernel (no such interface, ...), with nothing left behind.
+ *  - delPort(name | number): dpif port_del: interface detached, the workers forward what it had
+ *    received and stop polling it, its sockets closed, its frames taken back; resolves with its final
+ *    stats. Flows keep referring to its number: outputs there are dropped and counted (dropNoPort)
+ *    until a port with that number is added again. ENODEV if there is no such port.
  *  - execute(frame, actions, inPort): packet execute (dpif execute, "packet-out"): the actions run on
  *    a copy of `frame` in worker 0 with the same executor as received frames; EINVAL for bad actions
  *    (unknown port, bad field, ...) or a frame outside 14..frameSize-256 bytes, ENOBUFS when the
@@ -18,11 +27,11 @@
  * Ownership: the Datapath owns every descriptor, mapping and thread it made; callers own nothing.
  */
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import type { DatapathConfig } from './config';
+import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
+import type { DatapathConfig, PortConfig } from './config';
 import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
 import { DpifError, FlowStat, FlowTable, PutFlags } from './flow-table';
-import type { ActionSpec } from './action-format';
+import { ActionSpec, firstUnknownOutput } from './action-format';
 import { ActionCompileError, ProgramCache } from './action-program';
 import { COPY_HEADROOM } from './action-exec';
 import { extractFlowKey } from './flow-extract';
@@ -35,7 +44,7 @@ import { MemoryVport } from './vport-memory';
 import type { MemoryWire } from './memory-wire';
 import type { PortQueue, Vport, VportStats, WorkerUmem } from './vport';
 import {
-  ControlWord, FrameAccount, PortStat, PORT_STAT_NAMES, PortStatName, WorkerState, WorkerStat,
+  ControlWord, FrameAccount, MAX_PORT_SLOTS, PortStat, PORT_STAT_NAMES, PortStatName, WorkerState, WorkerStat,
   WORKER_STAT_NAMES, WorkerStatName, frameAccount,
 } from './worker-layout';
 import type { ForwarderInit } from '../workers/forwarder';
@@ -64,6 +73,8 @@ interface WorkerHandle {
   portStats: Float64Array;
   flowStats: Float64Array;
   umem: WorkerUmem;
+  /** Where a port's rings are posted before PORT_ADD (the worker reads them synchronously). */
+  portChannel: MessagePort;
   exited: Promise<void>;
   failure: string | null;
 }
@@ -108,12 +119,45 @@ async function openQueueWhenFree(port: Vport, umem: WorkerUmem): Promise<PortQue
   }
 }
 
+function newVport(p: PortConfig): Vport {
+  return p.type === 'afxdp'
+    ? new AfxdpVport({ name: p.name, number: p.number, interface: p.interface, xdpMode: p.xdpMode, zeroCopy: p.zeroCopy })
+    : new MemoryVport(p.name, p.number);
+}
+
+/** An error from the kernel or the addon, as a PortError (its errno code when it has one). */
+function portError(error: unknown, what: string): PortError {
+  if (error instanceof PortError) return error;
+  const code = (error as { code?: string }).code;
+  const known: PortError['code'][] = ['EEXIST', 'ENODEV', 'EOPNOTSUPP', 'EINVAL', 'EBUSY'];
+  return new PortError(known.includes(code as PortError['code']) ? (code as PortError['code']) : 'EINVAL', `${what}: ${(error as Error).message}`);
+}
+
 /** A packet executed is matched exactly: every field of its key is known. */
 const EXACT_MASK = new Int32Array(FLOW_KEY_WORDS).fill(-1);
 
+export class PortError extends Error {
+  readonly code: 'EEXIST' | 'EFBIG' | 'ENODEV' | 'EOPNOTSUPP' | 'EINVAL' | 'EBUSY';
+  constructor(code: PortError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
 export class Datapath {
   readonly config: DatapathConfig;
-  readonly ports: Vport[];
+  /** The ports, in the order they were added. */
+  readonly ports: Vport[] = [];
+  /** Ports by slot (null: none), the slot of every port number ever added, and each slot's queues per worker. */
+  private readonly slots: (Vport | null)[] = new Array<Vport | null>(MAX_PORT_SLOTS).fill(null);
+  private readonly slotOfNumber = new Map<number, number>();
+  private readonly slotQueues: (PortQueue[] | null)[] = new Array<PortQueue[] | null>(MAX_PORT_SLOTS).fill(null);
+  /** Each slot's counters (summed over workers) when its current port was added: its stats start at 0. */
+  private readonly portBase = new Float64Array(MAX_PORT_SLOTS * PortStat.COUNT);
+  /** Port additions and deletions, one at a time. */
+  private portOps: Promise<unknown> = Promise.resolve();
+  /** Whether the workers' UMEMs are kernel memory (the datapath started with an afxdp port). */
+  private kernelUmem = false;
   private readonly workers: WorkerHandle[] = [];
   private readonly log: LogFunction;
   readonly flows: FlowTable;
@@ -131,13 +175,9 @@ export class Datapath {
   private constructor(config: DatapathConfig, log: LogFunction) {
     this.config = config;
     this.log = log;
-    this.ports = config.ports.map((p) =>
-      p.type === 'afxdp'
-        ? new AfxdpVport({ name: p.name, number: p.number, interface: p.interface, xdpMode: p.xdpMode, zeroCopy: p.zeroCopy })
-        : new MemoryVport(p.name, p.number),
-    );
+    config.ports.forEach((p, slot) => this.register(newVport(p), slot));
     this.flows = new FlowTable(config.flows.limit, {
-      portSlot: (number) => this.ports.findIndex((p) => p.number === number),
+      portSlot: (number) => this.portSlot(number),
       install: (ops) => {
         // One backing store for the whole batch, a view per operation: a million separate small
         // ArrayBuffers cost more in garbage collection than encoding them.
@@ -204,6 +244,18 @@ export class Datapath {
     }));
   }
 
+  /** The slot of the port numbered `number`, or -1 if there is no such port (now). */
+  portSlot(number: number): number {
+    const slot = this.slotOfNumber.get(number);
+    return slot !== undefined && this.slots[slot] !== null ? slot : -1;
+  }
+
+  private register(port: Vport, slot: number): void {
+    this.slots[slot] = port;
+    this.slotOfNumber.set(port.number, slot);
+    this.ports.push(port);
+  }
+
   static async start(config: DatapathConfig, log: LogFunction = () => {}): Promise<Datapath> {
     const dp = new Datapath(config, log);
     try {
@@ -218,22 +270,30 @@ export class Datapath {
   private async bringUp(): Promise<void> {
     const { workers, umem } = this.config;
     const needsKernelUmem = this.ports.some((p) => p.type === 'afxdp');
+    this.kernelUmem = needsKernelUmem;
+    this.ports.forEach((_port, slot) => (this.slotQueues[slot] = []));
     for (let index = 0; index < workers.count; index++) {
-      const frameCount = umem.framesPerPort * this.ports.length;
+      // Room for maxPorts ports: ports added at run time share the same UMEM.
+      const frameCount = umem.framesPerPort * this.config.maxPorts;
       const bytes = frameCount * umem.frameSize;
       const area = needsKernelUmem ? native().umemCreate(bytes, umem.hugepages) : new SharedArrayBuffer(bytes);
       const workerUmem: WorkerUmem = { worker: index, area, frameSize: umem.frameSize, frameCount, ringSize: umem.ringSize, ownerFd: -1 };
       const queues: PortQueue[] = [];
-      for (const port of this.ports) queues.push(await openQueueWhenFree(port, workerUmem));
+      for (const [slot, port] of this.ports.entries()) {
+        const queue = await openQueueWhenFree(port, workerUmem);
+        queues.push(queue);
+        (this.slotQueues[slot] as PortQueue[]).push(queue);
+      }
       const control = new SharedArrayBuffer(ControlWord.COUNT * 4);
       const request = new SharedArrayBuffer(REQUEST_WORDS * 4);
       const reply = new SharedArrayBuffer(REPLY_WORDS * 4);
       const workerStats = new SharedArrayBuffer(WorkerStat.COUNT * 8);
-      const portStats = new SharedArrayBuffer(this.ports.length * PortStat.COUNT * 8);
+      const portStats = new SharedArrayBuffer(MAX_PORT_SLOTS * PortStat.COUNT * 8);
       const flowStats = new SharedArrayBuffer(this.config.flows.limit * FlowStat.COUNT * 8);
       this.ports.forEach((port) => port instanceof MemoryVport && port.bindControl(index, control));
       const upcallRing = this.config.slowPath ? createUpcallRing(this.config.upcalls.ringSlots, this.config.upcalls.snaplen) : null;
       if (upcallRing) this.upcallConsumers.push(new UpcallConsumer(upcallRing));
+      const portChannel = new MessageChannel();
       const init: ForwarderInit = {
         index,
         cpu: workers.cpus[index] ?? null,
@@ -247,6 +307,7 @@ export class Datapath {
         workerStats,
         portStats,
         ports: queues.map((q, slot) => ({ slot, number: this.ports[slot].number, name: this.ports[slot].name, kind: q.kind, fd: q.fd, rings: q.rings })),
+        portChannel: portChannel.port2,
         flowLimit: this.config.flows.limit,
         flowStats,
         emcEntries: this.config.flows.emcEntries,
@@ -255,11 +316,11 @@ export class Datapath {
         upcallRing,
         meters: this.meterBank,
       };
-      const thread = new Worker(FORWARDER, { workerData: init, name: `xdp-ts worker ${index}` });
+      const thread = new Worker(FORWARDER, { workerData: init, transferList: [portChannel.port2], name: `xdp-ts worker ${index}` });
       const handle: WorkerHandle = {
         index, thread, control: new Int32Array(control), channel: new CommandChannel(control, request, reply),
         workerStats: new Float64Array(workerStats), portStats: new Float64Array(portStats), flowStats: new Float64Array(flowStats), umem: workerUmem,
-        exited: new Promise((resolve) => thread.once('exit', () => resolve())), failure: null,
+        portChannel: portChannel.port1, exited: new Promise((resolve) => thread.once('exit', () => resolve())), failure: null,
       };
       thread.on('message', (m: { type: string; message: string }) => {
         if (m.type === 'failed') {
@@ -331,7 +392,8 @@ export class Datapath {
       const state = await waitForState(w.control, (s) => s === WorkerState.STOPPED || s === WorkerState.FAILED, STOP_TIMEOUT_MS);
       if (state !== WorkerState.STOPPED && state !== WorkerState.FAILED) await w.thread.terminate();
       await w.exited;
-      frames.push(frameAccount(w.workerStats, w.portStats, this.ports.length));
+      frames.push(frameAccount(w.workerStats, w.portStats));
+      w.portChannel.close();
     }
     for (const port of this.ports) {
       try {
@@ -381,6 +443,153 @@ export class Datapath {
     await this.flows.put({ key, mask, actions }, PutFlags.CREATE | PutFlags.MODIFY);
   }
 
+  /** dpif port_add: see the file comment. `config.number` 0 takes the lowest number never used. */
+  addPort(config: PortConfig): Promise<PortReport> {
+    return this.portOp(() => this.addPortNow(config));
+  }
+
+  /** dpif port_del: see the file comment. Resolves with the port's final stats. */
+  delPort(which: { name?: string; number?: number }): Promise<PortReport> {
+    return this.portOp(() => this.delPortNow(which));
+  }
+
+  private portOp<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.portOps.then(() => {
+      if (this.stopped) throw new PortError('EINVAL', 'the datapath is stopping');
+      return op();
+    });
+    this.portOps = run.catch(() => undefined);
+    return run;
+  }
+
+  private async addPortNow(config: PortConfig): Promise<PortReport> {
+    const clash = this.ports.find((p) => p.name === config.name || p.number === config.number);
+    if (clash) throw new PortError('EEXIST', `port ${clash.number} ${clash.name} exists${clash.name === config.name ? '' : ` with number ${config.number}`}`);
+    if (config.type === 'afxdp') {
+      const same = this.ports.find((p) => p.type === 'afxdp' && (p.describe().interface as string) === config.interface);
+      if (same) throw new PortError('EBUSY', `interface ${config.interface} is port ${same.name} already`);
+      if (!this.kernelUmem) {
+        throw new PortError('EOPNOTSUPP', 'an afxdp port needs the workers\' UMEMs in kernel memory, and this datapath started with memory ports only: declare an afxdp port in the config to add others at run time');
+      }
+    }
+    if (this.ports.length >= this.config.maxPorts) {
+      throw new PortError('EFBIG', `the datapath has its maximum of ${this.config.maxPorts} ports (config maxPorts: each worker's UMEM holds umem.framesPerPort frames for each)`);
+    }
+    const number = config.number !== 0 ? config.number : this.freshNumber();
+    const slot = this.chooseSlot(number);
+    const port = newVport({ ...config, number });
+    const queues: PortQueue[] = [];
+    const added: WorkerHandle[] = [];
+    try {
+      for (const w of this.workers) {
+        const queue = await openQueueWhenFree(port, w.umem);
+        queues.push(queue);
+        if (port instanceof MemoryVport) port.bindControl(w.index, w.control.buffer as SharedArrayBuffer);
+        w.portChannel.postMessage({ slot, number, name: port.name, kind: queue.kind, fd: queue.fd, rings: queue.rings });
+        const [status] = await w.channel.transact([{ opcode: Opcode.PORT_ADD, args: [slot] }]);
+        if (status !== 0) throw new Error(`worker ${w.index} refused the port: status ${status}`);
+        added.push(w);
+      }
+      // Counters start at zero for this port; earlier ports of the slot keep theirs in the totals.
+      this.portBase.set(this.slotCounters(slot), slot * PortStat.COUNT);
+      port.start();
+    } catch (error) {
+      await this.retire(port, slot, added, queues).catch((cleanup: Error) => this.log('port_cleanup_failed', { port: port.name, error: cleanup.message }));
+      throw portError(error, `port ${port.name}`);
+    }
+    this.register(port, slot);
+    this.slotQueues[slot] = queues;
+    this.portsChanged();
+    this.log('port_added', { port: port.name, number, type: port.type, ...port.describe() });
+    return this.portReport(port);
+  }
+
+  private async delPortNow(which: { name?: string; number?: number }): Promise<PortReport> {
+    const port = this.ports.find((p) => (which.name !== undefined ? p.name === which.name : p.number === which.number));
+    if (!port) throw new PortError('ENODEV', `no port ${JSON.stringify(which.name ?? which.number)} (ports: ${this.ports.map((p) => `${p.number} ${p.name}`).join(', ')})`);
+    const slot = this.slotOfNumber.get(port.number) as number;
+    // What the kernel counted, while its sockets are open; the workers' counters once they let go.
+    const kernel = port.kernelStats();
+    const info = port.describe();
+    this.slots[slot] = null;
+    this.ports.splice(this.ports.indexOf(port), 1);
+    const queues = this.slotQueues[slot] ?? [];
+    this.slotQueues[slot] = null;
+    this.portsChanged();
+    await this.retire(port, slot, this.workers, queues);
+    const final = this.portReport(port, kernel, info);
+    this.log('port_deleted', { port: port.name, number: port.number, ...final.stats });
+    return final;
+  }
+
+  /**
+   * Takes a port out of the given workers (all of them, or those that got it when an add failed half
+   * way): detached, its queues dropped by the workers, its sockets closed, its frames taken back.
+   */
+  private async retire(port: Vport, slot: number, workers: WorkerHandle[], queues: PortQueue[]): Promise<void> {
+    port.stop();
+    for (const w of workers) {
+      const [status] = await w.channel.transact([{ opcode: Opcode.PORT_DEL, args: [slot] }]);
+      if (status !== 0) throw new Error(`worker ${w.index} refused to delete port ${port.name}: status ${status}`);
+    }
+    if (port instanceof MemoryVport) port.closeWires();
+    port.close();
+    // A socket that registered a worker's UMEM may be gone: later ports share it through another.
+    for (const w of this.workers) {
+      if (!queues.some((q) => q.fd === w.umem.ownerFd)) continue;
+      w.umem.ownerFd = -1;
+      for (const other of this.slotQueues) {
+        const fd = other?.[w.index]?.fd ?? -1;
+        if (fd >= 0 && !queues.some((q) => q.fd === fd)) {
+          w.umem.ownerFd = fd;
+          break;
+        }
+      }
+    }
+    for (const w of workers) {
+      const [status] = await w.channel.transact([{ opcode: Opcode.PORT_RECLAIM, args: [slot] }]);
+      if (status !== 0) throw new Error(`worker ${w.index} could not take port ${port.name}'s frames back: status ${status}`);
+    }
+  }
+
+  /** The lowest port number no port ever had (so a new port inherits no old flow's outputs). */
+  private freshNumber(): number {
+    let number = 1;
+    while (this.slotOfNumber.has(number)) number++;
+    return number;
+  }
+
+  /**
+   * The slot for a port numbered `number`: its old slot if the number had a port before (flows to it
+   * work again), else a slot never used, else a deleted port's slot that no flow outputs to (the
+   * compiled-program caches are then cleared: they may hold that slot for the old number).
+   */
+  private chooseSlot(number: number): number {
+    const known = this.slotOfNumber.get(number);
+    if (known !== undefined) return known;
+    const used = new Set(this.slotOfNumber.values());
+    for (let slot = 0; slot < MAX_PORT_SLOTS; slot++) if (!used.has(slot)) return slot;
+    const referenced = new Set<number>();
+    for (const { flow } of this.flows.dump()) {
+      for (const [old, slot] of this.slotOfNumber) {
+        if (this.slots[slot] === null && firstUnknownOutput(flow.actions, (p) => p !== old) !== null) referenced.add(old);
+      }
+    }
+    for (const [old, slot] of this.slotOfNumber) {
+      if (this.slots[slot] !== null || referenced.has(old)) continue;
+      this.slotOfNumber.delete(old);
+      this.flows.forgetPrograms();
+      this.executePrograms.clear();
+      return slot;
+    }
+    throw new PortError('EFBIG', `no port slot left: ${MAX_PORT_SLOTS} port numbers were used and flows still output to the deleted ones (${[...referenced].join(', ')}); delete those flows first`);
+  }
+
+  /** The slow path floods to and checks rules against the current ports: its decisions are redone. */
+  private portsChanged(): void {
+    this.slowPath?.setPorts(this.ports.map((p) => ({ number: p.number, name: p.name })));
+  }
+
   /** Packet execute (dpif execute): see the file comment. */
   async execute(frame: Uint8Array, actions: ActionSpec[], inPort: number): Promise<void> {
     const [outcome] = await this.executeMany([{ frame, actions, inPort }]);
@@ -397,8 +606,7 @@ export class Datapath {
     const opIndex: number[] = [];
     const maxLength = this.config.umem.frameSize - COPY_HEADROOM;
     items.forEach(({ frame, actions, inPort }, i) => {
-      const slot = this.ports.findIndex((p) => p.number === inPort);
-      if (slot < 0) {
+      if (this.portSlot(inPort) < 0) {
         outcomes[i] = new DpifError('EINVAL', `in_port(${inPort}): no such port`);
         return;
       }
@@ -410,7 +618,7 @@ export class Datapath {
       extractFlowKey(frame, 0, frame.length, inPort, key, 0);
       let program: Int32Array;
       try {
-        program = this.executePrograms.compile(actions, (n) => this.ports.findIndex((p) => p.number === n), key, EXACT_MASK);
+        program = this.executePrograms.compile(actions, (n) => this.portSlot(n), key, EXACT_MASK);
       } catch (error) {
         if (error instanceof ActionCompileError) {
           outcomes[i] = new DpifError('EINVAL', error.message);
@@ -482,36 +690,47 @@ export class Datapath {
     };
   }
 
+  /** A slot's counters summed over the workers. */
+  private slotCounters(slot: number): Float64Array {
+    const sums = new Float64Array(PortStat.COUNT);
+    for (const w of this.workers) for (let i = 0; i < PortStat.COUNT; i++) sums[i] += w.portStats[slot * PortStat.COUNT + i];
+    return sums;
+  }
+
   portStats(): PortReport[] {
-    return this.ports.map((port, slot) => {
-      const counters = Object.fromEntries(PORT_STAT_NAMES.map((n) => [n, 0])) as Record<PortStatName, number>;
-      for (const w of this.workers) {
-        PORT_STAT_NAMES.forEach((name, i) => (counters[name] += w.portStats[slot * PortStat.COUNT + i]));
-      }
-      const kernel = port.kernelStats();
-      const stats: VportStats = {
-        rxPackets: counters.rxPackets,
-        rxBytes: counters.rxBytes,
-        rxErrors: counters.rxErrors + kernel.rxErrors,
-        rxDropped: counters.rxDropped + kernel.rxDropped,
-        txPackets: counters.txPackets,
-        txBytes: counters.txBytes,
-        txErrors: counters.txErrors + kernel.txErrors,
-        txDropped: counters.txDropped,
-      };
-      return { name: port.name, number: port.number, type: port.type, stats, counters, kernel: kernel.detail, info: port.describe() };
-    });
+    return this.ports.map((port) => this.portReport(port));
+  }
+
+  private portReport(port: Vport, kernel = port.kernelStats(), info = port.describe()): PortReport {
+    const slot = this.slotOfNumber.get(port.number) as number;
+    const sums = this.slotCounters(slot);
+    const counters = Object.fromEntries(PORT_STAT_NAMES.map((n, i) => [n, sums[i] - this.portBase[slot * PortStat.COUNT + i]])) as Record<PortStatName, number>;
+    const stats: VportStats = {
+      rxPackets: counters.rxPackets,
+      rxBytes: counters.rxBytes,
+      rxErrors: counters.rxErrors + kernel.rxErrors,
+      rxDropped: counters.rxDropped + kernel.rxDropped,
+      txPackets: counters.txPackets,
+      txBytes: counters.txBytes,
+      txErrors: counters.txErrors + kernel.txErrors,
+      txDropped: counters.txDropped,
+    };
+    return { name: port.name, number: port.number, type: port.type, stats, counters, kernel: kernel.detail, info };
   }
 
   workerStats(): (Record<WorkerStatName, number> & { worker: number; state: number; rxPackets: number; txPackets: number; frames: FrameAccount })[] {
-    const total = (w: WorkerHandle, stat: PortStat) => this.ports.reduce((sum, _p, slot) => sum + w.portStats[slot * PortStat.COUNT + stat], 0);
+    const total = (w: WorkerHandle, stat: PortStat) => {
+      let sum = 0;
+      for (let slot = 0; slot < MAX_PORT_SLOTS; slot++) sum += w.portStats[slot * PortStat.COUNT + stat];
+      return sum;
+    };
     return this.workers.map((w) => ({
       worker: w.index,
       state: Atomics.load(w.control, ControlWord.STATE),
       rxPackets: total(w, PortStat.RX_PACKETS),
       txPackets: total(w, PortStat.TX_PACKETS),
       ...(Object.fromEntries(WORKER_STAT_NAMES.map((n, i) => [n, w.workerStats[i]])) as Record<WorkerStatName, number>),
-      frames: frameAccount(w.workerStats, w.portStats, this.ports.length),
+      frames: frameAccount(w.workerStats, w.portStats),
     }));
   }
 }

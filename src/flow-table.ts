@@ -290,6 +290,11 @@ export class FlowTable {
 
   private readonly programs = new ProgramCache();
 
+  /** Drops the compiled-program cache (a port slot now belongs to another port number). */
+  forgetPrograms(): void {
+    this.programs.clear();
+  }
+
   private compile(actions: ActionSpec[], key: Int32Array, mask: Int32Array): Int32Array {
     return this.programs.compile(actions, (port) => this.backend.portSlot(port), key, mask);
   }

@@ -33,6 +33,8 @@ export class MemoryWire {
   rxRingFull = 0;
   /** Frames longer than a frame can hold (rx_dropped). */
   rxDropped = 0;
+  /** Set when the port was deleted: its rings belong to nobody now, and the wire is dead. */
+  private closed = false;
 
   constructor(init: MemoryWireInit) {
     this.init = init;
@@ -47,6 +49,7 @@ export class MemoryWire {
 
   /** Delivers one frame to the worker; false (and counted) when there is no room, as a NIC drops. */
   inject(frame: Uint8Array): boolean {
+    if (this.closed) throw new Error('the memory port was deleted: its wire is closed');
     if (frame.length > this.maxFrame) {
       this.rxDropped++;
       return false;
@@ -78,6 +81,7 @@ export class MemoryWire {
    * during the call). Returns how many were taken.
    */
   receive(onFrame: ((frame: Uint8Array) => void) | null, max = 1 << 30): number {
+    if (this.closed) return 0;
     const count = this.tx.available(max);
     const space = this.comp.freeSlots(count);
     const n = count < space ? count : space;
@@ -99,6 +103,7 @@ export class MemoryWire {
    * (their bytes were laid down once, e.g. by prefillUmem). Returns how many were posted.
    */
   reflect(length: number, max: number): number {
+    if (this.closed) return 0;
     const ready = this.fill.available(max);
     const space = this.rx.freeSlots(ready);
     const n = ready < space ? ready : space;
@@ -113,6 +118,11 @@ export class MemoryWire {
     this.rx.submit(n);
     if (n !== 0) this.ring();
     return n;
+  }
+
+  /** The port was deleted: nothing enters or leaves through this wire any more (its frames went home). */
+  close(): void {
+    this.closed = true;
   }
 
   /** Writes `frame` at the data offset of every frame of the UMEM (for reflect()). */

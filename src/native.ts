@@ -66,6 +66,8 @@ export interface NativeAddon {
   umemCreate(bytes: number, hugepages: boolean): SharedArrayBuffer;
   xskCreate(options: XskOptions): XskSocket;
   xskStatistics(fd: number): XskStatistics;
+  /** Puts anonymous memory with the same bytes under a ring's buffer, so a closed socket is released now. */
+  ringDetach(buffer: SharedArrayBuffer): void;
   /** Returns 0 or the errno of the last sendto (EAGAIN/EBUSY/ENOBUFS are back-pressure). */
   kickTx(fd: number): number;
   kickRx(fd: number): number;

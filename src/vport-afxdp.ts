@@ -30,7 +30,7 @@ export class AfxdpVport implements Vport {
   private countersFd = -1;
   private linkFd = -1;
   private attachedMode = 'none';
-  private readonly sockets: { queue: number; fd: number; zeroCopy: boolean }[] = [];
+  private readonly sockets: { queue: number; fd: number; zeroCopy: boolean; rings: PortQueue['rings'] }[] = [];
 
   constructor(config: AfxdpPortConfig) {
     this.config = config;
@@ -55,7 +55,7 @@ export class AfxdpVport implements Vport {
       shareWithFd: umem.ownerFd,
       zeroCopy: this.config.zeroCopy,
     });
-    this.sockets.push({ queue, fd: socket.fd, zeroCopy: socket.zeroCopy });
+    this.sockets.push({ queue, fd: socket.fd, zeroCopy: socket.zeroCopy, rings: socket.rings });
     if (umem.ownerFd < 0) umem.ownerFd = socket.fd;
     addon.mapUpdate(this.xsksMapFd, queue, socket.fd);
     return { kind: PORT_KIND_AFXDP, fd: socket.fd, rings: socket.rings, zeroCopy: socket.zeroCopy };
@@ -79,7 +79,12 @@ export class AfxdpVport implements Vport {
   close(): void {
     this.stop();
     const addon = native();
-    for (const socket of this.sockets.splice(0)) addon.closeFd(socket.fd);
+    for (const socket of this.sockets.splice(0)) {
+      addon.closeFd(socket.fd);
+      // The ring mappings would hold the socket (and its queue) until garbage collection; the
+      // worker still reads what they hold (port deletion takes the frames back from them).
+      for (const ring of Object.values(socket.rings)) addon.ringDetach(ring.buffer);
+    }
     if (this.object !== 0) {
       addon.bpfObjectClose(this.object);
       this.object = 0;

@@ -47,6 +47,11 @@ export class MemoryVport implements Vport {
     return wire;
   }
 
+  /** Port deletion: the wires stop moving frames before the worker takes the rings' frames back. */
+  closeWires(): void {
+    for (const wire of this.wires) wire?.close();
+  }
+
   start(): void {}
   stop(): void {}
   close(): void {}

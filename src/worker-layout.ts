@@ -50,8 +50,21 @@ export const enum PortStat {
   RX_KICKS,
   /** Times the fill ring could not be topped up because the free-frame stack was empty. */
   FILL_STARVED,
+  /**
+   * Frame accounting of a deleted port: frames taken back from its fill ring (never received into)
+   * and from its tx ring (never sent) once its socket was closed.
+   */
+  FILL_RECLAIMED,
+  TX_RECLAIMED,
   COUNT,
 }
+
+/**
+ * Port slots per worker: a port's counters and its place in the worker's output table. A port number
+ * keeps its slot for the datapath's life (flows compiled for it stay right when it is deleted and
+ * added again); a slot whose port is gone is reused for another number only when no flow refers to it.
+ */
+export const MAX_PORT_SLOTS = 256;
 
 /** Worker-wide counters (Float64Array). */
 export const enum WorkerStat {
@@ -88,6 +101,8 @@ export const enum WorkerStat {
   DROP_NO_FRAME,
   /** push_vlan with no room left in the frame. */
   DROP_NO_HEADROOM,
+  /** Output to a port that was deleted (dpif-netdev's datapath_drop_invalid_port). */
+  DROP_NO_PORT,
   /** Frames copied because a packet went to more than one place. */
   FRAME_COPIES,
   /** Milliseconds spent in loops that received frames (busy) and in the others, sleeps included. */
@@ -107,13 +122,14 @@ export const BATCH_SIZE_BOUNDS = [1, 3, 7, 15, 31, 63, 64] as const;
 export const PORT_STAT_NAMES = [
   'rxPackets', 'rxBytes', 'rxErrors', 'rxDropped', 'txPackets', 'txBytes', 'txErrors', 'txDropped',
   'framesFilled', 'framesReceived', 'framesSent', 'framesCompleted', 'txKicks', 'rxKicks', 'fillStarved',
+  'fillReclaimed', 'txReclaimed',
 ] as const;
 export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 
 export const WORKER_STAT_NAMES = [
   'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
   'emcHits', 'smcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
-  'upcalls', 'upcallsLost', 'recirculations', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'frameCopies',
+  'upcalls', 'upcallsLost', 'recirculations', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'dropNoPort', 'frameCopies',
   'busyMs', 'idleMs', 'batchDescriptors', 'batchSize1', 'batchSize2', 'batchSize4', 'batchSize8', 'batchSize16', 'batchSize32', 'batchSize64',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
@@ -130,14 +146,15 @@ export interface FrameAccount {
   lost: number;
 }
 
-/** Reads a worker's frame accounting from its counters. */
-export function frameAccount(workerStats: Float64Array, portStats: Float64Array, ports: number): FrameAccount {
+/** Reads a worker's frame accounting from its counters (every slot: deleted ports' too). */
+export function frameAccount(workerStats: Float64Array, portStats: Float64Array): FrameAccount {
   let rxSide = 0;
   let txSide = 0;
-  for (let p = 0; p < ports; p++) {
+  const slots = portStats.length / PortStat.COUNT;
+  for (let p = 0; p < slots; p++) {
     const base = p * PortStat.COUNT;
-    rxSide += portStats[base + PortStat.FRAMES_FILLED] - portStats[base + PortStat.FRAMES_RECEIVED];
-    txSide += portStats[base + PortStat.FRAMES_SENT] - portStats[base + PortStat.FRAMES_COMPLETED];
+    rxSide += portStats[base + PortStat.FRAMES_FILLED] - portStats[base + PortStat.FRAMES_RECEIVED] - portStats[base + PortStat.FILL_RECLAIMED];
+    txSide += portStats[base + PortStat.FRAMES_SENT] - portStats[base + PortStat.FRAMES_COMPLETED] - portStats[base + PortStat.TX_RECLAIMED];
   }
   const total = workerStats[WorkerStat.FRAMES_TOTAL];
   const free = workerStats[WorkerStat.FRAMES_FREE];

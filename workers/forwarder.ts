@@ -7,6 +7,10 @@
  *   for each port: reap the completion ring into the free stack, top the fill ring up
  *   between batches: apply control transactions; when idle long enough, sleep on the sockets
  *
+ * Ports come and go at run time (PORT_ADD, PORT_DEL, PORT_RECLAIM commands): `ports` is indexed by
+ * slot (the output table: a deleted port's slot is null, and frames sent there are dropped and
+ * counted), `active` lists the ports polled.
+ *
  * A frame is always in exactly one place: the free stack, a fill ring (or the kernel behind it), an
  * rx ring, the worker's hands (in flight), a tx ring (or the kernel behind it), a completion ring.
  * The counters in worker-layout.ts make that checkable.
@@ -14,10 +18,10 @@
  * Hot-path rules: typed arrays with fixed layouts, no allocation, no closures or exceptions per
  * packet, one native call per kicked batch at most; every function here sees one shape.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ConsumerRing, ProducerRing, RingLayout } from '../src/ring';
-import { ControlWord, PortStat, WorkerState, WorkerStat } from '../src/worker-layout';
-import { Opcode, serveCommands, EINVAL, ENOSYS, ENOBUFS as E_NOBUFS } from '../src/command-channel';
+import { ControlWord, MAX_PORT_SLOTS, PortStat, WorkerState, WorkerStat } from '../src/worker-layout';
+import { Opcode, serveCommands, EEXIST, EINVAL, ENOENT, ENOSYS, ENOBUFS as E_NOBUFS } from '../src/command-channel';
 import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
 import { WorkerFlows } from '../src/worker-flows';
 import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
@@ -54,6 +58,8 @@ export interface ForwarderInit {
   workerStats: SharedArrayBuffer;
   portStats: SharedArrayBuffer;
   ports: WorkerPortInit[];
+  /** Where the control thread posts a WorkerPortInit before a PORT_ADD command (read synchronously). */
+  portChannel: MessagePort;
   flowLimit: number;
   flowStats: SharedArrayBuffer;
   emcEntries: number;
@@ -101,8 +107,14 @@ class Forwarder implements OutputSink {
   readonly reply: Int32Array;
   readonly workerStats: Float64Array;
   readonly portStats: Float64Array;
-  readonly ports: WorkerPort[];
-  readonly portCount: number;
+  /** The output table, by slot: null where no port is (never added, or deleted). */
+  readonly ports: (WorkerPort | null)[];
+  /** The ports polled, in the order they were added; activeCount of them. */
+  readonly active: WorkerPort[] = [];
+  activeCount = 0;
+  /** Deleted ports whose rings still hold frames until the socket is closed (PORT_RECLAIM). */
+  readonly retired: (WorkerPort | null)[];
+  readonly portChannel: MessagePort;
   readonly flows: WorkerFlows;
   /** Charges meter(id) actions (MeterHook), shared with every other worker. */
   readonly meters: MeterBank;
@@ -127,10 +139,11 @@ class Forwarder implements OutputSink {
   readonly metered = new Int32Array(BATCH);
   /** The upcall ring's producer, or null without a slow path. */
   readonly upcalls: RingUpcalls | null;
-  readonly native: NativeAddon | null;
-  readonly socketFds: Int32Array;
-  readonly socketCount: number;
-  readonly hasMemoryPorts: boolean;
+  native: NativeAddon | null = null;
+  /** The sockets an idle worker sleeps on (rebuilt when ports change). */
+  socketFds = new Int32Array(0);
+  socketCount = 0;
+  hasMemoryPorts = false;
   readonly adaptive: boolean;
 
   readonly frameSize: number;
@@ -151,16 +164,13 @@ class Forwarder implements OutputSink {
     this.reply = new Int32Array(init.reply);
     this.workerStats = new Float64Array(init.workerStats);
     this.portStats = new Float64Array(init.portStats);
-    this.ports = init.ports.map((p) => new WorkerPort(p));
-    this.portCount = this.ports.length;
+    this.ports = new Array<WorkerPort | null>(MAX_PORT_SLOTS).fill(null);
+    this.retired = new Array<WorkerPort | null>(MAX_PORT_SLOTS).fill(null);
+    this.portChannel = init.portChannel;
+    for (const p of init.ports) this.attachPort(new WorkerPort(p));
     this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse, init.smcEntries);
     this.meters = new MeterBank(init.meters, init.index);
     this.packet = new Uint8Array(init.umem);
-    const sockets = this.ports.filter((p) => p.kind === PORT_KIND_AFXDP);
-    this.native = sockets.length > 0 ? native() : null;
-    this.socketFds = Int32Array.from(sockets.map((p) => p.fd));
-    this.socketCount = sockets.length;
-    this.hasMemoryPorts = sockets.length < this.ports.length;
     this.adaptive = init.idle === 'adaptive';
 
     this.frameSize = init.frameSize;
@@ -191,7 +201,7 @@ class Forwarder implements OutputSink {
     let servedSeq = Atomics.load(control, ControlWord.REPLY_SEQ);
     // Busy and idle time: one clock read per loop (not per frame); a loop that received frames is busy.
     let clock = performance.now();
-    for (let p = 0; p < this.portCount; p++) this.refill(this.ports[p]);
+    for (let p = 0; p < this.activeCount; p++) this.refill(this.active[p]);
     Atomics.store(control, ControlWord.STATE, WorkerState.RUNNING);
     Atomics.notify(control, ControlWord.STATE);
     // Atomics are builtin calls in V8, not inlined: the state is checked every 16 loops, and the
@@ -204,9 +214,10 @@ class Forwarder implements OutputSink {
         servedSeq = seq;
       }
       let received = 0;
-      for (let p = 0; p < this.portCount; p++) received += this.receive(this.ports[p]);
-      for (let p = 0; p < this.portCount; p++) {
-        const port = this.ports[p];
+      const active = this.active;
+      for (let p = 0; p < this.activeCount; p++) received += this.receive(active[p]);
+      for (let p = 0; p < this.activeCount; p++) {
+        const port = active[p];
         this.reap(port);
         this.refill(port);
       }
@@ -383,9 +394,25 @@ class Forwarder implements OutputSink {
     let first = 0;
     while (first < kept) {
       const slot = batchOut[first];
-      this.transmit(this.ports[slot], slot, first, kept);
+      const port = this.ports[slot];
+      if (port !== null) this.transmit(port, slot, first, kept);
+      else this.dropNoPort(slot, first, kept);
       while (first < kept && batchOut[first] === -1) first++;
     }
+  }
+
+  /** The batch frames for `slot`, whose port was deleted: dropped and counted (flows keep their outputs). */
+  dropNoPort(slot: number, first: number, kept: number): void {
+    const batchOut = this.batchOut;
+    let dropped = 0;
+    for (let i = first; i < kept; i++) {
+      if (batchOut[i] !== slot) continue;
+      batchOut[i] = -1;
+      this.pool.stack[this.pool.count++] = this.batchAddr[i] & ~this.frameMask;
+      dropped++;
+    }
+    this.inFlight -= dropped;
+    this.workerStats[WorkerStat.DROP_NO_PORT] += dropped;
   }
 
   /**
@@ -400,7 +427,7 @@ class Forwarder implements OutputSink {
     if (length < 14 || length > this.frameSize - COPY_HEADROOM || programLength < 0 || programLength > MAX_PROGRAM_WORDS) return -EINVAL;
     if (argCount !== 3 + frameWords + programLength) return -EINVAL;
     const programAt = at + 3 + frameWords;
-    if (!verifyProgram(request, programAt, programAt + programLength, this.portCount)) return -EINVAL;
+    if (!verifyProgram(request, programAt, programAt + programLength, MAX_PORT_SLOTS)) return -EINVAL;
     const pool = this.pool;
     if (pool.count === 0) return -E_NOBUFS;
     const addr = pool.stack[--pool.count] + COPY_HEADROOM;
@@ -621,19 +648,117 @@ class Forwarder implements OutputSink {
     const deadline = Date.now() + DRAIN_MS;
     for (;;) {
       let pending = 0;
-      for (let p = 0; p < this.portCount; p++) {
-        const port = this.ports[p];
-        this.reap(port);
-        const outstanding = port.tx.outstanding();
-        if (outstanding !== 0 || this.portStats[port.statBase + PortStat.FRAMES_SENT] !== this.portStats[port.statBase + PortStat.FRAMES_COMPLETED]) {
-          pending++;
-          if (outstanding !== 0 && port.tx.needsWakeup()) this.kickTx(port);
-        }
-      }
+      for (let p = 0; p < this.activeCount; p++) pending += this.txPending(this.active[p]);
       this.publishFrames();
       if (pending === 0 || Date.now() > deadline) break;
       Atomics.wait(this.control, ControlWord.DOORBELL, Atomics.load(this.control, ControlWord.DOORBELL), 1);
     }
+  }
+
+  /** Reaps the port's completions; 1 while frames it sent are not all back (kicking tx if asked), else 0. */
+  txPending(port: WorkerPort): number {
+    this.reap(port);
+    const outstanding = port.tx.outstanding();
+    const stats = this.portStats;
+    const base = port.statBase;
+    if (outstanding === 0 && stats[base + PortStat.FRAMES_SENT] - stats[base + PortStat.TX_RECLAIMED] === stats[base + PortStat.FRAMES_COMPLETED]) return 0;
+    if (outstanding !== 0 && port.tx.needsWakeup()) this.kickTx(port);
+    return 1;
+  }
+
+  // ---- Ports at run time (control path: allocation and waiting are fine here) ----
+
+  /** Puts a port in the output table and the polled list. */
+  attachPort(port: WorkerPort): void {
+    this.ports[port.slot] = port;
+    this.active.push(port);
+    this.activeCount = this.active.length;
+    this.rebuildWaitSet();
+  }
+
+  rebuildWaitSet(): void {
+    const sockets = this.active.filter((p) => p.kind === PORT_KIND_AFXDP);
+    if (sockets.length > 0 && this.native === null) this.native = native();
+    this.socketFds = Int32Array.from(sockets.map((p) => p.fd));
+    this.socketCount = sockets.length;
+    this.hasMemoryPorts = sockets.length < this.activeCount;
+  }
+
+  /** PORT_ADD: the port the control thread posted on portChannel, for `slot`. */
+  addPort(slot: number): number {
+    const message = receiveMessageOnPort(this.portChannel);
+    if (message === undefined) return -EINVAL;
+    const init = message.message as WorkerPortInit;
+    if (init.slot !== slot || slot < 0 || slot >= MAX_PORT_SLOTS) return -EINVAL;
+    if (this.ports[slot] !== null || this.retired[slot] !== null) return -EEXIST;
+    const port = new WorkerPort(init);
+    this.attachPort(port);
+    this.refill(port);
+    this.publishFrames();
+    return 0;
+  }
+
+  /**
+   * PORT_DEL, with the port's interface already detached: what its rx ring holds is forwarded, it
+   * leaves the polled list and the output table (outputs to it are dropped from here on), and its
+   * transmissions are waited for (DRAIN_MS at most). Its fill ring keeps frames until the socket is
+   * closed and PORT_RECLAIM takes them back.
+   */
+  delPort(slot: number): number {
+    if (slot < 0 || slot >= MAX_PORT_SLOTS) return -EINVAL;
+    const port = this.ports[slot];
+    if (port === null) return -ENOENT;
+    for (let rounds = 0; rounds <= port.rx.size / BATCH && this.receive(port) !== 0; rounds++);
+    this.ports[slot] = null;
+    this.active.splice(this.active.indexOf(port), 1);
+    this.activeCount = this.active.length;
+    this.rebuildWaitSet();
+    const deadline = Date.now() + DRAIN_MS;
+    while (this.txPending(port) !== 0 && Date.now() < deadline) {
+      Atomics.wait(this.control, ControlWord.DOORBELL, Atomics.load(this.control, ControlWord.DOORBELL), 1);
+    }
+    this.retired[slot] = port;
+    this.publishFrames();
+    return 0;
+  }
+
+  /**
+   * PORT_RECLAIM, after the deleted port's socket was closed (nothing moves its rings any more): its
+   * completions, what is left on rx (counted received and dropped), the fill ring's unused frames and
+   * the tx ring's unsent ones go back to the free stack.
+   */
+  reclaimPort(slot: number): number {
+    if (slot < 0 || slot >= MAX_PORT_SLOTS) return -EINVAL;
+    const port = this.retired[slot];
+    if (port === null) return -ENOENT;
+    this.retired[slot] = null;
+    this.reap(port);
+    const stats = this.portStats;
+    const base = port.statBase;
+    const rx = port.rx;
+    const leftOnRx = rx.available(rx.size);
+    for (let i = 0; i < leftOnRx; i++) this.reclaimFrame(rx.words[rx.entryWord(i, 4)]);
+    rx.release(leftOnRx);
+    stats[base + PortStat.FRAMES_RECEIVED] += leftOnRx;
+    stats[base + PortStat.RX_PACKETS] += leftOnRx;
+    stats[base + PortStat.RX_DROPPED] += leftOnRx;
+    stats[base + PortStat.FILL_RECLAIMED] += this.reclaimProduced(port.fill, 2);
+    stats[base + PortStat.TX_RECLAIMED] += this.reclaimProduced(port.tx, 4);
+    this.publishFrames();
+    return 0;
+  }
+
+  /** Takes back the frames of a producer ring's slots the other side never consumed. */
+  reclaimProduced(ring: ProducerRing, descWords: number): number {
+    const unconsumed = ring.outstanding();
+    for (let i = 0; i < unconsumed; i++) {
+      this.reclaimFrame(ring.words[ring.descWord + ((((ring.cachedConsumer + i) | 0) & ring.mask) * descWords)]);
+    }
+    return unconsumed;
+  }
+
+  reclaimFrame(addr: number): void {
+    if (addr >= 0 && addr < this.umemBytes) this.pool.stack[this.pool.count++] = addr & ~this.frameMask;
   }
 }
 
@@ -645,7 +770,7 @@ function applyCommand(opcode: number, request: Int32Array, at: number, argCount:
     case Opcode.FLOW_PUT: {
       const programLength = request[at + 3];
       if (programLength < 0 || programLength > MAX_PROGRAM_WORDS || argCount !== 4 + programLength + 2 * FLOW_KEY_WORDS) return -EINVAL;
-      if (!verifyProgram(request, at + 4, at + 4 + programLength, forwarder.portCount)) return -EINVAL;
+      if (!verifyProgram(request, at + 4, at + 4 + programLength, MAX_PORT_SLOTS)) return -EINVAL;
       return flows.applyPutProgram(request[at], request[at + 1], request[at + 2] !== 0, request, at + 4, programLength, at + 4 + programLength);
     }
     case Opcode.EXECUTE:
@@ -661,6 +786,12 @@ function applyCommand(opcode: number, request: Int32Array, at: number, argCount:
       return flows.applyDel(request[at], request, at + 1);
     case Opcode.FLOW_FLUSH:
       return flows.applyFlush();
+    case Opcode.PORT_ADD:
+      return argCount === 1 ? forwarder.addPort(request[at]) : -EINVAL;
+    case Opcode.PORT_DEL:
+      return argCount === 1 ? forwarder.delPort(request[at]) : -EINVAL;
+    case Opcode.PORT_RECLAIM:
+      return argCount === 1 ? forwarder.reclaimPort(request[at]) : -EINVAL;
     default:
       return -ENOSYS;
   }

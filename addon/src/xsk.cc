@@ -1,5 +1,7 @@
 // UMEM areas and AF_XDP sockets over the raw kernel API (no libxdp). The UMEM and the four rings of
 // each socket are handed to JavaScript as SharedArrayBuffers over the kernel's own mappings.
+#include <cstring>
+#include <vector>
 #include "common.h"
 
 #include <linux/if_xdp.h>
@@ -167,6 +169,22 @@ Napi::Value XskCreate(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// ringDetach(buffer): puts anonymous memory holding the same bytes under a ring's SharedArrayBuffer
+// in place of the kernel's mapping. A mapping holds the socket open: without this a closed socket
+// stays bound to its queue until the garbage collector frees the buffer, and the queue cannot be
+// bound again. JavaScript views stay valid (and read what the ring held last).
+Napi::Value RingDetach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t length = 0;
+  void* data = info.Length() > 0 ? SharedArrayBufferData(info[0], &length) : nullptr;
+  if (!data || length == 0) return ThrowMessage(env, "ringDetach takes a ring's SharedArrayBuffer");
+  std::vector<unsigned char> copy(static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + length);
+  void* fresh = mmap(data, length, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (fresh == MAP_FAILED) return ThrowErrno(env, "replace ring mapping", errno);
+  memcpy(fresh, copy.data(), length);
+  return env.Undefined();
+}
+
 // xskStatistics(fd) -> the kernel's XDP_STATISTICS for the socket.
 Napi::Value XskStatistics(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -213,6 +231,7 @@ void InitXsk(Napi::Env env, Napi::Object exports) {
   exports.Set("umemCreate", Napi::Function::New(env, UmemCreate));
   exports.Set("xskCreate", Napi::Function::New(env, XskCreate));
   exports.Set("xskStatistics", Napi::Function::New(env, XskStatistics));
+  exports.Set("ringDetach", Napi::Function::New(env, RingDetach));
   exports.Set("kickTx", Napi::Function::New(env, KickTx));
   exports.Set("kickRx", Napi::Function::New(env, KickRx));
 }

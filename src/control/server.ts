@@ -4,7 +4,9 @@
  *  - datapath.stats: lookups hit (exact-match cache, megaflow), missed, lost; flows; masks.
  *  - datapath.features: what this datapath supports (ops, port types, limits, caches).
  *  - port.dump: every port with OVS vport stats and the kernel's counters; port.get {name | number}:
- *    one of them (ENODEV if none); port.add, port.del: EOPNOTSUPP (ports are fixed at start).
+ *    one of them (ENODEV if none); port.add {name, type, interface, number, xdpMode, zeroCopy} (the
+ *    keys of a config port) -> the new port; port.del {name | number} -> its final stats (see
+ *    Datapath.addPort/delPort for the semantics; errors EEXIST, EFBIG, EBUSY, ENODEV, EOPNOTSUPP, EINVAL).
  *  - worker.dump: every worker's counters and frame accounting.
  *  - flow.put {flow, create, modify, zeroStats}, flow.get {ufid | flow}, flow.del {ufid | flow},
  *    flow.flush, flow.dump {verbose, terse, filter}: the flow table in the datapath flow syntax (see flow-table.ts
@@ -23,7 +25,9 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { Datapath } from '../datapath';
+import { Datapath, PortError } from '../datapath';
+import { parsePortEntry } from '../config';
+import { ConfigError } from '../config-error';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { LineReader } from './framing';
 import { RequestStats } from './request-stats';
@@ -138,6 +142,7 @@ export class ControlServer {
         ops: Object.keys(this.handlers).sort(),
         portTypes: ['afxdp', 'memory'],
         ports: datapath.ports.length,
+        maxPorts: datapath.config.maxPorts,
         workers: datapath.workerCount,
         flowLimit: datapath.flows.limit,
         caches: { emcEntries: datapath.config.flows.emcEntries, emcInsertInverse: datapath.config.flows.emcInsertInverse, smcEntries: datapath.config.flows.smcEntries },
@@ -145,7 +150,7 @@ export class ControlServer {
         megaflows: true,
         batch: true,
         maxRequestBytes: MAX_REQUEST_BYTES,
-        runtimePorts: false,
+        runtimePorts: true,
       }),
       'port.dump': () => datapath.portStats(),
       // port.get {name | number}: one port as port.dump gives it.
@@ -158,12 +163,20 @@ export class ControlServer {
         if (!port) throw new ControlError('ENODEV', `no port ${JSON.stringify(args.name ?? args.number)} (ports: ${ports.map((p) => `${p.number} ${p.name}`).join(', ')})`);
         return port;
       },
-      // Ports are fixed at start: every worker's UMEM, rings and counters are sized for them.
-      'port.add': () => {
-        throw new ControlError('EOPNOTSUPP', 'ports are fixed when the datapath starts (each worker\'s UMEM and rings are sized for them): add the port to the config file and restart');
+      'port.add': (args) => {
+        let config;
+        try {
+          config = parsePortEntry('args', args);
+        } catch (error) {
+          if (error instanceof ConfigError) throw new ControlError('EINVAL', error.message);
+          throw error;
+        }
+        return datapath.addPort(config);
       },
-      'port.del': () => {
-        throw new ControlError('EOPNOTSUPP', 'ports are fixed when the datapath starts: remove the port from the config file and restart');
+      'port.del': (args) => {
+        if (typeof args.name === 'string') return datapath.delPort({ name: args.name });
+        if (typeof args.number === 'number') return datapath.delPort({ number: args.number });
+        throw new ControlError('EINVAL', 'a port is named by "name" (string) or "number" (integer)');
       },
       'worker.dump': () => datapath.workerStats(),
       // flow.put {flow: "<key>, actions:<actions>" | match, actions; create=true, modify=false, zeroStats=false}
@@ -385,7 +398,7 @@ export class ControlServer {
       this.requests.record(request.op, 'ok');
       return { id, result };
     } catch (error) {
-      const code = error instanceof ControlError || error instanceof DpifError ? error.code : error instanceof FlowParseError || error instanceof MeterParseError || error instanceof StructuredFlowError ? 'EINVAL' : 'EIO';
+      const code = error instanceof ControlError || error instanceof DpifError || error instanceof PortError ? error.code : error instanceof FlowParseError || error instanceof MeterParseError || error instanceof StructuredFlowError ? 'EINVAL' : 'EIO';
       this.requests.record(typeof request?.op === 'string' && request.op in this.handlers ? request.op : 'unknown', code);
       return { id, error: { code, message: (error as Error).message } };
     }

@@ -26,7 +26,7 @@ export function registerSlowPathMetrics(metrics: MetricsRegistry, dp: Datapath):
     }
   }));
 
-  const drops = metrics.counter('xdpts_datapath_drops_total', 'Frames dropped by the datapath, by reason: action (a drop action), meter, recirc_limit (recirculated more than 8 times), no_frame (a copy found no free UMEM frame), no_headroom (push_vlan without room), malformed frames are counted in xdpts_worker_malformed_frames_total and forwarded by their key.', ['reason']);
+  const drops = metrics.counter('xdpts_datapath_drops_total', 'Frames dropped by the datapath, by reason: action (a drop action), meter, recirc_limit (recirculated more than 8 times), no_frame (a copy found no free UMEM frame), no_headroom (push_vlan without room), no_port (output to a deleted port), malformed frames are counted in xdpts_worker_malformed_frames_total and forwarded by their key.', ['reason']);
   const lost = metrics.counter('xdpts_datapath_lost_total', 'Upcalls lost: the worker\'s upcall ring was full, or the handler pool refused the batch (ovs-dpctl show "lost").', ['where']);
   removers.push(metrics.addCollector('drops', [drops, lost], () => {
     let action = 0;
@@ -34,6 +34,7 @@ export function registerSlowPathMetrics(metrics: MetricsRegistry, dp: Datapath):
     let recirc = 0;
     let noFrame = 0;
     let noHeadroom = 0;
+    let noPort = 0;
     let ringLost = 0;
     for (const w of dp.workerStats()) {
       action += w.droppedByAction;
@@ -41,6 +42,7 @@ export function registerSlowPathMetrics(metrics: MetricsRegistry, dp: Datapath):
       recirc += w.dropRecircLimit;
       noFrame += w.dropNoFrame;
       noHeadroom += w.dropNoHeadroom;
+      noPort += w.dropNoPort;
       ringLost += w.upcallsLost;
     }
     drops.set({ reason: 'action' }, action);
@@ -48,6 +50,7 @@ export function registerSlowPathMetrics(metrics: MetricsRegistry, dp: Datapath):
     drops.set({ reason: 'recirc_limit' }, recirc);
     drops.set({ reason: 'no_frame' }, noFrame);
     drops.set({ reason: 'no_headroom' }, noHeadroom);
+    drops.set({ reason: 'no_port' }, noPort);
     lost.set({ where: 'ring' }, ringLost);
     lost.set({ where: 'handler_queue' }, dp.upcalls?.stats.lost ?? 0);
   }));

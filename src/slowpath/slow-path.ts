@@ -70,6 +70,8 @@ export class SlowPathController {
   private readonly moduleVersion: (() => number) | null = null;
   private rulesSnapshot: SharedArrayBuffer | null = null;
   private rulesSnapshotVersion = -1;
+  /** Port additions and deletions: part of the version, so the revalidator redoes every decision. */
+  private portChanges = 0;
 
   constructor(config: SlowPathConfig, ports: SlowPathPort[]) {
     this.type = config.type;
@@ -91,11 +93,21 @@ export class SlowPathController {
     }
   }
 
-  /** Version of the state decisions depend on (rules or learning-table changes). */
+  /** Version of the state decisions depend on (rules, learning-table or port changes); it only grows. */
   get version(): number {
-    if (this.rules) return this.rules.version;
-    if (this.learning) return this.learning.changes;
-    return this.moduleVersion ? Number(this.moduleVersion()) || 0 : 0;
+    if (this.rules) return this.rules.version + this.portChanges;
+    if (this.learning) return this.learning.changes + this.portChanges;
+    return (this.moduleVersion ? Number(this.moduleVersion()) || 0 : 0) + this.portChanges;
+  }
+
+  /**
+   * The datapath's ports changed: `normal` floods to the new set, rules and miss actions are checked
+   * against it (a rule to a deleted port stays; its output is dropped by the datapath), and flows are
+   * re-translated on the next revalidation.
+   */
+  setPorts(ports: SlowPathPort[]): void {
+    this.ports.splice(0, this.ports.length, ...ports);
+    this.portChanges++;
   }
 
   /** Arrival-order processing in the control thread (MAC learning). */

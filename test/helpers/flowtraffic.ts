@@ -1,7 +1,8 @@
 /**
  * Sends `--count` UDP frames over `--flows` flows (UDP source port 1024 + i % flows, sizes varied) from
- * g0 and counts, per flow, what arrives on g1 and what comes back on g0. Run inside the generator
- * namespace; prints one JSON line: { sent, g1: {srcPort: count}, g0: {srcPort: count} }.
+ * `--from` (default g0) and counts, per flow, what arrives on each of `--sinks` (default g1,g0). Run
+ * inside the generator namespace; prints one JSON line: { sent, g1: {srcPort: count}, g0: {...} }.
+ * `--wait-ms` (default 2000): how long each burst of 64 frames waits for its frames to arrive.
  */
 import { native } from '../../src/native';
 import { argValue } from '../../src/rig/args';
@@ -14,12 +15,14 @@ export function flowFrame(i: number, flows: number): Uint8Array {
 function main(): void {
   const count = Number(argValue('count', '1000'));
   const flows = Number(argValue('flows', '100'));
+  const from = argValue('from', 'g0');
+  const sinkNames = argValue('sinks', 'g1,g0').split(',');
+  // How long each burst of 64 waits for its frames (short when none should arrive).
+  const waitMs = Number(argValue('wait-ms', '2000'));
   const addon = native();
-  const g1 = addon.packetOpen('g1', 64 << 20);
-  const g0 = addon.packetOpen('g0', 64 << 20);
-  const sender = addon.packetOpen('g0');
+  const sinks = sinkNames.map((name) => ({ name, fd: addon.packetOpen(name, 64 << 20), counts: {} as Record<number, number> }));
+  const sender = addon.packetOpen(from);
   const buffer = new Uint8Array(65536);
-  const counts = { g1: {} as Record<number, number>, g0: {} as Record<number, number> };
   let received = 0;
   const drain = (fd: number, into: Record<number, number>, timeout: number) => {
     for (let length; (length = addon.packetReceive(fd, buffer, timeout)) >= 0;) {
@@ -33,16 +36,12 @@ function main(): void {
   for (let sent = 0; sent < count;) {
     const end = Math.min(count, sent + 64);
     for (; sent < end; sent++) addon.packetSend(sender, flowFrame(sent, flows));
-    const deadline = Date.now() + 2000;
-    while (received < sent && Date.now() < deadline) {
-      drain(g1, counts.g1, 5);
-      drain(g0, counts.g0, 5);
-    }
+    const deadline = Date.now() + waitMs;
+    while (received < sent && Date.now() < deadline) for (const sink of sinks) drain(sink.fd, sink.counts, 5);
   }
-  drain(g1, counts.g1, 200);
-  drain(g0, counts.g0, 50);
-  for (const fd of [g1, g0, sender]) addon.closeFd(fd);
-  console.log(JSON.stringify({ sent: count, ...counts }));
+  sinks.forEach((sink, i) => drain(sink.fd, sink.counts, i === 0 ? 200 : 50));
+  for (const fd of [...sinks.map((s) => s.fd), sender]) addon.closeFd(fd);
+  console.log(JSON.stringify({ sent: count, ...Object.fromEntries(sinks.map((s) => [s.name, s.counts])) }));
 }
 
 if (require.main === module) main();

@@ -1,4 +1,4 @@
-/** `xdp-ts show [-s]` in the ovs-dpctl layout, per-command --help, ports fixed at start, features. */
+/** `xdp-ts show [-s]` in the ovs-dpctl layout, per-command --help, add-port/del-port, features. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -77,7 +77,8 @@ test('show and show -s print the ovs-dpctl layout with the traffic sent', async 
       ...stats.stdout.split('\n').slice(14, -1),
       '',
     ].join('\n'));
-    assert.match(stats.stdout.split('\n')[14], /^ {2}worker 0: frames total:2048 free:\d+ in-flight:0 rx-side:\d+ tx-side:\d+$/);
+    // 1024 frames for each of maxPorts ports: the 2 declared and 2 spare (the default).
+    assert.match(stats.stdout.split('\n')[14], /^ {2}worker 0: frames total:4096 free:\d+ in-flight:0 rx-side:\d+ tx-side:\d+$/);
     const json = JSON.parse((await xdpTs(['show', '--json', ...socket])).stdout) as { name: string; ports: unknown[] };
     assert.equal(json.name, 'dp0');
     assert.equal(json.ports.length, 2);
@@ -89,15 +90,35 @@ test('show and show -s print the ovs-dpctl layout with the traffic sent', async 
     const missing = await client.request({ op: 'port.get', args: { name: 'd9' } });
     assert.equal(missing.error?.code, 'ENODEV');
     assert.match(missing.error!.message, /no port "d9" \(ports: 2 m1, 1 m0\)/);
-    const features = await client.call<{ ops: string[]; flowLimit: number; batch: boolean; runtimePorts: boolean }>('datapath.features');
+    const features = await client.call<{ ops: string[]; flowLimit: number; batch: boolean; runtimePorts: boolean; maxPorts: number }>('datapath.features');
     assert.ok(features.ops.includes('flow.put') && features.ops.includes('datapath.features'));
-    assert.deepEqual([features.flowLimit, features.batch, features.runtimePorts], [200000, true, false]);
+    assert.deepEqual([features.flowLimit, features.batch, features.runtimePorts, features.maxPorts], [200000, true, true, 4]);
 
-    const addPort = await xdpTs(['add-port', 'd2', ...socket]);
-    assert.equal(addPort.code, 1);
-    assert.match(addPort.stderr, /^xdp-ts: EOPNOTSUPP: ports are fixed when the datapath starts .*restart\n$/);
-    assert.equal((await xdpTs(['del-port', 'm1', ...socket])).code, 1);
-    assert.equal(dp.ports.length, 2, 'no effect');
+    // Ports at run time, in the ovs-dpctl add-if syntax; every refusal says why and changes nothing.
+    const refused = async (args: string[], code: number, message: RegExp) => {
+      const before = dp.ports.map((p) => p.name);
+      const r = await xdpTs([...args, ...socket]);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.deepEqual(dp.ports.map((p) => p.name), before);
+    };
+    await refused(['add-port', 'd2'], 1, /^xdp-ts: EOPNOTSUPP: an afxdp port needs the workers' UMEMs in kernel memory/);
+    const added = await xdpTs(['add-port', 'm2,type=memory', '--json', ...socket]);
+    assert.equal(added.code, 0, added.stderr);
+    const m2 = JSON.parse(added.stdout) as { name: string; number: number; type: string; stats: { rxPackets: number } };
+    assert.deepEqual([m2.name, m2.number, m2.type, m2.stats.rxPackets], ['m2', 3, 'memory', 0], 'the lowest number no port had');
+    await refused(['add-port', 'm2,type=memory'], 1, /^xdp-ts: EEXIST: port 3 m2 exists\n$/);
+    await refused(['add-port', 'm3,type=memory,port_no=1'], 1, /^xdp-ts: EEXIST: port 1 m0 exists with number 1\n$/);
+    await refused(['add-port', 'm3,type=memory,xdp_mode=native'], 1, /^xdp-ts: EINVAL: args: interface, xdpMode and zeroCopy apply to afxdp ports only\n$/);
+    await refused(['add-port', 'm3,type=memory,port_no=x'], 1, /^xdp-ts: EINVAL: args.number: expected an integer from 1 to 65279, got "x"\n$/);
+    await refused(['add-port', 'm3,type=memory,colour=blue'], 2, /^xdp-ts: add-port: unknown option "colour=blue" \(options: type=, port_no=/);
+    assert.equal((await xdpTs(['add-port', 'm3,type=memory,port_no=7', ...socket])).code, 0);
+    await refused(['add-port', 'm4,type=memory'], 1, /^xdp-ts: EFBIG: the datapath has its maximum of 4 ports/);
+    const deleted = await xdpTs(['del-port', '7', '--json', ...socket]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal((JSON.parse(deleted.stdout) as { name: string }).name, 'm3');
+    await refused(['del-port', 'm9'], 1, /^xdp-ts: ENODEV: no port "m9" \(ports: 2 m1, 1 m0, 3 m2\)\n$/);
+    assert.deepEqual(dp.ports.map((p) => p.name), ['m1', 'm0', 'm2']);
     assert.equal((await xdpTs(['show', 'extra', ...socket])).code, 2);
   } finally {
     await server.close();

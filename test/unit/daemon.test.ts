@@ -19,7 +19,8 @@ test('changedPaths names the keys that differ', () => {
   const a = parseConfig({ ports: [{ name: 'm0', type: 'memory' }], log: { level: 'info' } });
   const b = parseConfig({ ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }], log: { level: 'debug' }, metrics: {} });
   assert.deepEqual(changedPaths(a, a), []);
-  assert.deepEqual(changedPaths(a, b).sort(), ['log.level', 'metrics', 'ports']);
+  // maxPorts follows the port count when the file does not set it (a reload keeps the running one).
+  assert.deepEqual(changedPaths(a, b).sort(), ['log.level', 'maxPorts', 'metrics', 'ports']);
 });
 
 test('the daemon runs from YAML, logs with pino, reloads on SIGHUP and stops cleanly on SIGTERM', async () => {
@@ -69,16 +70,29 @@ ${extra}`;
     assert.equal(sampleValue(parsePrometheusText(await scrape(url)), 'xdpts_datapath_flows'), 2, 'the forward flow and flows.initial');
     assert.equal((await new ControlClient(socket).call<{ flows: number }>('datapath.stats')).flows, 2);
 
-    // Applied: log level, metrics turned off, socket mode. Needs a restart: the port list.
-    fs.writeFileSync(file, yaml('debug').replace('mode: "0600"', 'mode: "0660"').replace('  - { name: m1, type: memory }\n', '  - { name: m1, type: memory }\n  - { name: m2, type: memory }\n'));
+    // Applied: log level, metrics turned off, socket mode, a port added. Needs a restart: the UMEM size.
+    const withM2 = (text: string) => text.replace('  - { name: m1, type: memory }\n', '  - { name: m1, type: memory }\n  - { name: m2, type: memory }\n');
+    fs.writeFileSync(file, withM2(yaml('debug').replace('mode: "0600"', 'mode: "0660"').replace('framesPerPort: 1024', 'framesPerPort: 2048')));
     const restart = next('reload_needs_restart');
+    const added = next('reload_port_added');
     child.kill('SIGHUP');
     const reload = await next('reload');
-    assert.deepEqual(reload.applied, ['log.level', 'control.mode', 'control.group', 'metrics']);
+    assert.deepEqual(reload.applied, ['log.level', 'control.mode', 'control.group', 'metrics', 'ports']);
     assert.equal(reload.metrics, null);
-    assert.deepEqual((await restart).keys, ['ports']);
+    assert.deepEqual((await restart).keys, ['umem.framesPerPort']);
+    assert.deepEqual([(await added).port, (await added).number], ['m2', 3]);
+    const portNames = async () => (await new ControlClient(socket).call<{ name: string }[]>('port.dump')).map((p) => p.name);
+    assert.deepEqual(await portNames(), ['m0', 'm1', 'm2']);
     assert.equal(fs.statSync(socket).mode & 0o777, 0o660);
     await assert.rejects(scrape(url), /ECONNREFUSED/);
+
+    // The port leaves the file: deleted at the next reload (the UMEM size is back: no restart needed).
+    fs.writeFileSync(file, yaml('debug').replace('mode: "0600"', 'mode: "0660"'));
+    const deleted = next('reload_port_deleted');
+    child.kill('SIGHUP');
+    assert.deepEqual((await next('reload')).applied, ['ports']);
+    assert.equal((await deleted).port, 'm2');
+    assert.deepEqual(await portNames(), ['m0', 'm1']);
 
     // A file that no longer validates changes nothing.
     fs.writeFileSync(file, yaml('loud'));

@@ -147,7 +147,7 @@ test('a scrape over HTTP reports the traffic sent through memory ports', async (
     assert.ok(sampleValue(m, 'xdpts_worker_loops_total', w) >= sampleValue(m, 'xdpts_worker_idle_loops_total', w));
     assert.equal(sampleValue(m, 'xdpts_worker_commands_total', w), 3);
     const size = sampleValue(m, 'xdpts_worker_umem_size_frames', w);
-    assert.equal(size, 2048);
+    assert.equal(size, 1024 * 4, 'framesPerPort for each of maxPorts ports (2 declared, 2 spare by default)');
     const frames = ['free', 'in_flight', 'rx_side', 'tx_side'].reduce((sum, state) => sum + sampleValue(m, 'xdpts_worker_umem_frames', { ...w, state }), 0);
     assert.equal(frames, size, 'every frame is somewhere');
     assert.ok(m.has('process_cpu_seconds_total'), 'the control thread\'s process metrics');
