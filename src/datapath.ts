@@ -714,6 +714,8 @@ export class Datapath {
       txBytes: counters.txBytes,
       txErrors: counters.txErrors + kernel.txErrors,
       txDropped: counters.txDropped,
+      upcallPackets: counters.upcallPackets,
+      upcallErrors: counters.upcallErrors,
     };
     return { name: port.name, number: port.number, type: port.type, stats, counters, kernel: kernel.detail, info };
   }

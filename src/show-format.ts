@@ -11,6 +11,7 @@
  *       TX packets:N errors:N dropped:N aborted:? carrier:?        (-s)
  *       collisions:?                                                (-s)
  *       RX bytes:N (N.N KiB)  TX bytes:N (N.N MiB)                 (-s)
+ *       UPCALL packets:N errors:N                                   (-s)
  *
  * Counters the datapath does not keep print as `?`, as ovs-dpctl prints them. Ports are in port
  * number order; a port's configuration is key=value sorted by key. With -s, each worker's frame
@@ -21,7 +22,7 @@ export interface ShowPort {
   name: string;
   number: number;
   type: string;
-  stats: { rxPackets: number; rxBytes: number; rxErrors: number; rxDropped: number; txPackets: number; txBytes: number; txErrors: number; txDropped: number };
+  stats: { rxPackets: number; rxBytes: number; rxErrors: number; rxDropped: number; txPackets: number; txBytes: number; txErrors: number; txDropped: number; upcallPackets: number; upcallErrors: number };
   info: Record<string, unknown>;
 }
 
@@ -71,6 +72,7 @@ export function formatShow(dp: ShowDatapath, statistics: boolean): string {
       `    TX packets:${s.txPackets} errors:${s.txErrors} dropped:${s.txDropped} aborted:? carrier:?`,
       '    collisions:?',
       `    RX bytes:${s.rxBytes}${humanSize(s.rxBytes)}  TX bytes:${s.txBytes}${humanSize(s.txBytes)}`,
+      `    UPCALL packets:${s.upcallPackets} errors:${s.upcallErrors}`,
     );
   }
   if (statistics) {

@@ -7,7 +7,7 @@
  * implementation copies what it keeps. The packet itself stays the executor's (it continues with the
  * following actions or is freed). Hot path: no allocation per call beyond such a copy, no exceptions.
  */
-import { WorkerStat } from './worker-layout';
+import { PortStat, PORT_NUMBERS, WorkerStat } from './worker-layout';
 
 export const enum UpcallKind {
   /** No flow matched (dpif DPIF_UC_MISS). */
@@ -28,14 +28,30 @@ export interface UpcallHook {
 }
 
 /**
+ * Per-port upcall counters (OVS's vport upcall success/fail): the worker's port counters and its
+ * port number -> slot table (-1: no port), which the worker keeps as ports come and go.
+ */
+export class PortUpcallStats {
+  readonly slotOfNumber = new Int16Array(PORT_NUMBERS).fill(-1);
+  constructor(private readonly portStats: Float64Array) {}
+
+  count(inPort: number, delivered: boolean): void {
+    const slot = this.slotOfNumber[inPort & (PORT_NUMBERS - 1)];
+    if (slot >= 0) this.portStats[slot * PortStat.COUNT + (delivered ? PortStat.UPCALL_PACKETS : PortStat.UPCALL_ERRORS)]++;
+  }
+}
+
+/**
  * No slow path: the executor counts the upcall (WorkerStat.UPCALLS) and this counts it lost
- * (WorkerStat.UPCALLS_LOST), as dpif-netdev counts an upcall no handler takes; nothing is kept.
+ * (WorkerStat.UPCALLS_LOST and the port's upcall errors), as dpif-netdev counts an upcall no handler
+ * takes; nothing is kept.
  */
 export class DiscardUpcalls implements UpcallHook {
-  constructor(private readonly workerStats: Float64Array | null = null) {}
+  constructor(private readonly workerStats: Float64Array | null = null, private readonly ports: PortUpcallStats | null = null) {}
 
-  upcall(_kind: UpcallKind, _inPort: number, _key: Int32Array, _keyAt: number, _frame: Uint8Array, _at: number, _length: number,
+  upcall(_kind: UpcallKind, inPort: number, _key: Int32Array, _keyAt: number, _frame: Uint8Array, _at: number, _length: number,
     _pid: number, _userdata: Int32Array, _userdataAt: number, _userdataBytes: number): void {
     if (this.workerStats !== null) this.workerStats[WorkerStat.UPCALLS_LOST]++;
+    if (this.ports !== null) this.ports.count(inPort, false);
   }
 }

@@ -14,7 +14,7 @@
  * Hot path (worker side): push()/publish() allocate nothing.
  */
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
-import { UpcallHook, UpcallKind } from './upcall-hook';
+import { PortUpcallStats, UpcallHook, UpcallKind } from './upcall-hook';
 import { WorkerStat } from './worker-layout';
 
 export { UpcallKind };
@@ -139,10 +139,12 @@ export class UpcallProducer {
 export class RingUpcalls implements UpcallHook {
   private readonly producer: UpcallProducer;
   private readonly stats: Float64Array;
+  private readonly ports: PortUpcallStats | null;
 
-  constructor(init: UpcallRingInit, workerStats: Float64Array) {
+  constructor(init: UpcallRingInit, workerStats: Float64Array, ports: PortUpcallStats | null = null) {
     this.producer = new UpcallProducer(init);
     this.stats = workerStats;
+    this.ports = ports;
   }
 
   upcall(kind: UpcallKind, inPort: number, key: Int32Array, keyAt: number, frame: Uint8Array, at: number, length: number,
@@ -152,9 +154,9 @@ export class RingUpcalls implements UpcallHook {
     hash = Math.imul(hash ^ key[keyAt + FlowWord.IP_DST] ^ key[keyAt + FlowWord.IPV6_DST + 3], 0x85ebca6b);
     hash = Math.imul(hash ^ (key[keyAt + FlowWord.TP_SRC] << 16) ^ key[keyAt + FlowWord.TP_DST] ^ key[keyAt + FlowWord.ETH_SRC_LO], 0xc2b2ae35);
     hash ^= hash >>> 16;
-    if (!this.producer.push(kind, inPort, key, keyAt, frame, at, length, hash, performance.timeOrigin + performance.now(), userdata, userdataAt, userdataBytes)) {
-      this.stats[WorkerStat.UPCALLS_LOST]++;
-    }
+    const queued = this.producer.push(kind, inPort, key, keyAt, frame, at, length, hash, performance.timeOrigin + performance.now(), userdata, userdataAt, userdataBytes);
+    if (!queued) this.stats[WorkerStat.UPCALLS_LOST]++;
+    if (this.ports !== null) this.ports.count(inPort, queued);
   }
 
   publish(): void {

@@ -45,6 +45,9 @@ export interface VportStats {
   txBytes: number;
   txErrors: number;
   txDropped: number;
+  /** Packets received on the port that went to the slow path, and those lost on the way (OVS 3.2's vport upcall stats). */
+  upcallPackets: number;
+  upcallErrors: number;
 }
 
 /** Counters the datapath cannot see from its own rings: the kernel socket's and the XDP program's. */

@@ -56,6 +56,9 @@ export const enum PortStat {
    */
   FILL_RECLAIMED,
   TX_RECLAIMED,
+  /** Packets received on the port handed to the slow path, and those lost (ring full, no slow path): OVS's vport upcall success/fail. */
+  UPCALL_PACKETS,
+  UPCALL_ERRORS,
   COUNT,
 }
 
@@ -65,6 +68,9 @@ export const enum PortStat {
  * added again); a slot whose port is gone is reused for another number only when no flow refers to it.
  */
 export const MAX_PORT_SLOTS = 256;
+
+/** Port numbers go up to 65279 (odp ports); a worker maps them to slots with a table this long. */
+export const PORT_NUMBERS = 65536;
 
 /** Worker-wide counters (Float64Array). */
 export const enum WorkerStat {
@@ -122,7 +128,7 @@ export const BATCH_SIZE_BOUNDS = [1, 3, 7, 15, 31, 63, 64] as const;
 export const PORT_STAT_NAMES = [
   'rxPackets', 'rxBytes', 'rxErrors', 'rxDropped', 'txPackets', 'txBytes', 'txErrors', 'txDropped',
   'framesFilled', 'framesReceived', 'framesSent', 'framesCompleted', 'txKicks', 'rxKicks', 'fillStarved',
-  'fillReclaimed', 'txReclaimed',
+  'fillReclaimed', 'txReclaimed', 'upcallPackets', 'upcallErrors',
 ] as const;
 export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 

@@ -28,7 +28,7 @@ import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
 import { extractFlowKey } from '../src/flow-extract';
 import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
-import { DiscardUpcalls, UpcallKind } from '../src/upcall-hook';
+import { DiscardUpcalls, PortUpcallStats, UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
 import { PROGRAM_RUN, MAX_PROGRAM_WORDS, verifyProgram } from '../src/action-program';
 import { MeterBank, MeterBatch } from '../src/meter';
@@ -115,6 +115,8 @@ class Forwarder implements OutputSink {
   /** Deleted ports whose rings still hold frames until the socket is closed (PORT_RECLAIM). */
   readonly retired: (WorkerPort | null)[];
   readonly portChannel: MessagePort;
+  /** Upcall success/fail per port, and the port number -> slot table it counts by. */
+  readonly portUpcalls: PortUpcallStats;
   readonly flows: WorkerFlows;
   /** Charges meter(id) actions (MeterHook), shared with every other worker. */
   readonly meters: MeterBank;
@@ -167,6 +169,7 @@ class Forwarder implements OutputSink {
     this.ports = new Array<WorkerPort | null>(MAX_PORT_SLOTS).fill(null);
     this.retired = new Array<WorkerPort | null>(MAX_PORT_SLOTS).fill(null);
     this.portChannel = init.portChannel;
+    this.portUpcalls = new PortUpcallStats(this.portStats);
     for (const p of init.ports) this.attachPort(new WorkerPort(p));
     this.flows = new WorkerFlows(init.flowLimit, init.flowStats, init.emcEntries, init.emcInsertInverse, init.smcEntries);
     this.meters = new MeterBank(init.meters, init.index);
@@ -181,8 +184,8 @@ class Forwarder implements OutputSink {
     this.exec.sink = this;
     // meter(N) charges the datapath's shared meter bank.
     this.exec.meters = this.meters;
-    this.upcalls = init.upcallRing ? new RingUpcalls(init.upcallRing, this.workerStats) : null;
-    this.exec.upcalls = this.upcalls ?? new DiscardUpcalls(this.workerStats);
+    this.upcalls = init.upcallRing ? new RingUpcalls(init.upcallRing, this.workerStats, this.portUpcalls) : null;
+    this.exec.upcalls = this.upcalls ?? new DiscardUpcalls(this.workerStats, this.portUpcalls);
     this.key = this.exec.keys;
     this.batchAddr = this.exec.outAddr;
     this.batchLen = this.exec.outLen;
@@ -671,6 +674,7 @@ class Forwarder implements OutputSink {
   /** Puts a port in the output table and the polled list. */
   attachPort(port: WorkerPort): void {
     this.ports[port.slot] = port;
+    this.portUpcalls.slotOfNumber[port.number] = port.slot;
     this.active.push(port);
     this.activeCount = this.active.length;
     this.rebuildWaitSet();
@@ -710,6 +714,7 @@ class Forwarder implements OutputSink {
     if (port === null) return -ENOENT;
     for (let rounds = 0; rounds <= port.rx.size / BATCH && this.receive(port) !== 0; rounds++);
     this.ports[slot] = null;
+    this.portUpcalls.slotOfNumber[port.number] = -1;
     this.active.splice(this.active.indexOf(port), 1);
     this.activeCount = this.active.length;
     this.rebuildWaitSet();

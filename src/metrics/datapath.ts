@@ -34,6 +34,8 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
     txBytes: metrics.counter('xdpts_port_tx_bytes_total', 'Bytes transmitted on the port (OVS vport tx_bytes).', port),
     txErrors: metrics.counter('xdpts_port_tx_errors_total', 'Transmit errors: failed kicks and the kernel\'s invalid tx descriptors (OVS vport tx_errors).', port),
     txDropped: metrics.counter('xdpts_port_tx_dropped_total', 'Frames dropped on transmit because the tx ring was full (OVS vport tx_dropped).', port),
+    upcallPackets: metrics.counter('xdpts_port_upcall_packets_total', 'Packets received on the port handed to the slow path: misses and userspace() actions (OVS vport upcall success).', port),
+    upcallErrors: metrics.counter('xdpts_port_upcall_errors_total', 'Upcalls of packets received on the port that were lost: the worker\'s upcall ring was full, or no slow path for a userspace() action (OVS vport upcall fail).', port),
   };
   const info = metrics.gauge('xdpts_port_info', 'A port: its odp number, type and, for afxdp, interface, attached XDP mode and zero-copy; value 1.', ['port', 'number', 'type', 'interface', 'xdp_mode', 'zero_copy']);
   const fillStarved = metrics.counter('xdpts_port_fill_starved_total', 'Times a worker could not top up the port\'s fill ring: its UMEM had no free frame.', port);

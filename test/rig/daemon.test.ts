@@ -86,7 +86,8 @@ test('the daemon on afxdp ports: CLI, show -s and /metrics agree with the traffi
       assert.equal(lines[2], `  flows: ${FLOWS}`);
       assert.match(lines[4], /^ {2}port 1: d0 \(afxdp: interface=d0, n_rxq=1, xdp-mode=native, zero-copy=(true|false)\)$/);
       assert.equal(lines[5], `    RX packets:${FRAMES} errors:0 dropped:0 overruns:? frame:?`);
-      assert.match(lines[13], new RegExp(`^ {4}RX bytes:\\d+(?: \\(.*\\))?  TX bytes:${bytes} \\(`));
+      assert.match(lines[14], new RegExp(`^ {4}RX bytes:\\d+(?: \\(.*\\))?  TX bytes:${bytes} \\(`));
+      assert.equal(lines[9], '    UPCALL packets:0 errors:0', 'no slow path, no upcalls');
     } finally {
       stopped = await dp.stop();
     }

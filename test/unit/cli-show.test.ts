@@ -69,16 +69,18 @@ test('show and show -s print the ovs-dpctl layout with the traffic sent', async 
       '    TX packets:0 errors:0 dropped:0 aborted:? carrier:?',
       '    collisions:?',
       '    RX bytes:2000 (2.0 KiB)  TX bytes:0',
+      '    UPCALL packets:0 errors:0',
       '  port 2: m1 (memory: n_rxq=1)',
       '    RX packets:3 errors:0 dropped:0 overruns:? frame:?',
       '    TX packets:20 errors:0 dropped:0 aborted:? carrier:?',
       '    collisions:?',
       '    RX bytes:192  TX bytes:2000 (2.0 KiB)',
-      ...stats.stdout.split('\n').slice(14, -1),
+      '    UPCALL packets:0 errors:0',
+      ...stats.stdout.split('\n').slice(16, -1),
       '',
     ].join('\n'));
     // 1024 frames for each of maxPorts ports: the 2 declared and 2 spare (the default).
-    assert.match(stats.stdout.split('\n')[14], /^ {2}worker 0: frames total:4096 free:\d+ in-flight:0 rx-side:\d+ tx-side:\d+$/);
+    assert.match(stats.stdout.split('\n')[16], /^ {2}worker 0: frames total:4096 free:\d+ in-flight:0 rx-side:\d+ tx-side:\d+$/);
     const json = JSON.parse((await xdpTs(['show', '--json', ...socket])).stdout) as { name: string; ports: unknown[] };
     assert.equal(json.name, 'dp0');
     assert.equal(json.ports.length, 2);

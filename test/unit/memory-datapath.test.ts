@@ -56,8 +56,8 @@ test('memory ports forward frames byte for byte, in order, and count them', asyn
     received.forEach((frame, i) => assert.deepEqual(frame, sent[i], `frame ${i}`));
     const bytes = sent.reduce((n, f) => n + f.length, 0);
     const [m0, m1] = dp.portStats();
-    assert.deepEqual(m0.stats, { rxPackets: 2000, rxBytes: bytes, rxErrors: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txErrors: 0, txDropped: 0 });
-    assert.deepEqual(m1.stats, { rxPackets: 0, rxBytes: 0, rxErrors: 0, rxDropped: 0, txPackets: 2000, txBytes: bytes, txErrors: 0, txDropped: 0 });
+    assert.deepEqual(m0.stats, { rxPackets: 2000, rxBytes: bytes, rxErrors: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txErrors: 0, txDropped: 0, upcallPackets: 0, upcallErrors: 0 });
+    assert.deepEqual(m1.stats, { rxPackets: 0, rxBytes: 0, rxErrors: 0, rxDropped: 0, txPackets: 2000, txBytes: bytes, txErrors: 0, txDropped: 0, upcallPackets: 0, upcallErrors: 0 });
     assert.equal(m0.number, 1);
     assert.equal(m1.number, 2);
   } finally {

@@ -157,3 +157,37 @@ test('upcalls: a user module decides and its mask follows what it read; a throwi
   }
   assert.throws(() => new SlowPathController({ type: 'module', path: path.join(dir, 'missing.js') }, []), /Cannot find module/);
 });
+
+test('upcalls per port: packets handed to the slow path and those lost count on their in_port (OVS vport upcall stats)', async () => {
+  const base = {
+    ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
+    umem: { ringSize: 256, framesPerPort: 1024 },
+  };
+  // A slow path with a 2-slot upcall ring: a burst of distinct misses fills it, the rest are lost.
+  const dp = await Datapath.start(parseConfig({ ...base, upcalls: { ringSlots: 2 }, slowPath: { type: 'rules', rules: [{ priority: 1, match: 'eth_type(0x0800),ipv4(proto=17),udp(src=0/0)', actions: '2' }] } }));
+  try {
+    for (let i = 0; i < 64; i++) assert.ok(dp.wire('m0').inject(frame({ sport: 1000 + i })));
+    const deadline = Date.now() + 3000;
+    const workers = () => dp.workerStats().reduce((s, w) => ({ upcalls: s.upcalls + w.upcalls, lost: s.lost + w.upcallsLost }), { upcalls: 0, lost: 0 });
+    while (workers().upcalls < 64 && Date.now() < deadline) await sleep(2);
+    const [m0, m1] = dp.portStats();
+    const { upcalls, lost } = workers();
+    assert.equal(upcalls, 64, 'every frame missed (one batch, before any flow was installed)');
+    assert.ok(lost > 0, 'the 2-slot ring overflowed');
+    assert.deepEqual([m0.stats.upcallPackets, m0.stats.upcallErrors], [upcalls - lost, lost]);
+    assert.deepEqual([m1.stats.upcallPackets, m1.stats.upcallErrors], [0, 0]);
+  } finally {
+    await dp.stop();
+  }
+  // No slow path: a userspace() action's upcall is lost, and counted on the port it came in on.
+  const bare = await Datapath.start(parseConfig({ ...base, flows: { initial: ['in_port(2), actions:userspace(pid=7)'] } }));
+  try {
+    for (let i = 0; i < 5; i++) assert.ok(bare.wire('m1').inject(frame({})));
+    const deadline = Date.now() + 3000;
+    while (bare.portStats()[1].stats.upcallErrors < 5 && Date.now() < deadline) await sleep(2);
+    const [m0, m1] = bare.portStats();
+    assert.deepEqual([m1.stats.upcallPackets, m1.stats.upcallErrors, m0.stats.upcallErrors], [0, 5, 0]);
+  } finally {
+    await bare.stop();
+  }
+});
