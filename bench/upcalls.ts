@@ -1,7 +1,7 @@
 /**
  * The slow path on the veth rig (root needed):
  *
- *   node dist/bench/upcalls.js [--seconds 3] [--rates 10000,50000,100000,200000] [--out FILE]
+ *   node dist/bench/upcalls.js [--seconds 3] [--rates 10000,50000,100000,200000] [--paced-max 20000] [--out FILE]
  *
  * Three veth pairs. xdp-ts runs one busy-polling worker (CPU 1) and one upcall handler; its slow path
  * is a module that makes every UDP source (address and port) its own megaflow, so each new flow of
@@ -11,7 +11,9 @@
  *    (every frame a flow not seen before); setups/s = megaflows installed / seconds, from the
  *    datapath's counters (upcall.stats), and the first-packet latency (worker queueing -> frame
  *    executed) p50/p99 from the dispatcher's histogram (bucket upper bounds). Flows are flushed
- *    between rates.
+ *    between rates. Rates up to --paced-max (default 20000) are sent by paced-flows.js (AF_PACKET,
+ *    sleeping between 1 ms ticks); higher ones by traffic.js's BPF generator, which spins in the
+ *    kernel and so takes CPU 0 from the control thread and the handler (latency then includes that).
  * 2. Established traffic during a storm: one flow g0 -> d0 -> d1 -> g1 at full rate, measured at the
  *    g1 sink, alone and while a storm of new flows (the highest rate in --rates) runs on g2; the ratio
  *    of the two rates, same run.
@@ -27,6 +29,7 @@ import { runScript, startDatapath, DatapathProcess } from '../src/rig/datapath-p
 import { LATENCY_BUCKETS_MS } from '../src/upcall-dispatcher';
 
 const TRAFFIC = path.join(__dirname, 'traffic.js');
+const PACED = path.join(__dirname, 'paced-flows.js');
 const ROOT = path.join(__dirname, '..', '..');
 
 interface UpcallStats { received: number; handled: number; lost: number; flowsInstalled: number; limitHits: number; executed: number; executeErrors: number; latencyBuckets: number[]; latencyCount: number }
@@ -51,12 +54,16 @@ async function traffic(rig: Rig, args: string[]): Promise<Summary> {
   return summary as unknown as Summary;
 }
 
-async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: number) {
+async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: number, pacedMax: number) {
   await dp.client.call('flow.flush');
   await new Promise((r) => setTimeout(r, 700)); // the revalidator forgets the flushed flows
   const before = await dp.client.call<UpcallStats>('upcall.stats');
-  const storm = await traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(rate * seconds * 1.5))),
-    '--rate', String(rate), '--seconds', String(seconds), '--warmup', '0', '--cpu', '0', '--id', '2']);
+  const paced = rate <= pacedMax;
+  const storm = paced
+    ? (await runScript(rig, rig.gen, PACED, ['--tx', 'g2', '--rate', String(rate), '--seconds', String(seconds)], { cpu: 0 })).find((l) => l.type === 'summary') as unknown as Summary
+    : await traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(rate * seconds * 1.5))),
+      '--rate', String(rate), '--seconds', String(seconds), '--warmup', '0', '--cpu', '0', '--id', '2']);
+  if (!storm) throw new Error('paced-flows.js gave no summary');
   await new Promise((r) => setTimeout(r, 1000)); // the queues drain
   const after = await dp.client.call<UpcallStats>('upcall.stats');
   const buckets = after.latencyBuckets.map((n, i) => n - before.latencyBuckets[i]);
@@ -64,6 +71,7 @@ async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: n
   const executed = after.executed - before.executed;
   const executeErrors = after.executeErrors - before.executeErrors;
   return {
+    generator: paced ? 'paced AF_PACKET' : 'BPF live frames',
     offeredNewFlowsPerSecond: storm.offeredPps,
     setupsPerSecond: Math.round(installed / seconds),
     installed,
@@ -81,6 +89,7 @@ async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: n
 async function main(): Promise<void> {
   const seconds = Number(argValue('seconds', '3'));
   const rates = argValue('rates', '10000,50000,100000,200000').split(',').map(Number);
+  const pacedMax = Number(argValue('paced-max', '20000'));
   const rig = Rig.create({ pairs: 3 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-upcalls-'));
   const module = path.join(dir, 'per-flow.js');
@@ -97,11 +106,11 @@ async function main(): Promise<void> {
     });
     try {
       const setups = [];
-      console.log('offered new flows/s  setups/s  lost at handlers  first-packet p50   p99  executed  execute errors');
+      console.log('offered new flows/s  setups/s  lost at handlers  first-packet p50   p99  executed  execute errors  generator');
       for (const rate of rates) {
-        const r = await setupRate(rig, dp, rate, seconds);
+        const r = await setupRate(rig, dp, rate, seconds, pacedMax);
         setups.push(r);
-        console.log(`${String(r.offeredNewFlowsPerSecond).padStart(19)}  ${String(r.setupsPerSecond).padStart(8)}  ${String(r.lostAtHandlers).padStart(16)}  ${r.latencyP50.padStart(15)}  ${r.latencyP99.padStart(10)}  ${String(r.executed).padStart(8)}  ${String(r.executeErrors).padStart(14)}`);
+        console.log(`${String(r.offeredNewFlowsPerSecond).padStart(19)}  ${String(r.setupsPerSecond).padStart(8)}  ${String(r.lostAtHandlers).padStart(16)}  ${r.latencyP50.padStart(15)}  ${r.latencyP99.padStart(10)}  ${String(r.executed).padStart(8)}  ${String(r.executeErrors).padStart(14)}  ${r.generator}`);
       }
       results.setups = setups;
       await dp.client.call('flow.flush');

@@ -299,59 +299,42 @@ export class UpcallDispatcher {
     const executes: { upcall: Upcall; actions: ActionSpec[] }[] = [];
     const nowMs = Date.now();
     for (const { result, count, stride } of round) {
-    const masks = new Int32Array(result.masks);
-    for (let i = 0; i < count; i++) {
-      const upcall = readUpcall(result.records, stride, i);
-      if (upcall.kind !== UpcallKind.MISS) continue;
-      this.stats.handled++;
-      if (result.errors[i] !== null) {
-        this.stats.translateErrors++;
-        continue;
-      }
-      let actions: ActionSpec[];
-      try {
-        actions = this.parsedActions(result.actions[i]);
-      } catch {
-        this.stats.translateErrors++;
-        continue;
-      }
-      const mask = masks.slice(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS);
-      if (this.subscribers.size > 0) this.emit(upcall, result.actions[i]);
-      executes.push({ upcall, actions });
-      if (!result.install[i]) continue;
-      const masked = upcall.key.map((v, w) => v & mask[w]);
-      const ufidWords = new Int32Array(4);
-      deriveUfidWords(masked, mask, ufidWords, 0);
-      const ufid = formatUfidWords(ufidWords);
-      if (this.pending.has(ufid) || this.ukeys.has(ufid)) {
-        this.stats.duplicates++;
-        continue;
-      }
-      if (this.datapath.flows.count + this.pending.size >= this.flowLimit) {
-        this.stats.limitHits++;
-        continue;
-      }
-      this.pending.add(ufid);
-      puts.push({ spec: { key: masked, mask, actions, ufidWords }, flags: PutFlags.CREATE });
-      putUfids.push(ufid);
-      ukeys.push({ ufid, ufidWords, key: upcall.key.slice(), mask, actions: result.actions[i], version: result.version, createdMs: nowMs });
-    }
-    }
-    if (puts.length > 0) {
-      try {
-        const outcomes = await this.datapath.flows.putMany(puts);
-        outcomes.forEach((outcome, j) => {
-          if (outcome instanceof DpifError) {
-            if (outcome.code === 'EEXIST') this.stats.duplicates++;
-            else if (outcome.code === 'EFBIG') this.stats.limitHits++;
-            else this.stats.translateErrors++;
-            return;
-          }
-          this.ukeys.set(ukeys[j].ufid, ukeys[j]);
-          this.stats.flowsInstalled++;
-        });
-      } finally {
-        for (const ufid of putUfids) this.pending.delete(ufid);
+      const masks = new Int32Array(result.masks);
+      for (let i = 0; i < count; i++) {
+        const upcall = readUpcall(result.records, stride, i);
+        if (upcall.kind !== UpcallKind.MISS) continue;
+        this.stats.handled++;
+        if (result.errors[i] !== null) {
+          this.stats.translateErrors++;
+          continue;
+        }
+        let actions: ActionSpec[];
+        try {
+          actions = this.parsedActions(result.actions[i]);
+        } catch {
+          this.stats.translateErrors++;
+          continue;
+        }
+        const mask = masks.slice(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS);
+        if (this.subscribers.size > 0) this.emit(upcall, result.actions[i]);
+        executes.push({ upcall, actions });
+        if (!result.install[i]) continue;
+        const masked = upcall.key.map((v, w) => v & mask[w]);
+        const ufidWords = new Int32Array(4);
+        deriveUfidWords(masked, mask, ufidWords, 0);
+        const ufid = formatUfidWords(ufidWords);
+        if (this.pending.has(ufid) || this.ukeys.has(ufid)) {
+          this.stats.duplicates++;
+          continue;
+        }
+        if (this.datapath.flows.count + this.pending.size >= this.flowLimit) {
+          this.stats.limitHits++;
+          continue;
+        }
+        this.pending.add(ufid);
+        puts.push({ spec: { key: masked, mask, actions, ufidWords }, flags: PutFlags.CREATE });
+        putUfids.push(ufid);
+        ukeys.push({ ufid, ufidWords, key: upcall.key.slice(), mask, actions: result.actions[i], version: result.version, createdMs: nowMs });
       }
     }
     const runnable: { frame: Uint8Array; actions: ActionSpec[]; inPort: number; queuedMs: number }[] = [];
@@ -364,6 +347,31 @@ export class UpcallDispatcher {
       }
       runnable.push({ frame: upcall.frame, actions, inPort: upcall.inPort, queuedMs: upcall.queuedMs });
     }
+    // The puts and the executes go to the workers together (an execute does not wait for its flow,
+    // as in OVS): the first packet's latency is one worker round trip, not two.
+    await Promise.all([this.install(puts, putUfids, ukeys), this.execute(runnable)]);
+  }
+
+  private async install(puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[], putUfids: string[], ukeys: Ukey[]): Promise<void> {
+    if (puts.length === 0) return;
+    try {
+      const outcomes = await this.datapath.flows.putMany(puts);
+      outcomes.forEach((outcome, j) => {
+        if (outcome instanceof DpifError) {
+          if (outcome.code === 'EEXIST') this.stats.duplicates++;
+          else if (outcome.code === 'EFBIG') this.stats.limitHits++;
+          else this.stats.translateErrors++;
+          return;
+        }
+        this.ukeys.set(ukeys[j].ufid, ukeys[j]);
+        this.stats.flowsInstalled++;
+      });
+    } finally {
+      for (const ufid of putUfids) this.pending.delete(ufid);
+    }
+  }
+
+  private async execute(runnable: { frame: Uint8Array; actions: ActionSpec[]; inPort: number; queuedMs: number }[]): Promise<void> {
     if (runnable.length === 0) return;
     let outcomes: (Error | null)[];
     try {
