@@ -133,6 +133,9 @@ function portError(error: unknown, what: string): PortError {
   return new PortError(known.includes(code as PortError['code']) ? (code as PortError['code']) : 'EINVAL', `${what}: ${(error as Error).message}`);
 }
 
+/** The key of an executed packet whose actions only output (never read by their compilation). */
+const NO_KEY = new Int32Array(FLOW_KEY_WORDS);
+
 /** A packet executed is matched exactly: every field of its key is known. */
 const EXACT_MASK = new Int32Array(FLOW_KEY_WORDS).fill(-1);
 
@@ -614,8 +617,11 @@ export class Datapath {
         outcomes[i] = new DpifError('EINVAL', `a packet is 14 to ${maxLength} bytes (got ${frame.length})`);
         return;
       }
-      const key = new Int32Array(FLOW_KEY_WORDS);
-      extractFlowKey(frame, 0, frame.length, inPort, key, 0);
+      // The key matters to actions that read or rewrite headers; output lists (the slow path's usual
+      // decision) compile without it.
+      const plain = actions.every((a) => a.type === 'output' || a.type === 'drop');
+      const key = plain ? NO_KEY : new Int32Array(FLOW_KEY_WORDS);
+      if (!plain) extractFlowKey(frame, 0, frame.length, inPort, key, 0);
       let program: Int32Array;
       try {
         program = this.executePrograms.compile(actions, (n) => this.portSlot(n), key, EXACT_MASK);

@@ -319,7 +319,8 @@ export class UpcallDispatcher {
         if (this.subscribers.size > 0) this.emit(upcall, result.actions[i]);
         executes.push({ upcall, actions });
         if (!result.install[i]) continue;
-        const masked = upcall.key.map((v, w) => v & mask[w]);
+        const masked = new Int32Array(FLOW_KEY_WORDS);
+        for (let w = 0; w < FLOW_KEY_WORDS; w++) masked[w] = upcall.key[w] & mask[w];
         const ufidWords = new Int32Array(4);
         deriveUfidWords(masked, mask, ufidWords, 0);
         const ufid = formatUfidWords(ufidWords);
