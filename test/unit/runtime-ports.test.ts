@@ -14,6 +14,10 @@ import { flowToInstall } from '../../src/flow-format';
 import { DpifError, PutFlags } from '../../src/flow-table';
 import { ConfigError } from '../../src/config-error';
 import { MAX_PORT_SLOTS } from '../../src/worker-layout';
+import { MetricsRegistry } from '../../src/metrics/registry';
+import { registerDatapathMetrics } from '../../src/metrics/datapath';
+import { registerSlowPathMetrics } from '../../src/metrics/slow-path';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -79,6 +83,10 @@ test('a port added at run time forwards on every worker; deleted, its frames com
     assert.equal(await drain(dp.wire('m1', 1), 10), 10);
     const m2 = dp.portStats().find((p) => p.name === 'm2')!;
     assert.deepEqual([m2.stats.txPackets, m2.stats.rxPackets, m2.stats.txBytes], [200, 10, 200 * frame.length]);
+    const metrics = new MetricsRegistry();
+    registerDatapathMetrics(metrics, dp);
+    registerSlowPathMetrics(metrics, dp);
+    assert.equal(sampleValue(parsePrometheusText(await metrics.scrape()), 'xdpts_port_tx_packets_total', { port: 'm2' }), 200);
 
     // 20 frames left on m2's tx ring (the wire does not take them): deletion waits for them, then
     // takes them back with the fill ring's frames once the port is closed.
@@ -93,11 +101,14 @@ test('a port added at run time forwards on every worker; deleted, its frames com
     assert.deepEqual(dp.ports.map((p) => p.name), ['m0', 'm1']);
     assert.throws(() => wire.inject(frame), /the memory port was deleted/);
     await assertFramesHome(dp);
+    const scraped = parsePrometheusText(await metrics.scrape());
+    assert.throws(() => sampleValue(scraped, 'xdpts_port_tx_packets_total', { port: 'm2' }), /0 samples/, 'a deleted port leaves /metrics');
 
     // The flows stay: m0's output to number 3 is dropped and counted; a new flow to it is refused.
     assert.ok([...dp.flows.dump()].some(({ flow }) => JSON.stringify(flow.actions) === '[{"type":"output","port":3}]'));
     for (let i = 0; i < 30; i++) assert.ok(dp.wire('m0', 1).inject(frame));
     assert.equal(await workerTotal(dp, 'dropNoPort', 30), 30);
+    assert.equal(sampleValue(parsePrometheusText(await metrics.scrape()), 'xdpts_datapath_drops_total', { reason: 'no_port' }), 30);
     const toThree = flowToInstall('in_port(2),eth_type(0x0800), actions:3');
     await assert.rejects(dp.flows.put({ key: toThree.key, mask: toThree.mask, actions: toThree.actions }, PutFlags.CREATE), (e: DpifError) => e.code === 'EINVAL' && /output\(3\): no such port/.test(e.message));
     assert.throws(() => dp.wire('m2'), /no port named m2/);
