@@ -433,8 +433,6 @@ export class MeterBatch {
   count = 0;
   /** Whether every queued packet so far is for one meter (the common case: no gathering needed). */
   private oneMeter = true;
-  /** Bytes of the queued packets (for admitAll). */
-  private bytes = 0;
 
   constructor(readonly capacity: number) {
     this.meterOf = new Int32Array(capacity);
@@ -453,22 +451,7 @@ export class MeterBatch {
     this.lengthOf[n] = bytes;
     this.indexOf[n] = index;
     this.count = n + 1;
-    this.bytes += bytes;
     if (n > 0 && meterId !== this.meterOf[0]) this.oneMeter = false;
-    return true;
-  }
-
-  /**
-   * The common case in one step: every queued packet is for one meter and it can pay for all of
-   * them (MeterBank.admitAll). Then they are charged, the batch is emptied and it returns true:
-   * every packet passed, and `pass` is not written (the caller skips the verdicts). Else it returns
-   * false with nothing charged: call run().
-   */
-  runAllPass(bank: MeterBank, nowMs: number): boolean {
-    const n = this.count;
-    if (n === 0 || !this.oneMeter || !bank.admitAll(this.meterOf[0], n, this.bytes, nowMs)) return false;
-    this.count = 0;
-    this.bytes = 0;
     return true;
   }
 
@@ -490,7 +473,6 @@ export class MeterBatch {
         dropped = n - passed;
       }
       this.count = 0;
-      this.bytes = 0;
       return dropped;
     }
     const charged = this.charged;
@@ -512,7 +494,6 @@ export class MeterBatch {
       }
     }
     this.count = 0;
-    this.bytes = 0;
     this.oneMeter = true;
     return dropped;
   }
