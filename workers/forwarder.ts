@@ -326,6 +326,8 @@ class Forwarder implements OutputSink {
     const metered = this.metered;
     const meterOf = flows.meterOf;
     let meteredCount = 0;
+    let meteredBytes = 0;
+    let meteredBy = -1; // their one meter, or -1 once a second one shows up
     for (let i = 0; i < n; i++) {
       const addr = rxAddr[i];
       const len = rxLen[i];
@@ -346,8 +348,11 @@ class Forwarder implements OutputSink {
       } else if (output === PROGRAM_RUN) {
         const meterId = meterOf[flow];
         if (meterId >= 0) {
-          // Charged with the batch's other metered frames below.
-          this.meterBatch.add(meterId, len, meteredCount);
+          // Charged with the batch's other metered frames below; per frame only what the common
+          // case (one meter that can pay for all) needs.
+          if (meteredCount === 0) meteredBy = meterId;
+          else if (meterId !== meteredBy) meteredBy = -1;
+          meteredBytes += len;
           metered[meteredCount++] = i;
           continue;
         }
@@ -357,7 +362,7 @@ class Forwarder implements OutputSink {
         freeStack[pool.count++] = addr & ~frameMask;
       }
     }
-    if (meteredCount !== 0) kept = this.runMetered(meteredCount, kept, inPort, now);
+    if (meteredCount !== 0) kept = this.runMetered(meteredCount, meteredBy, meteredBytes, kept, inPort, now);
     exec.outCount = kept;
     rx.release(count);
     const stats = this.portStats;
@@ -560,16 +565,28 @@ class Forwarder implements OutputSink {
 
   /**
    * The batch's frames whose program starts with meter(N) (`metered[0..count)`, batch indices, in
-   * arrival order): charged per meter at once; a dropped one is counted and freed, a passing one
+   * arrival order; `meterId` their one meter or -1 for several, `bytes` their length in all):
+   * charged per meter at once; a dropped one is counted and freed, a passing one
    * goes on with the program after the meter: straight to the batch's outputs when that is one
    * output (`meter(N),port`, the common case), else through the executor. Returns the new count of
    * recorded outputs.
    */
-  runMetered(count: number, kept: number, inPort: number, now: number): number {
+  runMetered(count: number, meterId: number, bytes: number, kept: number, inPort: number, now: number): number {
     const pass = this.meterPass;
-    const dropped = this.meterBatch.run(this.meters, now, pass);
-    if (dropped !== 0) this.workerStats[WorkerStat.DROP_METER] += dropped;
     const metered = this.metered;
+    // One meter that can pay for the whole batch (the common case): one charge, no verdicts.
+    const allPass = meterId >= 0 && this.meters.admitAll(meterId, count, bytes, now);
+    if (!allPass) {
+      // Several meters, or one may drop: charged packet by packet, per meter (nothing was charged).
+      const batch = this.meterBatch;
+      const meterOf = this.flows.meterOf;
+      for (let m = 0; m < count; m++) {
+        const i = metered[m];
+        batch.add(meterOf[this.found[i]], this.rxLen[i], m);
+      }
+      const dropped = batch.run(this.meters, now, pass);
+      if (dropped !== 0) this.workerStats[WorkerStat.DROP_METER] += dropped;
+    }
     const freeStack = this.pool.stack;
     const frameMask = this.frameMask;
     const meterOutput = this.flows.meterOutput;
@@ -577,7 +594,7 @@ class Forwarder implements OutputSink {
       const i = metered[m];
       const addr = this.rxAddr[i];
       const len = this.rxLen[i];
-      if (pass[m] === 0) {
+      if (!allPass && pass[m] === 0) {
         freeStack[this.pool.count++] = addr & ~frameMask;
         continue;
       }

@@ -224,3 +224,35 @@ test('flows that start with meter(N) are charged per batch: drops counted, survi
     await stopClean(dp);
   }
 });
+
+test('one meter per batch: charged at once when it can pay for all, frame by frame when it cannot', async () => {
+  const dp = await Datapath.start(config({
+    forward: {},
+    meters: [
+      { id: 0, unit: 'pktps', bands: [{ rate: 1, burst: 3 }] },
+      { id: 1, unit: 'kbps', bands: [{ rate: 1_000_000, burst: 1_000_000 }] },
+    ],
+  }));
+  try {
+    const udpFlow = (src: number, actions: string) => {
+      const flow = flowToInstall(`in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp(src=${src}), actions:${actions}`);
+      return dp.flows.put({ key: flow.key, mask: flow.mask, actions: flow.actions }, PutFlags.CREATE);
+    };
+    await udpFlow(1, 'meter(0),2');
+    await udpFlow(2, 'meter(1),2');
+    const frame = (src: number) => fillChecksums(ethernet({ type: 0x0800 }, ipv4({ proto: 17, ttl: 64 }, udp({ src, dst: 7 }, [1, 2, 3, 4]))));
+    for (let i = 0; i < 8; i++) assert.ok(dp.wire('m0').inject(frame(1)));
+    for (let i = 0; i < 8; i++) assert.ok(dp.wire('m0').inject(frame(2)));
+    const got = await collect(dp.wire('m1'), 11, 2000);
+    await sleep(50);
+    dp.wire('m1').receive((f) => got.push(f.slice()));
+    assert.equal(got.filter((f) => f[35] === 1).length, 3, 'meter 0 passes its burst of 3');
+    assert.equal(got.filter((f) => f[35] === 2).length, 8, 'meter 1 passes all');
+    assert.equal(dp.workerStats()[0].dropMeter, 5);
+    const [meter0, meter1] = [dp.meters.get(0), dp.meters.get(1)];
+    assert.deepEqual([meter0.packetsIn, meter0.bands[0].packets], [8, 5]);
+    assert.deepEqual([meter1.packetsIn, meter1.bytesIn, meter1.bands[0].packets], [8, 8 * got[got.length - 1].length, 0]);
+  } finally {
+    await stopClean(dp);
+  }
+});
