@@ -26,6 +26,8 @@ export const REVALIDATE_INTERVAL_MS = 500;
 export const MAX_IDLE_MS = 10_000;
 export const FLOW_LIMIT_START = 10_000;
 const FLOW_LIMIT_MIN = 1000;
+/** Ukeys a pass walks between two yields to the event loop (about a millisecond of work). */
+const YIELD_EVERY = 512;
 
 export interface RevalidatorStats {
   passes: number;
@@ -78,7 +80,13 @@ export class Revalidator {
     const maxIdle = overLimit ? 100 : this.maxIdleMs;
     const snapshot = this.controller.snapshot();
     const previousPass = this.lastPassAt;
+    let walked = 0;
     for (const ukey of [...this.dispatcher.ukeys.values()]) {
+      // The pass shares the control thread with the upcalls: it yields every so often, so a first
+      // packet waits at most one slice of it, not a whole pass over every flow.
+      if (++walked % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      // Gone or replaced while the pass yielded: no longer ours to look at.
+      if (this.dispatcher.ukeys.get(ukey.ufid) !== ukey) continue;
       const stats = this.flows.statsByUfidWords(ukey.ufidWords);
       if (stats === null) {
         // Deleted behind our back (by hand, or a flush): forget it.
