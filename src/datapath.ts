@@ -672,8 +672,12 @@ export class Datapath {
     if (bad >= 0) throw new Error(`config.flows.initial[${bad}]: ${(results[bad] as Error).message}`);
   }
 
-  /** Datapath stats as `ovs-dpctl show` reports them: lookups hit (by cache level), missed, lost. */
-  lookupStats(): { hit: number; emcHits: number; smcHits: number; megaflowHits: number; missed: number; lost: number; flows: number; masks: number; maskHits: number; subtableLookupsPerHit: number } {
+  /**
+   * Datapath stats as `ovs-dpctl show` reports them: lookups hit (by level: simple match, exact-match
+   * cache, signature cache, classifier), missed, lost.
+   */
+  lookupStats(): { hit: number; simpleHits: number; emcHits: number; smcHits: number; megaflowHits: number; missed: number; lost: number; flows: number; masks: number; maskHits: number; subtableLookupsPerHit: number } {
+    let simpleHits = 0;
     let emcHits = 0;
     let smcHits = 0;
     let megaflowHits = 0;
@@ -682,6 +686,7 @@ export class Datapath {
     // Lost: upcalls a worker's ring had no room for, and those the handler pool refused.
     let lost = this.upcalls?.stats.lost ?? 0;
     for (const w of this.workers) {
+      simpleHits += w.workerStats[WorkerStat.SIMPLE_HITS];
       emcHits += w.workerStats[WorkerStat.EMC_HITS];
       smcHits += w.workerStats[WorkerStat.SMC_HITS];
       megaflowHits += w.workerStats[WorkerStat.MEGAFLOW_HITS];
@@ -690,7 +695,7 @@ export class Datapath {
       probes += w.workerStats[WorkerStat.SUBTABLE_PROBES];
     }
     return {
-      hit: emcHits + smcHits + megaflowHits, emcHits, smcHits, megaflowHits, missed, lost,
+      hit: simpleHits + emcHits + smcHits + megaflowHits, simpleHits, emcHits, smcHits, megaflowHits, missed, lost,
       flows: this.flows.count, masks: this.flows.maskCount, maskHits: probes,
       subtableLookupsPerHit: megaflowHits > 0 ? probes / megaflowHits : 0,
     };

@@ -14,6 +14,7 @@ import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { addWord, finishHash } from './flow-hash';
 import { FlowStat } from './flow-table';
 import { Op, PROGRAM_DROP, PROGRAM_RUN, programDisposition } from './action-program';
+import { PORT_NUMBERS } from './worker-layout';
 
 const NO_PROGRAM = new Int32Array(0);
 
@@ -52,9 +53,20 @@ export class WorkerFlows {
   readonly meterOf: Int32Array;
   readonly meterOutput: Int32Array;
   readonly stats: Float64Array;
+  /**
+   * Simple match (as dpif-netdev's): by in_port number, the flow every frame received on that port
+   * matches without looking, or -1. That is a port whose only flow matches in_port alone (recirc_id
+   * 0 or wildcarded, every other field wildcarded) and outputs to one port or drops: the worker
+   * then skips key extraction and lookup for the port's frames (the usual `in_port(1) actions:2`).
+   */
+  readonly simpleFlow = new Int32Array(PORT_NUMBERS).fill(-1);
+  /** Flows installed per in_port number (every flow matches in_port exactly), and the in_port-only one. */
+  private readonly flowsOfPort = new Int32Array(PORT_NUMBERS);
+  private readonly portOnlyFlow = new Int32Array(PORT_NUMBERS).fill(-1);
   private readonly subtables: (Subtable | null)[];
   /** Lookup counters: hits in the exact-match cache, in the signature cache, in the classifier, misses. */
   emcHits = 0;
+  simpleHits = 0;
   smcHits = 0;
   megaflowHits = 0;
   missed = 0;
@@ -160,6 +172,16 @@ export class WorkerFlows {
   private readonly missIndex = new Int32Array(LOOKUP_BATCH_MAX);
   private readonly missFlows = new Int32Array(LOOKUP_BATCH_MAX);
 
+  /** Counts `packets` packets of `bytes` bytes in all on `flow` (simple match: a batch at once). */
+  countBatch(flow: number, packets: number, bytes: number, nowMs: number, tcpFlags: number): void {
+    const base = flow * FlowStat.COUNT;
+    const stats = this.stats;
+    stats[base + FlowStat.PACKETS] += packets;
+    stats[base + FlowStat.BYTES] += bytes;
+    stats[base + FlowStat.USED_MS] = nowMs;
+    if (tcpFlags !== 0) stats[base + FlowStat.TCP_FLAGS] = stats[base + FlowStat.TCP_FLAGS] | tcpFlags;
+  }
+
   /** Counts one packet of `bytes` on `flow` (the batch's `nowMs`, TCP flags as seen). */
   count(flow: number, bytes: number, nowMs: number, tcpFlags: number): void {
     const base = flow * FlowStat.COUNT;
@@ -187,10 +209,14 @@ export class WorkerFlows {
 
   private install(id: number, generation: number, disposition: number, program: Int32Array, zeroStats: boolean, words: Int32Array, at: number): number {
     if (id < 0 || id >= this.outputs.length) return -22;
+    const inPort = words[at + FlowWord.IN_PORT] & (PORT_NUMBERS - 1);
     if (this.subtables[id] === null) {
       this.subtables[id] = this.classifier.insert(words, at, words, at + FLOW_KEY_WORDS, id);
+      this.flowsOfPort[inPort]++;
+      if (portOnly(words, at)) this.portOnlyFlow[inPort] = id;
     }
     this.outputs[id] = disposition;
+    this.updateSimple(inPort);
     while (this.programs.length <= id) this.programs.push(NO_PROGRAM);
     this.programs[id] = program;
     let needsKey = 0;
@@ -209,6 +235,10 @@ export class WorkerFlows {
     if (!subtable) return -2;
     this.classifier.remove(subtable, words, at, id);
     this.subtables[id] = null;
+    const inPort = words[at + FlowWord.IN_PORT] & (PORT_NUMBERS - 1);
+    this.flowsOfPort[inPort]--;
+    if (this.portOnlyFlow[inPort] === id) this.portOnlyFlow[inPort] = -1;
+    this.updateSimple(inPort);
     this.outputs[id] = PROGRAM_DROP;
     if (id < this.programs.length) this.programs[id] = NO_PROGRAM;
     this.generations[id]++;
@@ -227,6 +257,25 @@ export class WorkerFlows {
     this.classifier.clear();
     this.emc.clear();
     this.smc.clear();
+    this.flowsOfPort.fill(0);
+    this.portOnlyFlow.fill(-1);
+    this.simpleFlow.fill(-1);
     return 0;
   }
+
+  private updateSimple(inPort: number): void {
+    const flow = this.portOnlyFlow[inPort];
+    this.simpleFlow[inPort] = flow >= 0 && this.flowsOfPort[inPort] === 1 && this.outputs[flow] !== PROGRAM_RUN ? flow : -1;
+  }
+}
+
+/** Whether the flow (key at `at`, mask after it) matches in_port alone: recirc_id 0 or wildcarded, nothing else. */
+function portOnly(words: Int32Array, at: number): boolean {
+  const maskAt = at + FLOW_KEY_WORDS;
+  if (words[maskAt + FlowWord.IN_PORT] !== -1) return false;
+  if (words[maskAt + FlowWord.RECIRC_ID] !== 0 && (words[maskAt + FlowWord.RECIRC_ID] !== -1 || words[at + FlowWord.RECIRC_ID] !== 0)) return false;
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+    if (w !== FlowWord.IN_PORT && w !== FlowWord.RECIRC_ID && words[maskAt + w] !== 0) return false;
+  }
+  return true;
 }

@@ -100,6 +100,8 @@ export const enum WorkerStat {
   UPCALLS_LOST,
   /** Packets fed back into the lookup by recirc(). */
   RECIRCULATIONS,
+  /** Frames matched by their port's only flow, an in_port-only one, without a key (OVS's simple match). */
+  SIMPLE_HITS,
   /** Drops by reason (action-exec.ts): recirculation deeper than MAX_RECIRC_DEPTH, a meter refused, */
   DROP_RECIRC_LIMIT,
   DROP_METER,
@@ -135,7 +137,7 @@ export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 export const WORKER_STAT_NAMES = [
   'loops', 'idleLoops', 'sleeps', 'batches', 'framesFree', 'framesInFlight', 'framesTotal',
   'emcHits', 'smcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
-  'upcalls', 'upcallsLost', 'recirculations', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'dropNoPort', 'frameCopies',
+  'upcalls', 'upcallsLost', 'recirculations', 'simpleHits', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'dropNoPort', 'frameCopies',
   'busyMs', 'idleMs', 'batchDescriptors', 'batchSize1', 'batchSize2', 'batchSize4', 'batchSize8', 'batchSize16', 'batchSize32', 'batchSize64',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];

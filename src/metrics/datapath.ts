@@ -44,7 +44,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
   const ringEvents = RING_EVENTS.map((e) => ({ ...e, family: metrics.counter(e.metric, e.help, port) }));
   const xdp = XDP_COUNTERS.map((c) => ({ ...c, family: metrics.counter(c.metric, c.help, port) }));
 
-  const hits = metrics.counter('xdpts_datapath_lookups_hit_total', 'Lookups that found a flow, by the level that answered: emc (exact-match cache), smc (signature cache), megaflow (classifier).', ['level']);
+  const hits = metrics.counter('xdpts_datapath_lookups_hit_total', 'Lookups that found a flow, by the level that answered: simple (the port\'s only flow matches in_port alone: no lookup), emc (exact-match cache), smc (signature cache), megaflow (classifier).', ['level']);
   const missed = metrics.counter('xdpts_datapath_lookups_missed_total', 'Lookups that found no flow (an upcall to the slow path, or a drop without one).');
   const flows = metrics.gauge('xdpts_datapath_flows', 'Flows installed.');
   const flowLimit = metrics.gauge('xdpts_datapath_flows_limit', 'Most flows the datapath accepts (config flows.limit).');
@@ -90,6 +90,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
 
   const removeLookups = metrics.addCollector('datapath', [hits, missed, flows, flowLimit, masks, subtableLookups, perHit], () => {
     const s = dp.lookupStats();
+    hits.set({ level: 'simple' }, s.simpleHits);
     hits.set({ level: 'emc' }, s.emcHits);
     hits.set({ level: 'smc' }, s.smcHits);
     hits.set({ level: 'megaflow' }, s.megaflowHits);

@@ -72,7 +72,7 @@ test('the daemon on afxdp ports: CLI, show -s and /metrics agree with the traffi
       assert.equal(sampleValue(m, 'xdpts_xdp_errors_total', d0), 0);
       assert.equal(sampleValue(m, 'xdpts_port_rx_ring_full_total', d0), 0);
       assert.equal(sampleValue(m, 'xdpts_port_info', { port: 'd0', interface: 'd0', xdp_mode: 'native' }), 1);
-      const hit = ['emc', 'smc', 'megaflow'].reduce((sum, level) => sum + sampleValue(m, 'xdpts_datapath_lookups_hit_total', { level }), 0);
+      const hit = ['simple', 'emc', 'smc', 'megaflow'].reduce((sum, level) => sum + sampleValue(m, 'xdpts_datapath_lookups_hit_total', { level }), 0);
       assert.equal(hit, FRAMES);
       assert.equal(sampleValue(m, 'xdpts_datapath_lookups_missed_total'), 0);
       assert.equal(sampleValue(m, 'xdpts_datapath_flows'), FLOWS);

@@ -128,7 +128,7 @@ test('a scrape over HTTP reports the traffic sent through memory ports', async (
     assert.equal(sampleValue(m, 'xdpts_port_info', { port: 'm1', number: '2', type: 'memory' }), 1);
     assert.equal(m.has('xdpts_xdp_redirected_total') && m.get('xdpts_xdp_redirected_total')!.samples.length, 0, 'no XDP counters on memory ports');
 
-    const hit = ['emc', 'smc', 'megaflow'].reduce((sum, level) => sum + sampleValue(m, 'xdpts_datapath_lookups_hit_total', { level }), 0);
+    const hit = ['simple', 'emc', 'smc', 'megaflow'].reduce((sum, level) => sum + sampleValue(m, 'xdpts_datapath_lookups_hit_total', { level }), 0);
     assert.equal(hit, forwarded.length);
     assert.equal(sampleValue(m, 'xdpts_datapath_lookups_missed_total'), missed.length);
     assert.equal(sampleValue(m, 'xdpts_datapath_flows'), 1);
