@@ -3,7 +3,11 @@
  * zero-copy NIC. One xdp-ts worker (CPU 1, busy polling) forwards memory port m0 -> m1; a feeder
  * thread (CPU 0) plays the NIC. Reported: frames per second through the worker's core.
  *
- *   node dist/bench/engine.js [--seconds 3] [--size 64] [--rounds 3] [--out FILE]
+ *   node dist/bench/engine.js [--seconds 3] [--size 64] [--rounds 3] [--flow in_port|udp] [--out FILE]
+ *
+ * --flow: the one flow is `in_port(1) actions:2` (default), which the worker serves by simple match
+ * (no key, no lookup), or the UDP megaflow below, which goes through the full pipeline (extraction,
+ * caches, classifier). The summary says which share of the frames took which path.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -28,20 +32,22 @@ const MASKS = Number(argValue('masks', '1'));
  */
 const ACTIONS = argValue('actions', '');
 const UDP_FLOW = 'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp()';
+const FLOW = argValue('flow', 'in_port');
+if (FLOW !== 'in_port' && FLOW !== 'udp') throw new Error(`--flow is in_port or udp, not ${FLOW}`);
 
 async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null, actions: string | null = null) {
   const dp = await Datapath.start(parseConfig({
     datapath: 'engine',
     ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
     workers: { count: 1, cpus: [workerCpu], idle: 'busy' },
-    forward: INSTALLED > 1 || actions !== null ? {} : { m0: 'm1' },
+    forward: INSTALLED > 1 || actions !== null || FLOW === 'udp' ? {} : { m0: 'm1' },
     flows: { limit: Math.max(1000, INSTALLED + 10) },
     // Enough frames that every flow's frame is in the UMEM.
     umem: { framesPerPort: Math.max(4096, INSTALLED) },
     meters: actions !== null ? [{ id: 0, unit: 'pktps', bands: [{ rate: 0xffffffff, burst: 0xffffffff }] }] : [],
   }));
-  if (actions !== null) {
-    const flow = flowToInstall(`${UDP_FLOW}, actions:${actions}`);
+  if (actions !== null || (INSTALLED <= 1 && FLOW === 'udp')) {
+    const flow = flowToInstall(`${UDP_FLOW}, actions:${actions ?? '2'}`);
     await dp.flows.put({ key: flow.key, mask: flow.mask, actions: flow.actions }, PutFlags.CREATE);
   } else if (INSTALLED > 1) {
     const results = await dp.flows.putMany(megaflows(INSTALLED, MASKS).map((line) => {
@@ -60,12 +66,15 @@ async function round(seconds: number, size: number, workerCpu: number | null, fe
     await new Promise((r) => setTimeout(r, 1000)); // warm-up: the JIT settles
     const tx = () => dp.portStats()[1].stats.txPackets;
     const w0 = dp.workerStats()[0];
-    const start = { frames: tx(), batches: w0.batches, loops: w0.loops, time: performance.now() };
+    const start = { frames: tx(), batches: w0.batches, loops: w0.loops, time: performance.now(), lookups: dp.lookupStats() };
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const w1 = dp.workerStats()[0];
     const frames = tx() - start.frames;
     const elapsed = (performance.now() - start.time) / 1000;
-    return { framesPerSecond: frames / elapsed, averageBatch: frames / (w1.batches - start.batches), loops: w1.loops - start.loops };
+    const lookups = dp.lookupStats();
+    const hits = lookups.hit - start.lookups.hit;
+    const simpleShare = hits > 0 ? (lookups.simpleHits - start.lookups.simpleHits) / hits : 0;
+    return { framesPerSecond: frames / elapsed, averageBatch: frames / (w1.batches - start.batches), loops: w1.loops - start.loops, simpleShare };
   } finally {
     Atomics.store(new Int32Array(stop), 0, 1);
     await exited;
@@ -111,12 +120,14 @@ async function main(): Promise<void> {
   const best = Math.max(...results.map((r) => r.framesPerSecond));
   const sorted = results.map((r) => r.framesPerSecond).sort((a, b) => a - b);
   const median = sorted[sorted.length >> 1];
-  console.log(`engine-only, memory ports m0 -> m1, ${size}-byte frames, ${INSTALLED > 1 ? `${INSTALLED} flows over ${MASKS} masks` : '1 flow'}, 1 worker (CPU 1, busy poll), feeder on CPU 0:`);
+  const simple = results.reduce((sum, r) => sum + r.simpleShare, 0) / results.length;
+  const flows = INSTALLED > 1 ? `${INSTALLED} flows over ${MASKS} masks` : FLOW === 'udp' ? `1 flow (${UDP_FLOW})` : '1 flow (in_port(1))';
+  console.log(`engine-only, memory ports m0 -> m1, ${size}-byte frames, ${flows}, 1 worker (CPU 1, busy poll), feeder on CPU 0; ${(simple * 100).toFixed(0)}% of the frames by simple match, the rest through the full pipeline:`);
   console.log(`  median ${(median / 1e6).toFixed(2)} M frames/s per core (best ${(best / 1e6).toFixed(2)}; ${(1e9 / median).toFixed(1)} ns per frame)`);
   const out = argValue('out', path.join(ROOT, 'bench', 'results', `engine-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify({ benchmark: 'engine', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
-    size, flows: INSTALLED, masks: MASKS, workers: 1, seconds, rounds: results, medianFramesPerSecond: median }, null, 2));
+    size, flows: INSTALLED, masks: MASKS, flow: INSTALLED > 1 ? null : FLOW, simpleMatchShare: simple, workers: 1, seconds, rounds: results, medianFramesPerSecond: median }, null, 2));
   console.log(`results: ${out}`);
 }
 
