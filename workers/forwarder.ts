@@ -269,8 +269,6 @@ class Forwarder implements OutputSink {
     const rx = port.rx;
     const count = rx.available(BATCH);
     if (count === 0) return 0;
-    const simple = this.flows.simpleFlow[port.number];
-    if (simple >= 0) return this.receiveSimple(port, count, simple);
     const words = rx.words;
     const descWord = rx.descWord;
     const mask = rx.mask;
@@ -287,6 +285,11 @@ class Forwarder implements OutputSink {
     const inPort = port.number;
     const now = Date.now();
     const upcalls = this.upcalls;
+    // Simple match (WorkerFlows.simpleFlow): the port's only flow takes every frame, so no key is
+    // extracted and nothing is looked up; only the TCP flags its stats keep are read (tcpFlagsOf).
+    // Its frames are not parsed, so malformed ones are not counted, as in dpif-netdev.
+    const simple = flows.simpleFlow[inPort];
+    let tcpFlags = 0;
     let upcallCount = 0;
     let kept = exec.outCount;
     let bytes = 0;
@@ -316,10 +319,23 @@ class Forwarder implements OutputSink {
         continue;
       }
       bytes += len;
-      if (extractFlowKey(packet, addr, len, inPort, batchKeys, keyAts[n]) !== 0) malformed++;
+      if (simple >= 0) tcpFlags |= this.tcpFlagsOf(addr, len, inPort);
+      else if (extractFlowKey(packet, addr, len, inPort, batchKeys, keyAts[n]) !== 0) malformed++;
       rxAddr[n] = addr;
       rxLen[n] = len;
       n++;
+    }
+    if (simple >= 0) {
+      // Passes 2 and 3 for the one flow: its stats once, each frame to its output (or dropped).
+      flows.countBatch(simple, n, bytes, now, tcpFlags);
+      flows.simpleHits += n;
+      const output = outputs[simple];
+      for (let i = 0; i < n; i++) {
+        if (output >= 0) kept = this.recordOutput(kept, rxAddr[i], rxLen[i], output);
+        else freeStack[pool.count++] = rxAddr[i] & ~frameMask;
+      }
+      if (output < 0) dropped = n;
+      n = 0;
     }
     // Pass 2: the lookups as a batch (caches per key, then the classifier table by table).
     const found = this.found;
@@ -383,68 +399,6 @@ class Forwarder implements OutputSink {
       ws[WorkerStat.UPCALLS] += upcallCount;
       upcalls.publish();
     }
-    this.flushOutputs();
-    return count;
-  }
-
-  /**
-   * An rx batch of a port whose only flow matches in_port alone (WorkerFlows.simpleFlow): every
-   * frame is that flow's, so no key is extracted and nothing is looked up, as dpif-netdev's simple
-   * match. Only the TCP flags the flow's stats keep are read, and only from frames that can carry
-   * them (tcpFlagsOf). Frames are not parsed, so malformed ones are not counted here.
-   */
-  receiveSimple(port: WorkerPort, count: number, flow: number): number {
-    const rx = port.rx;
-    const words = rx.words;
-    const descWord = rx.descWord;
-    const mask = rx.mask;
-    const consumer = rx.cachedConsumer;
-    const frameMask = this.frameMask;
-    const frameSize = this.frameSize;
-    const umemBytes = this.umemBytes;
-    const pool = this.pool;
-    const freeStack = pool.stack;
-    const output = this.flows.outputs[flow];
-    let kept = this.exec.outCount;
-    let bytes = 0;
-    let errors = 0;
-    let foreign = 0;
-    let tcpFlags = 0;
-    for (let i = 0; i < count; i++) {
-      const word = descWord + ((((consumer + i) | 0) & mask) << 2);
-      const addr = words[word];
-      const len = words[word + 2];
-      if (addr < 0 || addr >= umemBytes) {
-        errors++;
-        foreign++;
-        continue;
-      }
-      if (len <= 0 || (addr & frameMask) + len > frameSize) {
-        errors++;
-        freeStack[pool.count++] = addr & ~frameMask;
-        continue;
-      }
-      bytes += len;
-      tcpFlags |= this.tcpFlagsOf(addr, len, port.number);
-      if (output >= 0) kept = this.recordOutput(kept, addr, len, output);
-      else freeStack[pool.count++] = addr & ~frameMask;
-    }
-    const good = count - errors;
-    this.flows.countBatch(flow, good, bytes, Date.now(), tcpFlags);
-    this.flows.simpleHits += good;
-    this.exec.outCount = kept;
-    rx.release(count);
-    const stats = this.portStats;
-    stats[port.statBase + PortStat.FRAMES_RECEIVED] += count - foreign;
-    stats[port.statBase + PortStat.RX_PACKETS] += good;
-    stats[port.statBase + PortStat.RX_BYTES] += bytes;
-    stats[port.statBase + PortStat.RX_ERRORS] += errors;
-    const ws = this.workerStats;
-    if (output < 0) ws[WorkerStat.DROPPED_BY_ACTION] += good;
-    ws[WorkerStat.SIMPLE_HITS] = this.flows.simpleHits;
-    ws[WorkerStat.BATCHES]++;
-    ws[WorkerStat.BATCH_DESCRIPTORS] += count;
-    ws[WorkerStat.BATCH_SIZE_1 + 31 - Math.clz32(count)]++;
     this.flushOutputs();
     return count;
   }
