@@ -608,6 +608,8 @@ export class Datapath {
     const operations: Operation[] = [];
     const opIndex: number[] = [];
     const maxLength = this.config.umem.frameSize - COPY_HEADROOM;
+    const programs: Int32Array[] = [];
+    let total = 0;
     items.forEach(({ frame, actions, inPort }, i) => {
       if (this.portSlot(inPort) < 0) {
         outcomes[i] = new DpifError('EINVAL', `in_port(${inPort}): no such port`);
@@ -632,15 +634,27 @@ export class Datapath {
         }
         throw error;
       }
+      programs.push(program);
+      opIndex.push(i);
+      total += 3 + ((frame.length + 3) >> 2) + program.length;
+    });
+    // One backing store for the batch, a view per operation (as flow installs): an execute's ~100
+    // bytes in an ArrayBuffer of its own is an external allocation per first packet, which the
+    // control thread's GC then tracks and sweeps.
+    const slab = new Int32Array(total);
+    let at = 0;
+    opIndex.forEach((i, j) => {
+      const { frame, inPort } = items[i];
+      const program = programs[j];
       const frameWords = (frame.length + 3) >> 2;
-      const args = new Int32Array(3 + frameWords + program.length);
+      const args = slab.subarray(at, at + 3 + frameWords + program.length);
+      at += args.length;
       args[0] = inPort;
       args[1] = frame.length;
       args[2] = program.length;
       for (let b = 0; b < frame.length; b++) args[3 + (b >> 2)] |= frame[b] << (24 - 8 * (b & 3));
       args.set(program, 3 + frameWords);
       operations.push({ opcode: Opcode.EXECUTE, args });
-      opIndex.push(i);
     });
     const worker = this.workers[0];
     if (!worker) throw new Error('the datapath has no running worker');

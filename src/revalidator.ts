@@ -20,7 +20,7 @@ import { FlowTable, PutFlags, DpifError } from './flow-table';
 import { parseActions } from './flow-format';
 import { SlowPathController, TranslatorCache, translateUpcall } from './slowpath/slow-path';
 import { UpcallKind } from './upcall-ring';
-import { UpcallDispatcher, Ukey } from './upcall-dispatcher';
+import { UpcallDispatcher } from './upcall-dispatcher';
 
 export const REVALIDATE_INTERVAL_MS = 500;
 export const MAX_IDLE_MS = 10_000;
@@ -44,6 +44,10 @@ export class Revalidator {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private lastPassAt = 0;
+  /** A pass reads each ukey into these (the ukeys live in slabs; see UkeyTable). */
+  private readonly ufid = new Int32Array(4);
+  private readonly key = new Int32Array(FLOW_KEY_WORDS);
+  private readonly mask = new Int32Array(FLOW_KEY_WORDS);
 
   constructor(
     private readonly flows: FlowTable,
@@ -80,43 +84,51 @@ export class Revalidator {
     const maxIdle = overLimit ? 100 : this.maxIdleMs;
     const snapshot = this.controller.snapshot();
     const previousPass = this.lastPassAt;
-    let walked = 0;
-    for (const ukey of [...this.dispatcher.ukeys.values()]) {
+    const ukeys = this.dispatcher.ukeys;
+    const { ufid, key, mask } = this;
+    // The slots in use when the pass starts (flows installed meanwhile are new: nothing to do).
+    const end = ukeys.highWater;
+    for (let slot = 0; slot < end; slot++) {
       // The pass shares the control thread with the upcalls: it yields every so often, so a first
       // packet waits at most one slice of it, not a whole pass over every flow.
-      if (++walked % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      // Gone or replaced while the pass yielded: no longer ours to look at.
-      if (this.dispatcher.ukeys.get(ukey.ufid) !== ukey) continue;
-      const stats = this.flows.statsByUfidWords(ukey.ufidWords);
+      if ((slot + 1) % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!ukeys.live(slot)) continue;
+      const generation = ukeys.generation(slot);
+      ukeys.readUfid(slot, ufid);
+      const stats = this.flows.statsByUfidWords(ufid);
       if (stats === null) {
         // Deleted behind our back (by hand, or a flush): forget it.
-        this.dispatcher.ukeys.delete(ukey.ufid);
+        ukeys.deleteSlot(slot);
         continue;
       }
       const usedMs = stats.usedMs;
-      const lastActive = usedMs ?? ukey.createdMs;
+      const lastActive = usedMs ?? ukeys.createdMs(slot);
       if (nowMs - lastActive > maxIdle) {
-        await this.delete(ukey);
+        await this.delete(slot);
         this.stats.expired++;
         continue;
       }
-      if (usedMs !== null && usedMs > previousPass) this.controller.observe({ kind: UpcallKind.MISS, key: ukey.key }, nowMs);
-      if (ukey.version === version) continue;
+      ukeys.readKey(slot, key);
+      if (usedMs !== null && usedMs > previousPass) this.controller.observe({ kind: UpcallKind.MISS, key }, nowMs);
+      if (ukeys.version(slot) === version) continue;
       const decision = translateUpcall(snapshot, {
-        kind: UpcallKind.MISS, inPort: ukey.key[FlowWord.IN_PORT], frameLength: 0, frame: new Uint8Array(0), hash: 0, key: ukey.key, userdata: new Uint8Array(0), queuedMs: nowMs,
+        kind: UpcallKind.MISS, inPort: key[FlowWord.IN_PORT], frameLength: 0, frame: new Uint8Array(0), hash: 0, key, userdata: new Uint8Array(0), queuedMs: nowMs,
       }, this.cache, nowMs);
-      if (decision.error !== null || !decision.install || !sameMask(decision.mask, ukey.mask)) {
-        await this.delete(ukey);
+      ukeys.readMask(slot, mask);
+      if (decision.error !== null || !decision.install || !sameMask(decision.mask, mask)) {
+        await this.delete(slot);
         this.stats.retranslatedDeleted++;
         continue;
       }
-      if (decision.actions !== ukey.actions) {
-        const masked = ukey.key.map((v, w) => v & ukey.mask[w]);
-        await this.flows.put({ key: masked, mask: ukey.mask, actions: parseActions(decision.actions), ufidWords: ukey.ufidWords }, PutFlags.MODIFY);
-        ukey.actions = decision.actions;
+      if (decision.actions !== ukeys.actions(slot)) {
+        const masked = key.map((v, w) => v & mask[w]);
+        await this.flows.put({ key: masked, mask: mask.slice(), actions: parseActions(decision.actions), ufidWords: ufid.slice() }, PutFlags.MODIFY);
+        // Replaced or removed while the put was out: no longer ours to update.
+        if (!ukeys.live(slot) || ukeys.generation(slot) !== generation) continue;
+        ukeys.setActions(slot, decision.actions);
         this.stats.modified++;
       }
-      ukey.version = version;
+      ukeys.setVersion(slot, version);
     }
     this.lastPassAt = nowMs;
     const durationMs = performance.now() - started;
@@ -134,10 +146,11 @@ export class Revalidator {
     this.dispatcher.flowLimit = Math.max(FLOW_LIMIT_MIN, Math.min(limit, this.maxFlowLimit));
   }
 
-  private async delete(ukey: Ukey): Promise<void> {
-    this.dispatcher.ukeys.delete(ukey.ufid);
+  private async delete(slot: number): Promise<void> {
+    const ufid = this.dispatcher.ukeys.readUfid(slot, new Int32Array(4));
+    this.dispatcher.ukeys.deleteSlot(slot);
     try {
-      await this.flows.del({ ufidWords: ukey.ufidWords });
+      await this.flows.del({ ufidWords: ufid });
     } catch (error) {
       if (!(error instanceof DpifError && error.code === 'ENOENT')) throw error;
     }

@@ -27,7 +27,9 @@ import { Piscina } from 'piscina';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { UpcallConsumer, UpcallKind, UpcallWord, readUpcall, Upcall } from './upcall-ring';
 import { SlowPathController } from './slowpath/slow-path';
-import { FlowTable, PutFlags, DpifError, deriveUfidWords, formatUfidWords } from './flow-table';
+import { FlowTable, PutFlags, DpifError, deriveUfidWords } from './flow-table';
+import { UfidIndex } from './ufid-index';
+import { UkeyTable } from './ukey-table';
 import { parseActions, ActionSpec } from './flow-format';
 import type { HandlerResult, HandlerTask } from '../workers/upcall-handler';
 
@@ -52,15 +54,14 @@ export interface UpcallOptions {
   upcallPortsPerPort?: number;
 }
 
-export interface Ukey {
-  ufid: string;
-  ufidWords: Int32Array;
-  /** The upcall's whole flow key (revalidation re-translates from it). */
+/** A put of an apply round waiting for its outcome: what its ukey will hold. */
+interface PendingUkey {
+  /** Index of the put's UFID and masked key in the round's arrays. */
+  at: number;
   key: Int32Array;
   mask: Int32Array;
   actions: string;
   version: number;
-  createdMs: number;
 }
 
 /** An upcall as subscribers see it (a packet-in). */
@@ -105,7 +106,8 @@ export interface UpcallStats {
 }
 
 export class UpcallDispatcher {
-  readonly ukeys = new Map<string, Ukey>();
+  /** The ukeys: upcall key, mask, decision and version per installed flow (see UkeyTable). */
+  readonly ukeys = new UkeyTable();
   readonly stats: UpcallStats = {
     received: 0, handled: 0, queued: 0, flowsInstalled: 0, duplicates: 0, limitHits: 0, translateErrors: 0, lost: 0,
     executed: 0, executeErrors: 0, userspace: 0, latencyBuckets: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0), latencySumMs: 0, latencyCount: 0,
@@ -113,7 +115,8 @@ export class UpcallDispatcher {
   /** Set by the revalidator (dynamic flow limit). */
   flowLimit: number;
   private readonly pool: Piscina;
-  private readonly pending = new Set<string>();
+  /** UFIDs of puts in flight (their transaction has not returned). */
+  private readonly pending = new UfidIndex();
   private readonly subscribers = new Set<(event: UpcallEvent) => void>();
   private running = false;
   private loops: Promise<void>[] = [];
@@ -204,9 +207,9 @@ export class UpcallDispatcher {
         await new Promise<void>((resolve) => this.idle.push(resolve));
         continue;
       }
-      const { records, count } = ring.take(UPCALL_BATCH);
+      const { records, count, stride } = ring.takePacked(UPCALL_BATCH);
       this.stats.received += count;
-      this.dispatch(records, count, ring.stride);
+      this.dispatch(records, count, stride);
     }
   }
 
@@ -293,11 +296,16 @@ export class UpcallDispatcher {
 
   /** Installs the round's megaflows in one flow transaction, then executes its frames in one more. */
   private async apply(round: { result: HandlerResult; count: number; stride: number }[]): Promise<void> {
+    let total = 0;
+    for (const { count } of round) total += count;
+    // The round's masked keys and UFIDs in two arrays, not two small ones per upcall: the flow
+    // table copies what it keeps, so these die young.
+    const maskedKeys = new Int32Array(total * FLOW_KEY_WORDS);
+    const ufids = new Int32Array(total * 4);
     const puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[] = [];
-    const putUfids: string[] = [];
-    const ukeys: Ukey[] = [];
+    const ukeys: PendingUkey[] = [];
     const executes: { upcall: Upcall; actions: ActionSpec[] }[] = [];
-    const nowMs = Date.now();
+    let at = 0;
     for (const { result, count, stride } of round) {
       const masks = new Int32Array(result.masks);
       for (let i = 0; i < count; i++) {
@@ -315,16 +323,15 @@ export class UpcallDispatcher {
           this.stats.translateErrors++;
           continue;
         }
-        const mask = masks.slice(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS);
+        const mask = masks.subarray(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS);
         if (this.subscribers.size > 0) this.emit(upcall, result.actions[i]);
         executes.push({ upcall, actions });
         if (!result.install[i]) continue;
-        const masked = new Int32Array(FLOW_KEY_WORDS);
-        for (let w = 0; w < FLOW_KEY_WORDS; w++) masked[w] = upcall.key[w] & mask[w];
-        const ufidWords = new Int32Array(4);
-        deriveUfidWords(masked, mask, ufidWords, 0);
-        const ufid = formatUfidWords(ufidWords);
-        if (this.pending.has(ufid) || this.ukeys.has(ufid)) {
+        const k = at * FLOW_KEY_WORDS;
+        for (let w = 0; w < FLOW_KEY_WORDS; w++) maskedKeys[k + w] = upcall.key[w] & mask[w];
+        const masked = maskedKeys.subarray(k, k + FLOW_KEY_WORDS);
+        deriveUfidWords(masked, mask, ufids, at * 4);
+        if (this.pending.get(ufids, at * 4) >= 0 || this.ukeys.has(ufids, at * 4)) {
           this.stats.duplicates++;
           continue;
         }
@@ -332,10 +339,10 @@ export class UpcallDispatcher {
           this.stats.limitHits++;
           continue;
         }
-        this.pending.add(ufid);
-        puts.push({ spec: { key: masked, mask, actions, ufidWords }, flags: PutFlags.CREATE });
-        putUfids.push(ufid);
-        ukeys.push({ ufid, ufidWords, key: upcall.key.slice(), mask, actions: result.actions[i], version: result.version, createdMs: nowMs });
+        this.pending.set(ufids, at * 4, 1);
+        puts.push({ spec: { key: masked, mask, actions, ufidWords: ufids.subarray(at * 4, at * 4 + 4) }, flags: PutFlags.CREATE });
+        ukeys.push({ at, key: upcall.key, mask, actions: result.actions[i], version: result.version });
+        at++;
       }
     }
     const runnable: { frame: Uint8Array; actions: ActionSpec[]; inPort: number; queuedMs: number }[] = [];
@@ -350,13 +357,14 @@ export class UpcallDispatcher {
     }
     // The puts and the executes go to the workers together (an execute does not wait for its flow,
     // as in OVS): the first packet's latency is one worker round trip, not two.
-    await Promise.all([this.install(puts, putUfids, ukeys), this.execute(runnable)]);
+    await Promise.all([this.install(puts, ufids, ukeys), this.execute(runnable)]);
   }
 
-  private async install(puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[], putUfids: string[], ukeys: Ukey[]): Promise<void> {
+  private async install(puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[], ufids: Int32Array, ukeys: PendingUkey[]): Promise<void> {
     if (puts.length === 0) return;
     try {
       const outcomes = await this.datapath.flows.putMany(puts);
+      const nowMs = Date.now();
       outcomes.forEach((outcome, j) => {
         if (outcome instanceof DpifError) {
           if (outcome.code === 'EEXIST') this.stats.duplicates++;
@@ -364,11 +372,12 @@ export class UpcallDispatcher {
           else this.stats.translateErrors++;
           return;
         }
-        this.ukeys.set(ukeys[j].ufid, ukeys[j]);
+        const u = ukeys[j];
+        this.ukeys.set(ufids.subarray(u.at * 4, u.at * 4 + 4), u.key, u.mask, u.actions, u.version, nowMs);
         this.stats.flowsInstalled++;
       });
     } finally {
-      for (const ufid of putUfids) this.pending.delete(ufid);
+      for (const u of ukeys) this.pending.delete(ufids, u.at * 4);
     }
   }
 
