@@ -355,8 +355,9 @@ export class UpcallDispatcher {
       }
       runnable.push({ frame: upcall.frame, actions, inPort: upcall.inPort, queuedMs: upcall.queuedMs });
     }
-    // The puts and the executes go to the workers together (an execute does not wait for its flow,
-    // as in OVS): the first packet's latency is one worker round trip, not two.
+    // The puts and the executes are queued at once (an execute does not wait for its flow, as in
+    // OVS): worker 0's channel runs the execute transaction right after the put's, without a turn
+    // of the event loop in between. Still two transactions, one after the other.
     await Promise.all([this.install(puts, ufids, ukeys), this.execute(runnable)]);
   }
 
