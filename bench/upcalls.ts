@@ -12,7 +12,7 @@
  *    datapath's counters (upcall.stats), and the first-packet latency (worker queueing -> frame
  *    executed) p50/p99 from the dispatcher's histogram (bucket upper bounds). Flows are flushed
  *    between rates. Rates up to --paced-max (default 20000) are sent by paced-flows.js (AF_PACKET,
- *    sleeping between 1 ms ticks); higher ones by traffic.js's BPF generator, which spins in the
+ *    sleeping between 1 ms ticks), after a one-second warm-up at the same rate on other flows; higher ones by traffic.js's BPF generator, which spins in the
  *    kernel and so takes CPU 0 from the control thread and the handler (latency then includes that).
  * 2. Established traffic during a storm: one flow g0 -> d0 -> d1 -> g1 at full rate, measured at the
  *    g1 sink, alone and while a storm of new flows (the highest rate in --rates) runs on g2; the ratio
@@ -55,10 +55,15 @@ async function traffic(rig: Rig, args: string[]): Promise<Summary> {
 }
 
 async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: number, pacedMax: number) {
+  const paced = rate <= pacedMax;
+  if (paced) {
+    // A second of the same load first, on flows never used again: the JIT compiles the upcall path
+    // (the first second after start costs tens of ms a packet), then the flows are flushed.
+    await runScript(rig, rig.gen, PACED, ['--tx', 'g2', '--rate', String(rate), '--seconds', '1', '--first', String(50_000_000)], { cpu: 0 });
+  }
   await dp.client.call('flow.flush');
   await new Promise((r) => setTimeout(r, 700)); // the revalidator forgets the flushed flows
   const before = await dp.client.call<UpcallStats>('upcall.stats');
-  const paced = rate <= pacedMax;
   const storm = paced
     ? (await runScript(rig, rig.gen, PACED, ['--tx', 'g2', '--rate', String(rate), '--seconds', String(seconds)], { cpu: 0 })).find((l) => l.type === 'summary') as unknown as Summary
     : await traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(rate * seconds * 1.5))),
