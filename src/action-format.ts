@@ -277,16 +277,18 @@ export function parseActions(text: string): ActionSpec[] {
   return parseActionList(text, start, text.length);
 }
 
+/** Every output port of `actions`, nested lists (sample, clone, check_pkt_len) included, in order. */
+export function* outputPorts(actions: readonly ActionSpec[]): Generator<number> {
+  for (const a of actions) {
+    if (a.type === 'output') yield a.port;
+    const nested = a.type === 'sample' || a.type === 'clone' ? [a.actions] : a.type === 'check_pkt_len' ? [a.gt, a.le] : [];
+    for (const list of nested) yield* outputPorts(list);
+  }
+}
+
 /** The first output port of `actions` (nested lists included) that `known` refuses, or null. */
 export function firstUnknownOutput(actions: readonly ActionSpec[], known: (port: number) => boolean): number | null {
-  for (const a of actions) {
-    if (a.type === 'output' && !known(a.port)) return a.port;
-    const nested = a.type === 'sample' || a.type === 'clone' ? [a.actions] : a.type === 'check_pkt_len' ? [a.gt, a.le] : [];
-    for (const list of nested) {
-      const port = firstUnknownOutput(list, known);
-      if (port !== null) return port;
-    }
-  }
+  for (const port of outputPorts(actions)) if (!known(port)) return port;
   return null;
 }
 

@@ -9,8 +9,8 @@
  *    `control.mode` / `control.group`, and `ports`: a port no longer in the file is deleted, a new
  *    one added, a changed one (same name) deleted and added again, within `maxPorts` (ports added
  *    through the control API are left alone; a port whose number was assigned in order can change
- *    number when an earlier one goes: give numbers to ports that come and go). Any other difference is named in a `reload_needs_restart`
- *    warning and left as it runs; a file that no longer parses or validates is refused
+ *    number when an earlier one goes: give numbers to ports that come and go). Any other
+ *    difference is named in a `reload_needs_restart` warning and left as it runs; a file that no longer parses or validates is refused
  *    (`reload_failed`) and nothing changes.
  * Start-up failures throw: a ConfigError (bad file, exit 2) or an Error naming what failed (exit 1).
  */

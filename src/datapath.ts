@@ -31,7 +31,7 @@ import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import type { DatapathConfig, PortConfig } from './config';
 import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
 import { DpifError, FlowStat, FlowTable, PutFlags } from './flow-table';
-import { ActionSpec, firstUnknownOutput } from './action-format';
+import { ActionSpec, outputPorts } from './action-format';
 import { ActionCompileError, ProgramCache } from './action-program';
 import { COPY_HEADROOM } from './action-exec';
 import { extractFlowKey } from './flow-extract';
@@ -572,11 +572,11 @@ export class Datapath {
     if (known !== undefined) return known;
     const used = new Set(this.slotOfNumber.values());
     for (let slot = 0; slot < MAX_PORT_SLOTS; slot++) if (!used.has(slot)) return slot;
+    // Deleted ports' numbers that some flow still outputs to: one walk over each flow's outputs.
+    const deleted = new Set([...this.slotOfNumber].filter(([, slot]) => this.slots[slot] === null).map(([old]) => old));
     const referenced = new Set<number>();
     for (const { flow } of this.flows.dump()) {
-      for (const [old, slot] of this.slotOfNumber) {
-        if (this.slots[slot] === null && firstUnknownOutput(flow.actions, (p) => p !== old) !== null) referenced.add(old);
-      }
+      for (const port of outputPorts(flow.actions)) if (deleted.has(port)) referenced.add(port);
     }
     for (const [old, slot] of this.slotOfNumber) {
       if (this.slots[slot] !== null || referenced.has(old)) continue;

@@ -710,10 +710,15 @@ class Forwarder implements OutputSink {
 
   /** On stop: no more rx; wait for what is on the tx rings to complete, so every frame is home. */
   drain(): void {
+    this.drainTx(this.active);
+  }
+
+  /** Waits (DRAIN_MS at most) until every frame `ports` transmitted has completed. */
+  drainTx(ports: readonly WorkerPort[]): void {
     const deadline = Date.now() + DRAIN_MS;
     for (;;) {
       let pending = 0;
-      for (let p = 0; p < this.activeCount; p++) pending += this.txPending(this.active[p]);
+      for (const port of ports) pending += this.txPending(port);
       this.publishFrames();
       if (pending === 0 || Date.now() > deadline) break;
       Atomics.wait(this.control, ControlWord.DOORBELL, Atomics.load(this.control, ControlWord.DOORBELL), 1);
@@ -738,6 +743,15 @@ class Forwarder implements OutputSink {
     this.ports[port.slot] = port;
     this.portUpcalls.slotOfNumber[port.number] = port.slot;
     this.active.push(port);
+    this.activeCount = this.active.length;
+    this.rebuildWaitSet();
+  }
+
+  /** Takes a port out of the output table (frames for it are dropped from here on) and the polled list. */
+  detachPort(port: WorkerPort): void {
+    this.ports[port.slot] = null;
+    this.portUpcalls.slotOfNumber[port.number] = -1;
+    this.active.splice(this.active.indexOf(port), 1);
     this.activeCount = this.active.length;
     this.rebuildWaitSet();
   }
@@ -775,17 +789,9 @@ class Forwarder implements OutputSink {
     const port = this.ports[slot];
     if (port === null) return -ENOENT;
     for (let rounds = 0; rounds <= port.rx.size / BATCH && this.receive(port) !== 0; rounds++);
-    this.ports[slot] = null;
-    this.portUpcalls.slotOfNumber[port.number] = -1;
-    this.active.splice(this.active.indexOf(port), 1);
-    this.activeCount = this.active.length;
-    this.rebuildWaitSet();
-    const deadline = Date.now() + DRAIN_MS;
-    while (this.txPending(port) !== 0 && Date.now() < deadline) {
-      Atomics.wait(this.control, ControlWord.DOORBELL, Atomics.load(this.control, ControlWord.DOORBELL), 1);
-    }
+    this.detachPort(port);
+    this.drainTx([port]);
     this.retired[slot] = port;
-    this.publishFrames();
     return 0;
   }
 
