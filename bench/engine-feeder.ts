@@ -4,7 +4,7 @@
  * and completes every frame the output port transmits, so the worker under test never waits for it.
  */
 import { workerData } from 'node:worker_threads';
-import { MemoryWire, MemoryWireInit, RX_DATA_OFFSET } from '../src/memory-wire';
+import { MemoryWire, MemoryWireInit } from '../src/memory-wire';
 import { native } from '../src/native';
 import { udpFrame } from '../src/rig/frames';
 
@@ -14,7 +14,11 @@ interface FeederInit {
   stop: SharedArrayBuffer;
   cpu: number | null;
   frameLength: number;
-  /** Frames carry UDP source ports 1024 .. 1024 + flows - 1, spread over the UMEM's frames. */
+  /**
+   * Frames carry flows 0 .. flows - 1 of the flow space (bench/harness/flowspace.ts) in turn, each
+   * frame's written as it is posted (MemoryWire.reflect): stamping the UMEM's frames once gave
+   * fewer active flows than installed, as only the frames in circulation carry traffic.
+   */
   flows: number;
 }
 
@@ -23,16 +27,9 @@ if (init.cpu !== null) native().pinThread(init.cpu);
 const input = new MemoryWire(init.input);
 const output = new MemoryWire(init.output);
 input.prefillUmem(udpFrame({ size: init.frameLength }));
-if (init.flows > 1) {
-  const umem = new Uint8Array(init.input.umem);
-  for (let frame = 0, base = 0; base + init.input.frameSize <= umem.length; frame++, base += init.input.frameSize) {
-    const port = 1024 + (frame % init.flows);
-    umem[base + RX_DATA_OFFSET + 34] = port >> 8;
-    umem[base + RX_DATA_OFFSET + 35] = port & 0xff;
-  }
-}
 const stop = new Int32Array(init.stop);
+let next = 0;
 while (Atomics.load(stop, 0) === 0) {
-  input.reflect(init.frameLength, 256);
+  next = (next + input.reflect(init.frameLength, 256, init.flows, next)) % init.flows;
   output.receive(null, 256);
 }

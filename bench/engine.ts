@@ -4,6 +4,10 @@
  * thread (CPU 0) plays the NIC. Reported: frames per second through the worker's core.
  *
  *   node dist/bench/engine.js [--seconds 3] [--size 64] [--rounds 3] [--flow in_port|udp] [--out FILE]
+ *                             [--installed N --masks M] [--emc N] [--smc N] [--hugepages] [--actions LIST]
+ *
+ * --installed N --masks M: N megaflows over M masks (bench/harness/flowspace.ts), the feeder's frames
+ * cycling through the N flows (each frame's flow written as it is posted, as a NIC writes frames).
  *
  * --flow: the one flow is `in_port(1) actions:2` (default), which the worker serves by simple match
  * (no key, no lookup), or the UDP megaflow below, which goes through the full pipeline (extraction,
@@ -33,6 +37,11 @@ const MASKS = Number(argValue('masks', '1'));
 const ACTIONS = argValue('actions', '');
 const UDP_FLOW = 'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp()';
 const FLOW = argValue('flow', 'in_port');
+/** --hugepages: the worker's UMEM on 2 MiB hugepages (they must be reserved: vm.nr_hugepages). */
+const HUGEPAGES = process.argv.includes('--hugepages');
+/** --emc N, --smc N: the caches' sizes (config flows.emcEntries / smcEntries; 0 turns one off). */
+const EMC_ENTRIES = argValue('emc', '');
+const SMC_ENTRIES = argValue('smc', '');
 if (FLOW !== 'in_port' && FLOW !== 'udp') throw new Error(`--flow is in_port or udp, not ${FLOW}`);
 
 async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null, actions: string | null = null) {
@@ -41,9 +50,12 @@ async function round(seconds: number, size: number, workerCpu: number | null, fe
     ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
     workers: { count: 1, cpus: [workerCpu], idle: 'busy' },
     forward: INSTALLED > 1 || actions !== null || FLOW === 'udp' ? {} : { m0: 'm1' },
-    flows: { limit: Math.max(1000, INSTALLED + 10) },
-    // Enough frames that every flow's frame is in the UMEM.
-    umem: { framesPerPort: Math.max(4096, INSTALLED) },
+    flows: {
+      limit: Math.max(1000, INSTALLED + 10),
+      ...(EMC_ENTRIES !== '' ? { emcEntries: Number(EMC_ENTRIES) } : {}),
+      ...(SMC_ENTRIES !== '' ? { smcEntries: Number(SMC_ENTRIES) } : {}),
+    },
+    umem: { framesPerPort: 4096, hugepages: HUGEPAGES },
     meters: actions !== null ? [{ id: 0, unit: 'pktps', bands: [{ rate: 0xffffffff, burst: 0xffffffff }] }] : [],
   }));
   if (actions !== null || (INSTALLED <= 1 && FLOW === 'udp')) {

@@ -29,7 +29,7 @@ import { Op, HashAlg, PROGRAM_RUN } from './action-program';
 import { WorkerStat } from './worker-layout';
 import { WorkerFlows } from './worker-flows';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
-import { extractFlowKey } from './flow-extract';
+import { extractFlowKeyView } from './flow-extract';
 import { mixWord, finishHash } from './flow-hash';
 import type { MeterHook } from './meter-hook';
 import { AdmitAllMeters } from './meter-hook';
@@ -69,6 +69,8 @@ export interface OutputSink {
 
 export class ActionExecutor {
   readonly packet: Uint8Array;
+  /** A DataView over the same bytes, for key extraction. */
+  readonly view: DataView;
   readonly frameSize: number;
   readonly frameMask: number;
   readonly pool: FramePool;
@@ -106,6 +108,7 @@ export class ActionExecutor {
 
   constructor(umem: Uint8Array, frameSize: number, pool: FramePool, stats: Float64Array, flows: WorkerFlows, seed: number) {
     this.packet = umem;
+    this.view = new DataView(umem.buffer, umem.byteOffset, umem.byteLength);
     this.frameSize = frameSize;
     this.frameMask = frameSize - 1;
     this.pool = pool;
@@ -360,7 +363,7 @@ export class ActionExecutor {
     this.stats[WorkerStat.RECIRCULATIONS]++;
     const keyAt = ++this.recircDepth * FLOW_KEY_WORDS;
     const keys = this.keys;
-    extractFlowKey(this.packet, addr, len, this.inPort, keys, keyAt);
+    extractFlowKeyView(this.packet, this.view, addr, len, this.inPort, keys, keyAt);
     keys[keyAt + FlowWord.RECIRC_ID] = recircId;
     keys[keyAt + FlowWord.DP_HASH] = this.dpHash;
     const flows = this.flows;
@@ -396,7 +399,7 @@ export class ActionExecutor {
   private hashPacket(alg: number, basis: number): number {
     const keys = this.keys;
     const k = this.scratchKeyAt;
-    extractFlowKey(this.packet, this.addr, this.len, this.inPort, keys, k);
+    extractFlowKeyView(this.packet, this.view, this.addr, this.len, this.inPort, keys, k);
     let h = basis;
     const sport = keys[k + FlowWord.TP_SRC];
     const dport = keys[k + FlowWord.TP_DST];

@@ -273,13 +273,15 @@ export class Datapath {
   private async bringUp(): Promise<void> {
     const { workers, umem } = this.config;
     const needsKernelUmem = this.ports.some((p) => p.type === 'afxdp');
-    this.kernelUmem = needsKernelUmem;
+    this.kernelUmem = needsKernelUmem || umem.hugepages;
     this.ports.forEach((_port, slot) => (this.slotQueues[slot] = []));
     for (let index = 0; index < workers.count; index++) {
       // Room for maxPorts ports: ports added at run time share the same UMEM.
       const frameCount = umem.framesPerPort * this.config.maxPorts;
       const bytes = frameCount * umem.frameSize;
-      const area = needsKernelUmem ? native().umemCreate(bytes, umem.hugepages) : new SharedArrayBuffer(bytes);
+      // A kernel UMEM (page-aligned, registered with the sockets) for AF_XDP ports, or on request
+      // hugepages for memory ports too (a frame a page: without them every frame costs a TLB miss).
+      const area = needsKernelUmem || umem.hugepages ? native().umemCreate(bytes, umem.hugepages) : new SharedArrayBuffer(bytes);
       const workerUmem: WorkerUmem = { worker: index, area, frameSize: umem.frameSize, frameCount, ringSize: umem.ringSize, ownerFd: -1 };
       const queues: PortQueue[] = [];
       for (const [slot, port] of this.ports.entries()) {

@@ -134,21 +134,32 @@ export const IPV6_MAX_EXTENSION_HEADERS: number = C.MAX_EXTENSION_HEADERS;
 // The key is zeroed by 37 explicit stores (twice as fast as a loop): keep them in step.
 if (FLOW_KEY_WORDS !== 37) throw new Error('flow-extract.ts zeroes 37 key words; FLOW_KEY_WORDS changed');
 
-function be16(b: Uint8Array, at: number): number {
-  return (b[at] << 8) | b[at + 1];
-}
-
-/** A big-endian 32-bit value as an Int32 (the `<< 24` makes it signed). */
-function be32(b: Uint8Array, at: number): number {
-  return (b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3];
-}
-
 /**
  * Fills key[keyAt .. keyAt + FLOW_KEY_WORDS) from frame[start .. start + length) and returns an
  * ExtractStatus. IN_PORT is set to `inPort`; RECIRC_ID, DP_HASH and SKB_MARK are left 0.
+ *
+ * For code off the hot path: it makes (and keeps, for the next call with the same array) a DataView
+ * over `frame`. The workers call extractFlowKeyView with the view they keep over their UMEM.
  */
 export function extractFlowKey(frame: Uint8Array, start: number, length: number, inPort: number,
                                key: Int32Array, keyAt: number): number {
+  if (frame !== lastFrame) {
+    lastFrame = frame;
+    lastView = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  }
+  return extractFlowKeyView(frame, lastView, start, length, inPort, key, keyAt);
+}
+
+let lastFrame: Uint8Array = new Uint8Array(0);
+let lastView: DataView = new DataView(lastFrame.buffer);
+
+/**
+ * extractFlowKey for the hot path: `view` is a DataView over exactly the bytes of `frame`. Fields of
+ * 16 and 32 bits are read through it (one load and a byte swap, where assembling them from bytes
+ * cost a quarter of a UDP extraction); every read stays below `end`, so the view never throws.
+ */
+export function extractFlowKeyView(frame: Uint8Array, view: DataView, start: number, length: number, inPort: number,
+                                   key: Int32Array, keyAt: number): number {
   const k = keyAt;
   key[k] = 0; key[k + 1] = 0; key[k + 2] = inPort; key[k + 3] = 0; key[k + 4] = 0; key[k + 5] = 0;
   key[k + 6] = 0; key[k + 7] = 0; key[k + 8] = 0; key[k + 9] = 0; key[k + 10] = 0; key[k + 11] = 0;
@@ -158,32 +169,32 @@ export function extractFlowKey(frame: Uint8Array, start: number, length: number,
   key[k + 30] = 0; key[k + 31] = 0; key[k + 32] = 0; key[k + 33] = 0; key[k + 34] = 0; key[k + 35] = 0;
   key[k + 36] = 0; // word 2 is FlowWord.IN_PORT
   let end = start + length;
-  if (end > frame.length) end = frame.length;
+  if (end > view.byteLength) end = view.byteLength;
   if (start < 0 || end - start < C.ETH_HEADER_LEN) return ExtractStatus.TRUNCATED_ETHERNET;
 
-  key[k + FlowWord.ETH_DST_HI] = be16(frame, start);
-  key[k + FlowWord.ETH_DST_LO] = be32(frame, start + 2);
-  key[k + FlowWord.ETH_SRC_HI] = be16(frame, start + 6);
-  key[k + FlowWord.ETH_SRC_LO] = be32(frame, start + 8);
+  key[k + FlowWord.ETH_DST_HI] = view.getUint16(start);
+  key[k + FlowWord.ETH_DST_LO] = view.getInt32(start + 2);
+  key[k + FlowWord.ETH_SRC_HI] = view.getUint16(start + 6);
+  key[k + FlowWord.ETH_SRC_LO] = view.getInt32(start + 8);
 
   // VLANs (kernel parse_vlan / OVS parse_vlan): a tag needs its 4 bytes and the 2 of the next type.
   let p = start + 12;
-  let type = be16(frame, p);
+  let type = view.getUint16(p);
   let status: number = ExtractStatus.OK;
   if (type === C.ETH_TYPE_VLAN || type === C.ETH_TYPE_QINQ) {
     if (end - p < 6) {
       status = ExtractStatus.TRUNCATED_VLAN;
     } else {
-      key[k + FlowWord.VLAN0] = (type << 16) | be16(frame, p + 2) | C.VLAN_CFI;
+      key[k + FlowWord.VLAN0] = (type << 16) | view.getUint16(p + 2) | C.VLAN_CFI;
       p += 4;
-      type = be16(frame, p);
+      type = view.getUint16(p);
       if (type === C.ETH_TYPE_VLAN || type === C.ETH_TYPE_QINQ) {
         if (end - p < 6) {
           status = ExtractStatus.TRUNCATED_VLAN;
         } else {
-          key[k + FlowWord.VLAN1] = (type << 16) | be16(frame, p + 2) | C.VLAN_CFI;
+          key[k + FlowWord.VLAN1] = (type << 16) | view.getUint16(p + 2) | C.VLAN_CFI;
           p += 4;
-          type = be16(frame, p);
+          type = view.getUint16(p);
         }
       }
     }
@@ -195,7 +206,7 @@ export function extractFlowKey(frame: Uint8Array, start: number, length: number,
     type = C.ETH_TYPE_NONE;
     if (end - p >= 8 && frame[p] === 0xaa && frame[p + 1] === 0xaa &&
         (frame[p + 3] | frame[p + 4] | frame[p + 5]) === 0) {
-      const snapType = be16(frame, p + 6);
+      const snapType = view.getUint16(p + 6);
       if (snapType >= C.ETH_TYPE_MIN) {
         type = snapType;
         p += 8;
@@ -205,69 +216,133 @@ export function extractFlowKey(frame: Uint8Array, start: number, length: number,
   key[k + FlowWord.ETH_TYPE] = type;
   if (status !== ExtractStatus.OK) return status;
 
-  if (type === C.ETH_TYPE_IPV4) return extractIpv4(frame, p, end, key, k);
-  if (type === C.ETH_TYPE_IPV6) return extractIpv6(frame, p, end, key, k);
-  if (type === C.ETH_TYPE_ARP || type === C.ETH_TYPE_RARP) return extractArp(frame, p, end, key, k);
+  if (type === C.ETH_TYPE_IPV4) return extractIpv4(frame, view, p, end, key, k);
+  if (type === C.ETH_TYPE_IPV6) return extractIpv6(frame, view, p, end, key, k);
+  if (type === C.ETH_TYPE_ARP || type === C.ETH_TYPE_RARP) return extractArp(frame, view, p, end, key, k);
+  return ExtractStatus.OK;
+}
+
+/**
+ * extractFlowKeyView for a key slot that is only ever written by this module (a worker's batch
+ * keys): the common frame, untagged IPv4 with a 20-byte header, not a fragment, carrying UDP or TCP
+ * with a whole header, is read in one straight line that writes only the words such a key has (and
+ * zeroes the IPv6, ARP and ND words only if the slot's previous key was not IPv4: no IPv4 key has
+ * them set, whichever path made it). Any other frame takes the full extraction. Same key, same
+ * status; ~10 ns less a frame (23 against 33) on UDP.
+ */
+export function extractFlowKeyReused(frame: Uint8Array, view: DataView, start: number, length: number, inPort: number,
+                                     key: Int32Array, keyAt: number): number {
+  const ip = start + C.ETH_HEADER_LEN;
+  if (length < C.ETH_HEADER_LEN + C.IPV4_HEADER_LEN + C.UDP_HEADER_LEN || start < 0 || start + length > view.byteLength ||
+      view.getUint16(start + 12) !== C.ETH_TYPE_IPV4 || frame[ip] !== 0x45) {
+    return extractFlowKeyView(frame, view, start, length, inPort, key, keyAt);
+  }
+  const total = view.getUint16(ip + 2);
+  const proto = frame[ip + 9];
+  // Not a fragment (MF clear, offset 0; DF and the reserved bit do not matter), and the datagram
+  // within the frame with room for its L4 header.
+  if ((view.getUint16(ip + 6) & 0x3fff) !== 0 || total > length - C.ETH_HEADER_LEN) {
+    return extractFlowKeyView(frame, view, start, length, inPort, key, keyAt);
+  }
+  let tcpFlags = 0;
+  if (proto === C.IP_PROTO_UDP) {
+    if (total < C.IPV4_HEADER_LEN + C.UDP_HEADER_LEN) return extractFlowKeyView(frame, view, start, length, inPort, key, keyAt);
+  } else if (proto === C.IP_PROTO_TCP) {
+    if (total < C.IPV4_HEADER_LEN + C.TCP_HEADER_LEN) return extractFlowKeyView(frame, view, start, length, inPort, key, keyAt);
+    const offsetByte = frame[ip + C.IPV4_HEADER_LEN + 12];
+    const headerLen = (offsetByte >> 4) << 2;
+    if (headerLen < C.TCP_HEADER_LEN || headerLen > total - C.IPV4_HEADER_LEN) {
+      return extractFlowKeyView(frame, view, start, length, inPort, key, keyAt);
+    }
+    tcpFlags = ((offsetByte & 0x0f) << 8) | frame[ip + C.IPV4_HEADER_LEN + 13];
+  } else {
+    return extractFlowKeyView(frame, view, start, length, inPort, key, keyAt);
+  }
+  const k = keyAt;
+  if (key[k + FlowWord.ETH_TYPE] !== C.ETH_TYPE_IPV4) {
+    for (let w = FlowWord.IPV6_SRC; w <= FlowWord.IPV6_LABEL; w++) key[k + w] = 0;
+    for (let w = FlowWord.ARP_SHA_HI; w < FLOW_KEY_WORDS; w++) key[k + w] = 0;
+  }
+  key[k + FlowWord.RECIRC_ID] = 0;
+  key[k + FlowWord.DP_HASH] = 0;
+  key[k + FlowWord.IN_PORT] = inPort;
+  key[k + FlowWord.SKB_MARK] = 0;
+  key[k + FlowWord.ETH_DST_HI] = view.getUint16(start);
+  key[k + FlowWord.ETH_DST_LO] = view.getInt32(start + 2);
+  key[k + FlowWord.ETH_SRC_HI] = view.getUint16(start + 6);
+  key[k + FlowWord.ETH_SRC_LO] = view.getInt32(start + 8);
+  key[k + FlowWord.VLAN0] = 0;
+  key[k + FlowWord.VLAN1] = 0;
+  key[k + FlowWord.ETH_TYPE] = C.ETH_TYPE_IPV4;
+  key[k + FlowWord.IP_SRC] = view.getInt32(ip + 12);
+  key[k + FlowWord.IP_DST] = view.getInt32(ip + 16);
+  key[k + FlowWord.IP_PROTO] = proto;
+  key[k + FlowWord.IP_TOS] = frame[ip + 1];
+  key[k + FlowWord.IP_TTL] = frame[ip + 8];
+  key[k + FlowWord.IP_FRAG] = C.FRAG_NONE;
+  key[k + FlowWord.TP_SRC] = view.getUint16(ip + C.IPV4_HEADER_LEN);
+  key[k + FlowWord.TP_DST] = view.getUint16(ip + C.IPV4_HEADER_LEN + 2);
+  key[k + FlowWord.TCP_FLAGS] = tcpFlags;
   return ExtractStatus.OK;
 }
 
 /** ARP/RARP for Ethernet/IPv4 only (htype 1, ptype 0x0800, hlen 6, plen 4); others leave L3 zero. */
-function extractArp(frame: Uint8Array, p: number, end: number, key: Int32Array, k: number): number {
+function extractArp(frame: Uint8Array, view: DataView, p: number, end: number, key: Int32Array, k: number): number {
   if (end - p < C.ARP_ETH_IPV4_LEN) return ExtractStatus.TRUNCATED_ARP;
-  if (be16(frame, p) !== 1 || be16(frame, p + 2) !== C.ETH_TYPE_IPV4 || frame[p + 4] !== 6 || frame[p + 5] !== 4) {
+  if (view.getUint16(p) !== 1 || view.getUint16(p + 2) !== C.ETH_TYPE_IPV4 || frame[p + 4] !== 6 || frame[p + 5] !== 4) {
     return ExtractStatus.OK;
   }
-  const op = be16(frame, p + 6);
+  const op = view.getUint16(p + 6);
   if (op <= 0xff) key[k + FlowWord.IP_PROTO] = op;
-  key[k + FlowWord.ARP_SHA_HI] = be16(frame, p + 8);
-  key[k + FlowWord.ARP_SHA_LO] = be32(frame, p + 10);
-  key[k + FlowWord.IP_SRC] = be32(frame, p + 14);
-  key[k + FlowWord.ARP_THA_HI] = be16(frame, p + 18);
-  key[k + FlowWord.ARP_THA_LO] = be32(frame, p + 20);
-  key[k + FlowWord.IP_DST] = be32(frame, p + 24);
+  key[k + FlowWord.ARP_SHA_HI] = view.getUint16(p + 8);
+  key[k + FlowWord.ARP_SHA_LO] = view.getInt32(p + 10);
+  key[k + FlowWord.IP_SRC] = view.getInt32(p + 14);
+  key[k + FlowWord.ARP_THA_HI] = view.getUint16(p + 18);
+  key[k + FlowWord.ARP_THA_LO] = view.getInt32(p + 20);
+  key[k + FlowWord.IP_DST] = view.getInt32(p + 24);
   return ExtractStatus.OK;
 }
 
-function extractIpv4(frame: Uint8Array, p: number, end: number, key: Int32Array, k: number): number {
+function extractIpv4(frame: Uint8Array, view: DataView, p: number, end: number, key: Int32Array, k: number): number {
   const avail = end - p;
   if (avail < C.IPV4_HEADER_LEN) return ExtractStatus.TRUNCATED_IPV4;
   const ihl = (frame[p] & 0x0f) << 2;
   if (ihl < C.IPV4_HEADER_LEN || ihl > avail) return ExtractStatus.BAD_IPV4_HEADER;
-  const total = be16(frame, p + 2);
+  const total = view.getUint16(p + 2);
   if (total < ihl || total > avail) return ExtractStatus.BAD_IPV4_LENGTH;
   const proto = frame[p + 9];
-  key[k + FlowWord.IP_SRC] = be32(frame, p + 12);
-  key[k + FlowWord.IP_DST] = be32(frame, p + 16);
+  key[k + FlowWord.IP_SRC] = view.getInt32(p + 12);
+  key[k + FlowWord.IP_DST] = view.getInt32(p + 16);
   key[k + FlowWord.IP_PROTO] = proto;
   key[k + FlowWord.IP_TOS] = frame[p + 1];
   key[k + FlowWord.IP_TTL] = frame[p + 8];
-  const fragWord = be16(frame, p + 6);
+  const fragWord = view.getUint16(p + 6);
   if ((fragWord & C.IP_OFFSET_MASK) !== 0) {
     key[k + FlowWord.IP_FRAG] = C.FRAG_LATER;
     return ExtractStatus.OK;
   }
   if ((fragWord & C.IP_MF) !== 0) key[k + FlowWord.IP_FRAG] = C.FRAG_FIRST;
   if (proto === C.IP_PROTO_ICMP) return extractIcmp(frame, p + ihl, p + total, key, k);
-  return extractPorts(frame, p + ihl, p + total, proto, key, k);
+  return extractPorts(frame, view, p + ihl, p + total, proto, key, k);
 }
 
-function extractIpv6(frame: Uint8Array, p: number, end: number, key: Int32Array, k: number): number {
+function extractIpv6(frame: Uint8Array, view: DataView, p: number, end: number, key: Int32Array, k: number): number {
   const avail = end - p;
   if (avail < C.IPV6_HEADER_LEN) return ExtractStatus.TRUNCATED_IPV6;
-  const payloadEnd = p + C.IPV6_HEADER_LEN + be16(frame, p + 4);
+  const payloadEnd = p + C.IPV6_HEADER_LEN + view.getUint16(p + 4);
   if (payloadEnd > end) return ExtractStatus.BAD_IPV6_LENGTH;
-  const first = be32(frame, p);
+  const first = view.getInt32(p);
   key[k + FlowWord.IPV6_LABEL] = first & 0xfffff;
   key[k + FlowWord.IP_TOS] = (first >>> 20) & 0xff;
   key[k + FlowWord.IP_TTL] = frame[p + 7];
-  key[k + FlowWord.IPV6_SRC] = be32(frame, p + 8);
-  key[k + FlowWord.IPV6_SRC + 1] = be32(frame, p + 12);
-  key[k + FlowWord.IPV6_SRC + 2] = be32(frame, p + 16);
-  key[k + FlowWord.IPV6_SRC + 3] = be32(frame, p + 20);
-  key[k + FlowWord.IPV6_DST] = be32(frame, p + 24);
-  key[k + FlowWord.IPV6_DST + 1] = be32(frame, p + 28);
-  key[k + FlowWord.IPV6_DST + 2] = be32(frame, p + 32);
-  key[k + FlowWord.IPV6_DST + 3] = be32(frame, p + 36);
+  key[k + FlowWord.IPV6_SRC] = view.getInt32(p + 8);
+  key[k + FlowWord.IPV6_SRC + 1] = view.getInt32(p + 12);
+  key[k + FlowWord.IPV6_SRC + 2] = view.getInt32(p + 16);
+  key[k + FlowWord.IPV6_SRC + 3] = view.getInt32(p + 20);
+  key[k + FlowWord.IPV6_DST] = view.getInt32(p + 24);
+  key[k + FlowWord.IPV6_DST + 1] = view.getInt32(p + 28);
+  key[k + FlowWord.IPV6_DST + 2] = view.getInt32(p + 32);
+  key[k + FlowWord.IPV6_DST + 3] = view.getInt32(p + 36);
 
   let next = frame[p + 6];
   let q = p + C.IPV6_HEADER_LEN;
@@ -290,7 +365,7 @@ function extractIpv6(frame: Uint8Array, p: number, end: number, key: Int32Array,
     }
     let len: number;
     if (next === C.NEXTHDR_FRAGMENT) {
-      if ((be16(frame, q + 2) & 0xfff8) !== 0) {
+      if ((view.getUint16(q + 2) & 0xfff8) !== 0) {
         key[k + FlowWord.IP_PROTO] = C.NEXTHDR_FRAGMENT;
         key[k + FlowWord.IP_FRAG] = C.FRAG_LATER;
         return ExtractStatus.OK;
@@ -312,29 +387,29 @@ function extractIpv6(frame: Uint8Array, p: number, end: number, key: Int32Array,
   }
   key[k + FlowWord.IP_PROTO] = next;
   key[k + FlowWord.IP_FRAG] = frag;
-  if (next === C.IP_PROTO_ICMPV6) return extractIcmpv6(frame, q, payloadEnd, key, k);
-  return extractPorts(frame, q, payloadEnd, next, key, k);
+  if (next === C.IP_PROTO_ICMPV6) return extractIcmpv6(frame, view, q, payloadEnd, key, k);
+  return extractPorts(frame, view, q, payloadEnd, next, key, k);
 }
 
 /** TCP, UDP and SCTP ports (and TCP flags); other protocols have no L4 fields. */
-function extractPorts(frame: Uint8Array, p: number, end: number, proto: number, key: Int32Array, k: number): number {
+function extractPorts(frame: Uint8Array, view: DataView, p: number, end: number, proto: number, key: Int32Array, k: number): number {
   const avail = end - p;
   if (proto === C.IP_PROTO_TCP) {
     if (avail < C.TCP_HEADER_LEN) return ExtractStatus.TRUNCATED_L4;
     const offsetByte = frame[p + 12];
     const headerLen = (offsetByte >> 4) << 2;
     if (headerLen < C.TCP_HEADER_LEN || headerLen > avail) return ExtractStatus.BAD_TCP_HEADER;
-    key[k + FlowWord.TP_SRC] = be16(frame, p);
-    key[k + FlowWord.TP_DST] = be16(frame, p + 2);
+    key[k + FlowWord.TP_SRC] = view.getUint16(p);
+    key[k + FlowWord.TP_DST] = view.getUint16(p + 2);
     key[k + FlowWord.TCP_FLAGS] = ((offsetByte & 0x0f) << 8) | frame[p + 13];
   } else if (proto === C.IP_PROTO_UDP) {
     if (avail < C.UDP_HEADER_LEN) return ExtractStatus.TRUNCATED_L4;
-    key[k + FlowWord.TP_SRC] = be16(frame, p);
-    key[k + FlowWord.TP_DST] = be16(frame, p + 2);
+    key[k + FlowWord.TP_SRC] = view.getUint16(p);
+    key[k + FlowWord.TP_DST] = view.getUint16(p + 2);
   } else if (proto === C.IP_PROTO_SCTP) {
     if (avail < C.SCTP_HEADER_LEN) return ExtractStatus.TRUNCATED_L4;
-    key[k + FlowWord.TP_SRC] = be16(frame, p);
-    key[k + FlowWord.TP_DST] = be16(frame, p + 2);
+    key[k + FlowWord.TP_SRC] = view.getUint16(p);
+    key[k + FlowWord.TP_DST] = view.getUint16(p + 2);
   }
   return ExtractStatus.OK;
 }
@@ -347,7 +422,7 @@ function extractIcmp(frame: Uint8Array, p: number, end: number, key: Int32Array,
 }
 
 /** ICMPv6 type/code; for ND solicit/advert (code 0) the target and link-layer address options. */
-function extractIcmpv6(frame: Uint8Array, p: number, end: number, key: Int32Array, k: number): number {
+function extractIcmpv6(frame: Uint8Array, view: DataView, p: number, end: number, key: Int32Array, k: number): number {
   if (end - p < C.ICMP_HEADER_LEN) return ExtractStatus.TRUNCATED_L4;
   const type = frame[p];
   const code = frame[p + 1];
@@ -355,10 +430,10 @@ function extractIcmpv6(frame: Uint8Array, p: number, end: number, key: Int32Arra
   key[k + FlowWord.TP_DST] = code;
   if (code !== 0 || (type !== C.ND_NEIGHBOR_SOLICIT && type !== C.ND_NEIGHBOR_ADVERT)) return ExtractStatus.OK;
   if (end - p < C.ND_MSG_LEN) return ExtractStatus.TRUNCATED_ND;
-  key[k + FlowWord.ND_TARGET] = be32(frame, p + 8);
-  key[k + FlowWord.ND_TARGET + 1] = be32(frame, p + 12);
-  key[k + FlowWord.ND_TARGET + 2] = be32(frame, p + 16);
-  key[k + FlowWord.ND_TARGET + 3] = be32(frame, p + 20);
+  key[k + FlowWord.ND_TARGET] = view.getInt32(p + 8);
+  key[k + FlowWord.ND_TARGET + 1] = view.getInt32(p + 12);
+  key[k + FlowWord.ND_TARGET + 2] = view.getInt32(p + 16);
+  key[k + FlowWord.ND_TARGET + 3] = view.getInt32(p + 20);
   let q = p + C.ND_MSG_LEN;
   while (end - q >= 8) {
     const optLen = frame[q + 1] << 3;
@@ -367,12 +442,12 @@ function extractIcmpv6(frame: Uint8Array, p: number, end: number, key: Int32Arra
       const optType = frame[q];
       if (optType === C.ND_OPT_SOURCE_LINKADDR) {
         if ((key[k + FlowWord.ARP_SHA_HI] | key[k + FlowWord.ARP_SHA_LO]) !== 0) return invalidNd(key, k);
-        key[k + FlowWord.ARP_SHA_HI] = be16(frame, q + 2);
-        key[k + FlowWord.ARP_SHA_LO] = be32(frame, q + 4);
+        key[k + FlowWord.ARP_SHA_HI] = view.getUint16(q + 2);
+        key[k + FlowWord.ARP_SHA_LO] = view.getInt32(q + 4);
       } else if (optType === C.ND_OPT_TARGET_LINKADDR) {
         if ((key[k + FlowWord.ARP_THA_HI] | key[k + FlowWord.ARP_THA_LO]) !== 0) return invalidNd(key, k);
-        key[k + FlowWord.ARP_THA_HI] = be16(frame, q + 2);
-        key[k + FlowWord.ARP_THA_LO] = be32(frame, q + 4);
+        key[k + FlowWord.ARP_THA_HI] = view.getUint16(q + 2);
+        key[k + FlowWord.ARP_THA_LO] = view.getInt32(q + 4);
       }
     }
     q += optLen;

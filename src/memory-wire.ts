@@ -101,15 +101,30 @@ export class MemoryWire {
   /**
    * Benchmark feed: posts up to `max` fill frames on rx as `length`-byte frames without writing them
    * (their bytes were laid down once, e.g. by prefillUmem). Returns how many were posted.
+   *
+   * With `flows` > 1 it also writes each posted frame's flow, as a NIC writes every frame: flow
+   * (`first` + i) % `flows` of the benchmarks' flow space (bench/harness/flowspace.ts: UDP source
+   * port 1024 + n % 64512, IPv4 source 10.0.(n / 64512).1) into the UDP/IPv4 frame laid down.
    */
-  reflect(length: number, max: number): number {
+  reflect(length: number, max: number, flows = 0, first = 0): number {
     if (this.closed) return 0;
     const ready = this.fill.available(max);
     const space = this.rx.freeSlots(ready);
     const n = ready < space ? ready : space;
+    const bytes = this.bytes;
+    let flow = flows > 1 ? first % flows : 0;
     for (let i = 0; i < n; i++) {
       const word = this.rx.slotWord(i, PACKET_DESC_WORDS);
-      this.rx.words[word] = this.fill.words[this.fill.entryWord(i, ADDRESS_DESC_WORDS)] + RX_DATA_OFFSET;
+      const addr = this.fill.words[this.fill.entryWord(i, ADDRESS_DESC_WORDS)] + RX_DATA_OFFSET;
+      if (flows > 1) {
+        const address = (flow / 64512) | 0;
+        const port = 1024 + flow - address * 64512;
+        bytes[addr + 28] = address;
+        bytes[addr + 34] = port >> 8;
+        bytes[addr + 35] = port & 0xff;
+        if (++flow === flows) flow = 0;
+      }
+      this.rx.words[word] = addr;
       this.rx.words[word + 1] = 0;
       this.rx.words[word + 2] = length;
       this.rx.words[word + 3] = 0;

@@ -32,12 +32,19 @@ export const ADDRESS_DESC_WORDS = 2;
 /** XDP_RING_NEED_WAKEUP: the other side sleeps and must be kicked after we produce. */
 export const RING_NEED_WAKEUP = 1;
 
-/** The layout a memory port uses: each index on its own cache line, as the kernel does. */
+/**
+ * The layout a memory port uses: each index on its own cache line, as the kernel does, and a cache
+ * line of padding before and after. A small SharedArrayBuffer comes from malloc, 16-byte aligned, so
+ * without the padding a ring's first or last line could be shared with whatever buffer malloc put
+ * beside it (another ring, the other thread's counters) and every write on either side would evict
+ * the other (false sharing: the engine benchmark swung between runs by a factor of two).
+ */
 export function memoryRingLayout(size: number, descWords: number): RingLayout {
   if (size < 2 || (size & (size - 1)) !== 0) throw new RangeError(`ring size must be a power of two, not ${size}`);
-  const header = 192;
-  const buffer = new SharedArrayBuffer(header + size * descWords * 4);
-  return { buffer, producer: 0, consumer: 64, flags: 128, desc: header, size };
+  const line = 64;
+  const desc = line + 192;
+  const buffer = new SharedArrayBuffer(desc + size * descWords * 4 + line);
+  return { buffer, producer: line, consumer: line + 64, flags: line + 128, desc, size };
 }
 
 class RingBase {

@@ -12,32 +12,32 @@ export const SMC_DEFAULT_ENTRIES = 1 << 20;
 export class SignatureMatchCache {
   readonly entries: number;
   private readonly mask: number;
-  private readonly hashes: Int32Array;
-  private readonly flows: Int32Array;
+  /** Slot i: [2i] the hash, [2i + 1] the flow (-1: empty). One cache line a lookup, not two. */
+  private readonly slots: Int32Array;
 
   constructor(entries = SMC_DEFAULT_ENTRIES) {
     if (entries !== 0 && (entries < 2 || (entries & (entries - 1)) !== 0)) throw new RangeError(`SMC entries must be 0 or a power of two, not ${entries}`);
     this.entries = entries;
     this.mask = Math.max(entries - 1, 0);
-    this.hashes = new Int32Array(entries);
-    this.flows = new Int32Array(entries).fill(-1);
+    this.slots = new Int32Array(entries * 2);
+    this.clear();
   }
 
   /** The flow last cached for `hash`, or -1 (to be verified by the caller). */
   candidate(hash: number): number {
     if (this.entries === 0) return -1;
-    const slot = hash & this.mask;
-    return this.hashes[slot] === hash ? this.flows[slot] : -1;
+    const at = (hash & this.mask) << 1;
+    return this.slots[at] === hash ? this.slots[at + 1] : -1;
   }
 
   insert(hash: number, flow: number): void {
     if (this.entries === 0) return;
-    const slot = hash & this.mask;
-    this.hashes[slot] = hash;
-    this.flows[slot] = flow;
+    const at = (hash & this.mask) << 1;
+    this.slots[at] = hash;
+    this.slots[at + 1] = flow;
   }
 
   clear(): void {
-    this.flows.fill(-1);
+    for (let at = 1; at < this.slots.length; at += 2) this.slots[at] = -1;
   }
 }

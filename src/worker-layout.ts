@@ -9,15 +9,19 @@
 export const enum ControlWord {
   /** WorkerState, written by both sides with Atomics. */
   STATE = 0,
-  /** Bumped by a memory wire after it produced rx frames, so a sleeping worker wakes. */
-  DOORBELL = 1,
+  /**
+   * Bumped by a memory wire after it produced rx frames, so a sleeping worker wakes. On a cache line
+   * of its own (words 16-31): the wire rings it every batch, and beside COMMAND_SEQ, which the worker
+   * reads every loop, each ring cost the worker a cache miss.
+   */
+  DOORBELL = 16,
   /** Sequence number of the last command transaction posted by the control thread. */
   COMMAND_SEQ = 2,
   /** Sequence number of the last transaction the worker finished. */
   REPLY_SEQ = 3,
   /** Number of operations in the posted transaction. */
   COMMAND_COUNT = 4,
-  COUNT = 16,
+  COUNT = 32,
 }
 
 export const enum WorkerState {

@@ -26,7 +26,7 @@ import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
 import { WorkerFlows } from '../src/worker-flows';
 import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
-import { extractFlowKey } from '../src/flow-extract';
+import { extractFlowKeyReused, extractFlowKeyView } from '../src/flow-extract';
 import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
 import { DiscardUpcalls, PortUpcallStats, UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
@@ -128,6 +128,7 @@ class Forwarder implements OutputSink {
   /** The rx batch being looked up: each good frame's address, length, key (at keyAts[i]) and flow. */
   readonly rxAddr = new Int32Array(BATCH);
   readonly rxLen = new Int32Array(BATCH);
+  /** Written by key extraction only: extractFlowKeyReused relies on each slot holding its last key. */
   readonly batchKeys = new Int32Array(BATCH * FLOW_KEY_WORDS);
   readonly keyAts = Int32Array.from({ length: BATCH }, (_, i) => i * FLOW_KEY_WORDS);
   readonly found = new Int32Array(BATCH);
@@ -283,6 +284,7 @@ class Forwarder implements OutputSink {
     const frameSize = this.frameSize;
     const umemBytes = this.umemBytes;
     const packet = this.packet;
+    const view = this.exec.view;
     const flows = this.flows;
     const outputs = flows.outputs;
     const exec = this.exec;
@@ -326,7 +328,7 @@ class Forwarder implements OutputSink {
       }
       bytes += len;
       if (simple >= 0) tcpFlags |= this.tcpFlagsOf(addr, len, inPort);
-      else if (extractFlowKey(packet, addr, len, inPort, batchKeys, keyAts[n]) !== 0) malformed++;
+      else if (extractFlowKeyReused(packet, view, addr, len, inPort, batchKeys, keyAts[n]) !== 0) malformed++;
       rxAddr[n] = addr;
       rxLen[n] = len;
       n++;
@@ -352,6 +354,11 @@ class Forwarder implements OutputSink {
     let meteredCount = 0;
     let meteredBytes = 0;
     let meteredBy = -1; // their one meter, or -1 once a second one shows up
+    // Flow stats are added per run of frames of one flow (a batch is often one flow, or a few).
+    let runFlow = -1;
+    let runPackets = 0;
+    let runBytes = 0;
+    let runFlags = 0;
     for (let i = 0; i < n; i++) {
       const addr = rxAddr[i];
       const len = rxLen[i];
@@ -365,7 +372,16 @@ class Forwarder implements OutputSink {
         freeStack[pool.count++] = addr & ~frameMask;
         continue;
       }
-      flows.count(flow, len, now, batchKeys[keyAt + FlowWord.TCP_FLAGS]);
+      if (flow !== runFlow) {
+        if (runFlow >= 0) flows.countBatch(runFlow, runPackets, runBytes, now, runFlags);
+        runFlow = flow;
+        runPackets = 0;
+        runBytes = 0;
+        runFlags = 0;
+      }
+      runPackets++;
+      runBytes += len;
+      runFlags |= batchKeys[keyAt + FlowWord.TCP_FLAGS];
       const output = outputs[flow];
       if (output >= 0) {
         kept = this.recordOutput(kept, addr, len, output);
@@ -386,6 +402,7 @@ class Forwarder implements OutputSink {
         freeStack[pool.count++] = addr & ~frameMask;
       }
     }
+    if (runFlow >= 0) flows.countBatch(runFlow, runPackets, runBytes, now, runFlags);
     if (meteredCount !== 0) kept = this.runMetered(meteredCount, meteredBy, meteredBytes, kept, inPort, now);
     exec.outCount = kept;
     rx.release(count);
@@ -425,7 +442,7 @@ class Forwarder implements OutputSink {
       }
     }
     const key = this.key;
-    if (extractFlowKey(this.packet, addr, len, inPort, key, 0) !== 0) this.workerStats[WorkerStat.MALFORMED]++;
+    if (extractFlowKeyView(this.packet, this.exec.view, addr, len, inPort, key, 0) !== 0) this.workerStats[WorkerStat.MALFORMED]++;
     return key[FlowWord.TCP_FLAGS];
   }
 
@@ -485,7 +502,7 @@ class Forwarder implements OutputSink {
     const addr = pool.stack[--pool.count] + COPY_HEADROOM;
     const packet = this.packet;
     for (let i = 0; i < length; i++) packet[addr + i] = (request[at + 3 + (i >> 2)] >>> (24 - 8 * (i & 3))) & 0xff;
-    if (extractFlowKey(packet, addr, length, inPort, this.key, 0) !== 0) this.workerStats[WorkerStat.MALFORMED]++;
+    if (extractFlowKeyView(packet, this.exec.view, addr, length, inPort, this.key, 0) !== 0) this.workerStats[WorkerStat.MALFORMED]++;
     this.exec.runPacket(request, programAt, programAt + programLength, addr, length, inPort, Date.now());
     this.upcalls?.publish();
     this.flushOutputs();

@@ -17,7 +17,7 @@ test('a cached key is found until its flow changes generation', () => {
   const k = key(7);
   const h = hashKey(k, 0, FLOW_KEY_WORDS, 0);
   assert.equal(emc.lookup(k, 0, h, generations), -1);
-  emc.maybeInsert(k, 0, h, 2, generations[2]);
+  emc.maybeInsert(k, 0, h, 2, generations);
   assert.equal(emc.lookup(k, 0, h, generations), 2);
   assert.equal(emc.lookup(key(8), 0, hashKey(key(8), 0, FLOW_KEY_WORDS, 0), generations), -1);
   generations[2]++; // the flow was deleted or replaced
@@ -39,7 +39,7 @@ test('insertion happens with the configured probability, and 0 entries disables 
   for (let i = 0; i < 20000; i++) {
     const k = key(i);
     const h = hashKey(k, 0, FLOW_KEY_WORDS, 0);
-    emc.maybeInsert(k, 0, h, 0, 0);
+    emc.maybeInsert(k, 0, h, 0, generations);
     if (emc.lookup(k, 0, h, generations) === 0) cached++;
   }
   assert.ok(cached > 120 && cached < 300, `${cached} of 20000 inserted at 1/100`);

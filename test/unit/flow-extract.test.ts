@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { extractFlowKey, ExtractStatus, EXTRACT_STATUS_NAMES, IPV6_MAX_EXTENSION_HEADERS } from '../../src/flow-extract';
+import { extractFlowKey, extractFlowKeyReused, extractFlowKeyView, ExtractStatus, EXTRACT_STATUS_NAMES, IPV6_MAX_EXTENSION_HEADERS } from '../../src/flow-extract';
 import {
   FlowWord,
   FLOW_KEY_WORDS,
@@ -658,31 +658,110 @@ test('every truncation with consistent IP lengths reaches the expected layer', (
   }
 });
 
-test('reads stay inside [start, start + length) for every kind and cut', () => {
-  for (const kind of KINDS) {
+/** IPv4 frames at and around the edges of extractFlowKeyReused's straight-line path. */
+const IPV4_FAST_CASES: Kind[] = (() => {
+  const udp4f = (o: Partial<Parameters<typeof ipv4>[0]> = {}) => ethernet({ type: ETH_TYPE_IPV4 }, ipv4({ src: A4, dst: B4, proto: IP_PROTO_UDP, ...o }, udp({ src: 1000, dst: 53 }, [9, 9])));
+  const tcp4f = (o: Parameters<typeof tcp>[0]) => ethernet({ type: ETH_TYPE_IPV4 }, ipv4({ src: A4, dst: B4, proto: IP_PROTO_TCP, tos: 0xb8, ttl: 7 }, tcp(o, [1])));
+  const withBytes = (frame: Uint8Array, edits: [number, number][]) => {
+    const f = frame.slice();
+    for (const [at, value] of edits) f[at] = value;
+    return f;
+  };
+  const base = udp4f();
+  return [
+    { name: 'UDP', frame: base },
+    { name: 'UDP DF', frame: withBytes(base, [[20, 0x40]]) },
+    { name: 'UDP reserved flag bit', frame: withBytes(base, [[20, 0x80]]) },
+    { name: 'UDP first fragment (MF)', frame: withBytes(base, [[20, 0x20]]) },
+    { name: 'UDP later fragment', frame: withBytes(base, [[21, 0x08]]) },
+    { name: 'UDP with IP options', frame: udp4f({ options: [1, 1, 1, 1] }) },
+    { name: 'UDP total length past the frame', frame: withBytes(base, [[17, base[17] + 1]]) },
+    { name: 'UDP total length under 28', frame: withBytes(base, [[16, 0], [17, 27]]) },
+    { name: 'UDP total length under 20', frame: withBytes(base, [[16, 0], [17, 19]]) },
+    { name: 'IP version 6 in an IPv4 ethertype', frame: withBytes(base, [[14, 0x65]]) },
+    { name: 'TCP SYN', frame: tcp4f({ src: 80, dst: 4000, flags: TCP_SYN }) },
+    { name: 'TCP with options, all flags', frame: tcp4f({ src: 1, dst: 2, flags: 0xfff, options: [1, 1, 1, 1] }) },
+    { name: 'TCP data offset 4', frame: withBytes(tcp4f({ src: 1, dst: 2 }), [[46, 0x40]]) },
+    { name: 'TCP data offset past the datagram', frame: withBytes(tcp4f({ src: 1, dst: 2 }), [[46, 0xf0]]) },
+    { name: 'VLAN IPv4 UDP', frame: ethernet({ vlans: [{ vid: 9 }], type: ETH_TYPE_IPV4 }, ipv4({ src: A4, dst: B4, proto: IP_PROTO_UDP }, udp({ src: 1, dst: 2 }))) },
+  ];
+})();
+
+/**
+ * A frame in a sentinel-filled buffer, as a Uint8Array and a DataView that record the lowest and
+ * highest byte any read touched (byte reads through the array, 16- and 32-bit ones through the view).
+ */
+function trackedFrame(frame: Uint8Array, len: number): { bytes: Uint8Array; view: DataView; range: () => [number, number] } {
+  const buffer = new Uint8Array(OFFSET + frame.length + TAIL).fill(0xaa);
+  buffer.set(frame.subarray(0, len), OFFSET);
+  let low = Infinity;
+  let high = -Infinity;
+  const touch = (from: number, size: number) => {
+    if (from < low) low = from;
+    if (from + size - 1 > high) high = from + size - 1;
+  };
+  const bytes = new Proxy(buffer, {
+    get(target, prop) {
+      if (typeof prop === 'string' && /^[0-9]+$/.test(prop)) touch(Number(prop), 1);
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const realView = new DataView(buffer.buffer);
+  const sizes: Record<string, number> = { getUint8: 1, getUint16: 2, getInt16: 2, getUint32: 4, getInt32: 4 };
+  const view = new Proxy(realView, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof prop === 'string' && prop in sizes) {
+        return (at: number, little?: boolean) => {
+          touch(at, sizes[prop]);
+          return (value as (at: number, little?: boolean) => number).call(target, at, little);
+        };
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { bytes, view, range: () => [low, high] };
+}
+
+test('reads stay inside [start, start + length) for every kind and cut, on both paths', () => {
+  for (const kind of [...KINDS, ...IPV4_FAST_CASES]) {
     for (let len = 0; len <= kind.frame.length; len++) {
-      const buffer = new Uint8Array(OFFSET + kind.frame.length + TAIL).fill(0xaa);
-      buffer.set(kind.frame.subarray(0, len), OFFSET);
-      let low = Infinity;
-      let high = -Infinity;
-      const tracked = new Proxy(buffer, {
-        get(target, prop) {
-          if (typeof prop === 'string' && /^[0-9]+$/.test(prop)) {
-            const i = Number(prop);
-            if (i < low) low = i;
-            if (i > high) high = i;
-          }
-          const value = Reflect.get(target, prop, target) as unknown;
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-        },
-      });
-      const keys = new Int32Array(FLOW_KEY_WORDS);
-      extractFlowKey(tracked, OFFSET, len, IN_PORT, keys, 0);
-      if (len < 14) {
-        assert.equal(high, -Infinity, `${kind.name} cut at ${len}: no read at all`);
-      } else {
-        assert.ok(low >= OFFSET && high < OFFSET + len, `${kind.name} cut at ${len}: read [${low}, ${high}]`);
+      for (const path of ['full', 'reused'] as const) {
+        const { bytes, view, range } = trackedFrame(kind.frame, len);
+        const keys = new Int32Array(FLOW_KEY_WORDS);
+        if (path === 'full') extractFlowKeyView(bytes, view, OFFSET, len, IN_PORT, keys, 0);
+        else extractFlowKeyReused(bytes, view, OFFSET, len, IN_PORT, keys, 0);
+        const [low, high] = range();
+        if (len < 14) {
+          assert.equal(high, -Infinity, `${kind.name} cut at ${len} (${path}): no read at all`);
+        } else {
+          assert.ok(low >= OFFSET && high < OFFSET + len, `${kind.name} cut at ${len} (${path}): read [${low}, ${high}]`);
+        }
       }
     }
   }
+});
+
+test('the reused-slot path gives the full path\'s key and status, whatever the slot held before', () => {
+  const previous = [...KINDS, ...IPV4_FAST_CASES].map((k) => k.frame);
+  let checked = 0;
+  for (const kind of [...IPV4_FAST_CASES, ...KINDS]) {
+    for (let len = 0; len <= kind.frame.length; len++) {
+      const buffer = new Uint8Array(OFFSET + kind.frame.length + TAIL).fill(0x55);
+      buffer.set(kind.frame.subarray(0, len), OFFSET);
+      const expected = new Int32Array(FLOW_KEY_WORDS);
+      const status = extractFlowKey(buffer, OFFSET, len, IN_PORT, expected, 0);
+      for (const before of [new Uint8Array(0), ...previous]) {
+        const slot = new Int32Array(FLOW_KEY_WORDS * 2);
+        // The slot's previous key, as the worker's batch slots hold one.
+        extractFlowKey(before, 0, before.length, 3, slot, FLOW_KEY_WORDS);
+        const got = extractFlowKeyReused(buffer, new DataView(buffer.buffer), OFFSET, len, IN_PORT, slot, FLOW_KEY_WORDS);
+        assert.equal(statusName(got), statusName(status), `${kind.name} cut at ${len}`);
+        assert.deepEqual(keyFields(slot, FLOW_KEY_WORDS), keyFields(expected, 0), `${kind.name} cut at ${len}`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked > 10000);
 });
