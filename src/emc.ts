@@ -115,10 +115,11 @@ export class ExactMatchCache {
 
 /**
  * Whether the keys at `a` and `b` of `keys` are equal (both made by extraction, so the same
- * convention holds as for the cache's compare): the words that differ between flows most often
- * first, so different keys are told apart in a compare or two.
+ * convention holds as for the cache's compare; two frames may share one slot, a === b): the words
+ * that differ between flows most often first, so different keys are told apart in a compare or two.
  */
 export function sameKeys(keys: Int32Array, a: number, b: number): boolean {
+  if (a === b) return true;
   if (keys[a + FlowWord.TP_SRC] !== keys[b + FlowWord.TP_SRC] || keys[a + FlowWord.TP_DST] !== keys[b + FlowWord.TP_DST] ||
       keys[a + FlowWord.IP_SRC] !== keys[b + FlowWord.IP_SRC] || keys[a + FlowWord.IP_DST] !== keys[b + FlowWord.IP_DST] ||
       keys[a + FlowWord.TCP_FLAGS] !== keys[b + FlowWord.TCP_FLAGS]) {

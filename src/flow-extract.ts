@@ -286,6 +286,31 @@ export function extractFlowKeyReused(frame: Uint8Array, view: DataView, start: n
   return ExtractStatus.OK;
 }
 
+/**
+ * Whether two frames of the same `length` (>= 48), at `a` and `b` of `view`, have the same flow key
+ * and extraction status because they are untagged IPv4 with a 20-byte header and agree on every byte
+ * extraction reads of such a frame, whichever path it takes (Ethernet addresses and type, the IPv4
+ * header but its identification and checksum, the L4 ports or ICMP type and code, TCP's data offset
+ * and flags). Frames of one flow in a row (a pktgen stream, a TCP train) then share one extraction;
+ * they differ in the IP identification, the checksums and the payload. For the worker's pass over a
+ * batch, so `a` and `b` + 48 are inside the view.
+ */
+export function sameIpv4Key(view: DataView, a: number, b: number): boolean {
+  const typeWord = view.getInt32(a + 12);
+  if ((typeWord & 0xffffff00) !== 0x08004500) return false;
+  if (view.getInt32(a) !== view.getInt32(b) || view.getInt32(a + 4) !== view.getInt32(b + 4) ||
+      view.getInt32(a + 8) !== view.getInt32(b + 8) || typeWord !== view.getInt32(b + 12) ||
+      // total length (identification skipped), flags and offset, TTL, protocol
+      ((view.getInt32(a + 16) ^ view.getInt32(b + 16)) & 0xffff0000) !== 0 || view.getInt32(a + 20) !== view.getInt32(b + 20) ||
+      // source address high half (checksum skipped), the rest of the addresses, the L4 ports
+      ((view.getInt32(a + 24) ^ view.getInt32(b + 24)) & 0xffff) !== 0 || view.getInt32(a + 28) !== view.getInt32(b + 28) ||
+      view.getInt32(a + 32) !== view.getInt32(b + 32) || ((view.getInt32(a + 36) ^ view.getInt32(b + 36)) & 0xffff0000) !== 0) {
+    return false;
+  }
+  // TCP: data offset and flags (bytes 46-47).
+  return view.getUint8(a + 23) !== C.IP_PROTO_TCP || ((view.getInt32(a + 44) ^ view.getInt32(b + 44)) & 0xffff) === 0;
+}
+
 /** ARP/RARP for Ethernet/IPv4 only (htype 1, ptype 0x0800, hlen 6, plen 4); others leave L3 zero. */
 function extractArp(frame: Uint8Array, view: DataView, p: number, end: number, key: Int32Array, k: number): number {
   if (end - p < C.ARP_ETH_IPV4_LEN) return ExtractStatus.TRUNCATED_ARP;

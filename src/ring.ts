@@ -118,10 +118,13 @@ export class ProducerRing extends RingBase {
 
 /** The side that takes descriptors: rx and completion rings for user space, fill and tx for a wire. */
 export class ConsumerRing extends RingBase {
-  /** How many descriptors are ready, at most `max`, re-reading the producer when the cache is empty. */
+  /**
+   * How many descriptors are ready, at most `max`, re-reading the producer when the cached view has
+   * fewer than `max` (as libxdp's xsk_cons_nb_avail).
+   */
   available(max: number): number {
     let ready = (this.cachedProducer - this.cachedConsumer) | 0;
-    if (ready === 0) {
+    if (ready < max) {
       this.cachedProducer = Atomics.load(this.words, this.producerWord);
       ready = (this.cachedProducer - this.cachedConsumer) | 0;
     }

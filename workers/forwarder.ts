@@ -26,7 +26,7 @@ import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
 import { WorkerFlows } from '../src/worker-flows';
 import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
 import { FLOW_KEY_WORDS, FlowWord } from '../src/flow-key';
-import { extractFlowKeyReused, extractFlowKeyView } from '../src/flow-extract';
+import { extractFlowKeyReused, extractFlowKeyView, sameIpv4Key } from '../src/flow-extract';
 import { RingUpcalls, UpcallRingInit } from '../src/upcall-ring';
 import { DiscardUpcalls, PortUpcallStats, UpcallKind } from '../src/upcall-hook';
 import { ActionExecutor, FramePool, OutputSink, OUTPUT_CAPACITY, COPY_HEADROOM } from '../src/action-exec';
@@ -130,6 +130,7 @@ class Forwarder implements OutputSink {
   readonly rxLen = new Int32Array(BATCH);
   /** Written by key extraction only: extractFlowKeyReused relies on each slot holding its last key. */
   readonly batchKeys = new Int32Array(BATCH * FLOW_KEY_WORDS);
+  /** Frame i's key slot: its own (i * FLOW_KEY_WORDS), or the previous frame's when sameIpv4Key. */
   readonly keyAts = Int32Array.from({ length: BATCH }, (_, i) => i * FLOW_KEY_WORDS);
   readonly found = new Int32Array(BATCH);
   /**
@@ -310,6 +311,7 @@ class Forwarder implements OutputSink {
     const rxLen = this.rxLen;
     const keyAts = this.keyAts;
     const batchKeys = this.batchKeys;
+    let previousMalformed = false;
     let n = 0;
     for (let i = 0; i < count; i++) {
       const word = descWord + ((((consumer + i) | 0) & mask) << 2);
@@ -327,8 +329,17 @@ class Forwarder implements OutputSink {
         continue;
       }
       bytes += len;
-      if (simple >= 0) tcpFlags |= this.tcpFlagsOf(addr, len, inPort);
-      else if (extractFlowKeyReused(packet, view, addr, len, inPort, batchKeys, keyAts[n]) !== 0) malformed++;
+      if (simple >= 0) {
+        tcpFlags |= this.tcpFlagsOf(addr, len, inPort);
+      } else if (n !== 0 && len === rxLen[n - 1] && len >= 48 && sameIpv4Key(view, rxAddr[n - 1], addr)) {
+        // The previous frame's flow again (sameIpv4Key): its key slot serves this frame too.
+        keyAts[n] = keyAts[n - 1];
+        if (previousMalformed) malformed++;
+      } else {
+        keyAts[n] = n * FLOW_KEY_WORDS;
+        previousMalformed = extractFlowKeyReused(packet, view, addr, len, inPort, batchKeys, keyAts[n]) !== 0;
+        if (previousMalformed) malformed++;
+      }
       rxAddr[n] = addr;
       rxLen[n] = len;
       n++;

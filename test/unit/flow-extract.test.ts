@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { extractFlowKey, extractFlowKeyReused, extractFlowKeyView, ExtractStatus, EXTRACT_STATUS_NAMES, IPV6_MAX_EXTENSION_HEADERS } from '../../src/flow-extract';
+import { extractFlowKey, extractFlowKeyReused, extractFlowKeyView, sameIpv4Key, ExtractStatus, EXTRACT_STATUS_NAMES, IPV6_MAX_EXTENSION_HEADERS } from '../../src/flow-extract';
 import {
   FlowWord,
   FLOW_KEY_WORDS,
@@ -20,6 +20,7 @@ import {
   FRAG_FIRST,
   FRAG_LATER,
 } from '../../src/flow-key';
+import { prng } from '../../src/rig/frames';
 import {
   Bytes,
   ethernet,
@@ -764,4 +765,54 @@ test('the reused-slot path gives the full path\'s key and status, whatever the s
     }
   }
   assert.ok(checked > 10000);
+});
+
+test('sameIpv4Key: frames it calls the same extract to the same key and status; ID, checksums and payload do not count', () => {
+  const bases = [
+    ...IPV4_FAST_CASES.map((k) => k.frame),
+    ethernet({ type: ETH_TYPE_IPV4 }, ipv4({ src: A4, dst: B4, proto: IP_PROTO_ICMP }, icmp({ type: 8, code: 0 }, [1, 2, 3, 4, 5, 6]))),
+    ethernet({ type: ETH_TYPE_IPV4 }, ipv4({ src: A4, dst: B4, proto: IP_PROTO_SCTP }, sctp({ src: 5, dst: 6 }, [1, 2, 3, 4]))),
+    ethernet({ type: ETH_TYPE_IPV4 }, ipv4({ src: A4, dst: B4, proto: 47 }, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])),
+    ethernet({ type: ETH_TYPE_IPV6 }, ipv6({ src: A6, dst: B6, proto: IP_PROTO_UDP }, udp({ src: 1, dst: 2 }))),
+    ethernet({ type: 40 }, [...llcSnap(ETH_TYPE_IPV4), ...ipv4({ src: A4, dst: B4, proto: IP_PROTO_UDP }, udp({ src: 1, dst: 2 }, [1, 2, 3, 4]))]),
+  ].filter((f) => f.length >= 48);
+  const random = prng(20261204);
+  const keyOf = (buffer: Uint8Array, at: number, length: number) => {
+    const key = new Int32Array(FLOW_KEY_WORDS);
+    const status = extractFlowKey(buffer, at, length, IN_PORT, key, 0);
+    return { status, key: keyFields(key, 0) };
+  };
+  let same = 0;
+  let different = 0;
+  for (let round = 0; round < 20000; round++) {
+    const base = bases[Math.floor(random() * bases.length)];
+    const length = base.length;
+    const buffer = new Uint8Array(2 * 128).fill(0x33);
+    buffer.set(base, 0);
+    buffer.set(base, 128);
+    // Change 0-3 bytes of the second copy, anywhere in the first 64.
+    const changes = Math.floor(random() * 4);
+    for (let c = 0; c < changes; c++) buffer[128 + Math.floor(random() * Math.min(64, length))] = Math.floor(random() * 256);
+    const view = new DataView(buffer.buffer);
+    if (sameIpv4Key(view, 0, 128)) {
+      same++;
+      assert.deepEqual(keyOf(buffer, 128, length), keyOf(buffer, 0, length), `round ${round}: the frames were called the same`);
+    } else {
+      different++;
+    }
+  }
+  assert.ok(same > 2000 && different > 2000, `${same} same, ${different} different`);
+  // What may differ within a flow: identification (18-19), header checksum (24-25), UDP length and
+  // checksum (38-41), payload; and for TCP, sequence numbers (38-45).
+  const udpBase = IPV4_FAST_CASES[0].frame;
+  const buffer = new Uint8Array(256);
+  buffer.set(udpBase, 0);
+  buffer.set(udpBase, 128);
+  for (const at of [18, 19, 24, 25, 38, 39, 40, 41, 42, 43]) buffer[128 + at] ^= 0x5a;
+  assert.ok(sameIpv4Key(new DataView(buffer.buffer), 0, 128));
+  for (const at of [0, 5, 11, 13, 15, 17, 20, 21, 22, 23, 26, 29, 30, 33, 34, 35, 36, 37]) {
+    const copy = buffer.slice();
+    copy[128 + at] ^= 0x01;
+    assert.ok(!sameIpv4Key(new DataView(copy.buffer), 0, 128), `byte ${at} is part of the key`);
+  }
 });
