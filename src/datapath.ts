@@ -162,6 +162,8 @@ export class Datapath {
   /** Whether the workers' UMEMs are kernel memory (the datapath started with an afxdp port). */
   private kernelUmem = false;
   private readonly workers: WorkerHandle[] = [];
+  /** The workers' per-flow stats arrays (FlowTable's backend.flowStats, called per flow by the revalidator). */
+  private flowStatsArrays: Float64Array[] = [];
   private readonly log: LogFunction;
   readonly flows: FlowTable;
   /** The slow path, when the config has one: its state, the upcall dispatcher, the revalidator. */
@@ -210,7 +212,11 @@ export class Datapath {
         return this.toWorkers([{ opcode: Opcode.FLOW_DEL, args }]);
       },
       flush: () => this.toWorkers([{ opcode: Opcode.FLOW_FLUSH, args: [] }]),
-      flowStats: () => this.workers.map((w) => w.flowStats),
+      // Workers only ever join (at start): the list of their stats arrays is made once they all have.
+      flowStats: () => {
+        if (this.flowStatsArrays.length !== this.workers.length) this.flowStatsArrays = this.workers.map((w) => w.flowStats);
+        return this.flowStatsArrays;
+      },
     });
     this.meterBank = MeterBank.allocate(config.meterLimit, config.workers.count);
     this.meters = new MeterTable(new MeterBankWriter(this.meterBank), {

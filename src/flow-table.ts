@@ -404,12 +404,6 @@ export class FlowTable {
     this.freeIds.push(id);
   }
 
-  /** The stats of the flow with UFID words `words`, or null if none is installed (no text, no exception: the revalidator's per-flow question). */
-  statsByUfidWords(words: Int32Array): FlowStats | null {
-    const id = this.byUfid.get(words, 0);
-    return id < 0 ? null : this.statsOf(id);
-  }
-
   get(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): { flow: InstalledFlow; stats: FlowStats } {
     const id = this.find(by);
     return { flow: this.view(id), stats: this.statsOf(id) };
@@ -454,6 +448,20 @@ export class FlowTable {
     for (const id of this.liveIds()) {
       if (this.actionsById[id] !== undefined) yield { ufid: formatUfidWords(this.ufidOf(id)), stats: this.statsOf(id) };
     }
+  }
+
+  /**
+   * When the flow with UFID `words` last forwarded a packet (ms since the epoch; 0: never), or -1 if
+   * there is no such flow. For the revalidator, once per flow per pass: no allocation.
+   */
+  usedMsByUfidWords(words: Int32Array): number {
+    const id = this.byUfid.get(words, 0);
+    if (id < 0) return -1;
+    let used = 0;
+    const base = id * FlowStat.COUNT + FlowStat.USED_MS;
+    const all = this.backend.flowStats();
+    for (let w = 0; w < all.length; w++) if (all[w][base] > used) used = all[w][base];
+    return used;
   }
 
   /** A flow's stats summed over the workers. */

@@ -95,22 +95,26 @@ export class Revalidator {
       if (!ukeys.live(slot)) continue;
       const generation = ukeys.generation(slot);
       ukeys.readUfid(slot, ufid);
-      const stats = this.flows.statsByUfidWords(ufid);
-      if (stats === null) {
+      // Per flow per pass, so nothing is allocated on the way to the common outcome (still in use,
+      // translation current): with 500k flows a pass is 500k of these.
+      const usedMs = this.flows.usedMsByUfidWords(ufid);
+      if (usedMs < 0) {
         // Deleted behind our back (by hand, or a flush): forget it.
         ukeys.deleteSlot(slot);
         continue;
       }
-      const usedMs = stats.usedMs;
-      const lastActive = usedMs ?? ukeys.createdMs(slot);
+      const lastActive = usedMs > 0 ? usedMs : ukeys.createdMs(slot);
       if (nowMs - lastActive > maxIdle) {
         await this.delete(slot);
         this.stats.expired++;
         continue;
       }
+      const learns = usedMs > previousPass && this.controller.learns;
+      const current = ukeys.version(slot) === version;
+      if (!learns && current) continue;
       ukeys.readKey(slot, key);
-      if (usedMs !== null && usedMs > previousPass) this.controller.observe({ kind: UpcallKind.MISS, key }, nowMs);
-      if (ukeys.version(slot) === version) continue;
+      if (learns) this.controller.observe({ kind: UpcallKind.MISS, key }, nowMs);
+      if (current) continue;
       const decision = translateUpcall(snapshot, {
         kind: UpcallKind.MISS, inPort: key[FlowWord.IN_PORT], frameLength: 0, frame: new Uint8Array(0), hash: 0, key, userdata: new Uint8Array(0), queuedMs: nowMs,
       }, this.cache, nowMs);

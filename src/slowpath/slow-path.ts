@@ -110,6 +110,11 @@ export class SlowPathController {
     this.portChanges++;
   }
 
+  /** Whether observe() does anything (a learning table is kept: the `normal` slow path). */
+  get learns(): boolean {
+    return this.learning !== null;
+  }
+
   /** Arrival-order processing in the control thread (MAC learning). */
   observe(upcall: { kind: number; key: Int32Array }, nowMs: number): void {
     if (this.learning && upcall.kind === UpcallKind.MISS) learnSource(this.learning, upcall.key, nowMs);
