@@ -143,6 +143,9 @@ export class UpcallDispatcher {
       maxThreads: options.handlers,
       maxQueue: Math.max(1, options.queueLimit),
       idleTimeout: 60_000,
+      // Piscina's run/wait-time histograms are not read (the dispatcher keeps its own latency
+      // histogram), and recording them cost ~10% of the control thread at 100k setups/s.
+      recordTiming: false,
     });
   }
 
