@@ -68,7 +68,10 @@ test('two workers on one bank over 1 s of simulated time pass exactly what the b
   const budgetBits = 100 * 1000 + 8_000 * STEP_MS * (STEPS - 1);
   assert.ok(passedBytes[1] * 8 <= budgetBits, `${passedBytes[1] * 8} bits passed, budget ${budgetBits}`);
   assert.ok(passedBytes[1] * 8 > budgetBits - 8000, `${passedBytes[1] * 8} bits passed, budget ${budgetBits}`);
-  assert.ok(results.every((r) => r.passed[1] > 0), 'both workers got some of the kbps meter');
+  // Which worker gets the kbps refills depends on which wakes first each step (CI once saw one
+  // take them all), so the split between them is reported, not asserted; the sums above and the
+  // counters below hold whatever the interleaving.
+  t.diagnostic(`kbps meter passed per worker: ${results.map((r) => r.passed[1]).join(', ')}`);
 
   // Every charge is in the meter's counters exactly once.
   for (const m of [0, 1]) {
