@@ -8,21 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Datapath } from '../../src/datapath';
 import { parseConfig } from '../../src/config';
-import type { MemoryWire } from '../../src/memory-wire';
 import { formatFlow } from '../../src/flow-format';
 import { ethernet, ipv4, tcp, udp } from '../helpers/packet-builder';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function drain(wire: MemoryWire, count: number): Promise<Uint8Array[]> {
-  const frames: Uint8Array[] = [];
-  const deadline = Date.now() + 3000;
-  while (frames.length < count && Date.now() < deadline) {
-    wire.receive((f) => frames.push(f.slice()));
-    if (frames.length < count) await sleep(1);
-  }
-  return frames;
-}
+import { collect } from '../helpers/wire';
 
 const udp4 = (src: number, id: number, payload: number[] = [1, 2, 3, 4, 5, 6, 7, 8]) =>
   ethernet({ type: 0x0800 }, ipv4({ proto: 17, id }, udp({ src, dst: 9 }, payload)));
@@ -56,8 +44,8 @@ test('a burst of runs: each frame to its own flow, stats, TCP flags and malforme
     for (let round = 0; round < 20; round++) {
       // One burst at a time: the worker tops its fill ring up 64 frames at a time, as it consumes.
       assert.equal(dp.wire('m0').injectBurst(burst), burst.length);
-      toM1.push(...await drain(dp.wire('m1'), 8));
-      toM2.push(...await drain(dp.wire('m2'), 3));
+      toM1.push(...await collect(dp.wire('m1'), 8));
+      toM2.push(...await collect(dp.wire('m2'), 3));
     }
     const expectM1 = burst.filter((f, i) => f !== bad && ![3, 4, 12].includes(i));
     const expectM2 = [burst[3], burst[4], burst[12]];

@@ -3,13 +3,11 @@ import assert from 'node:assert/strict';
 import { Datapath } from '../../src/datapath';
 import { parseConfig } from '../../src/config';
 import { variedFrame } from '../../src/rig/frames';
-import type { MemoryWire } from '../../src/memory-wire';
 import { flowToInstall } from '../../src/flow-format';
 import { PutFlags } from '../../src/flow-table';
 import { ethernet, ipv4, udp } from '../helpers/packet-builder';
 import { fillChecksums } from '../helpers/checksums';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { collect, sleep } from '../helpers/wire';
 
 function config(extra: Record<string, unknown> = {}) {
   return parseConfig({
@@ -19,17 +17,6 @@ function config(extra: Record<string, unknown> = {}) {
     forward: { m0: 'm1', m1: 'm0' },
     ...extra,
   });
-}
-
-/** Collects what `wire` transmits until `count` frames arrived or `ms` passed. */
-async function collect(wire: MemoryWire, count: number, ms = 3000): Promise<Uint8Array[]> {
-  const frames: Uint8Array[] = [];
-  const deadline = Date.now() + ms;
-  while (frames.length < count && Date.now() < deadline) {
-    wire.receive((f) => frames.push(f.slice()));
-    if (frames.length < count) await sleep(1);
-  }
-  return frames;
 }
 
 async function stopClean(dp: Datapath) {

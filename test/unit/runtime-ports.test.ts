@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { Datapath, PortError } from '../../src/datapath';
 import { parseConfig, parsePortEntry } from '../../src/config';
 import { variedFrame } from '../../src/rig/frames';
-import type { MemoryWire } from '../../src/memory-wire';
 import { flowToInstall } from '../../src/flow-format';
 import { DpifError, PutFlags } from '../../src/flow-table';
 import { ConfigError } from '../../src/config-error';
@@ -18,8 +17,8 @@ import { MetricsRegistry } from '../../src/metrics/registry';
 import { registerDatapathMetrics } from '../../src/metrics/datapath';
 import { registerSlowPathMetrics } from '../../src/metrics/slow-path';
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus';
+import { collect, sleep } from '../helpers/wire';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function config(extra: Record<string, unknown> = {}) {
   return parseConfig({
@@ -32,17 +31,6 @@ function config(extra: Record<string, unknown> = {}) {
 }
 
 const memoryPort = (name: string, number?: number) => parsePortEntry('port', { name, type: 'memory', ...(number === undefined ? {} : { number }) });
-
-/** Takes what `wire` transmits until `count` frames arrived or `ms` passed; returns how many. */
-async function drain(wire: MemoryWire, count: number, ms = 3000): Promise<number> {
-  let got = 0;
-  const deadline = Date.now() + ms;
-  while (got < count && Date.now() < deadline) {
-    got += wire.receive(null);
-    if (got < count) await sleep(1);
-  }
-  return got;
-}
 
 /** Waits until the workers' counter `name` (summed) reaches `value`. */
 async function workerTotal(dp: Datapath, name: 'dropNoPort' | 'missed', value: number): Promise<number> {
@@ -77,10 +65,10 @@ test('a port added at run time forwards on every worker; deleted, its frames com
     await dp.setOutput('m2', 'm1');
     // Each worker's queue of m0 sends to the same worker's queue of m2.
     for (const q of [0, 1]) for (let i = 0; i < 100; i++) assert.ok(dp.wire('m0', q).inject(frame));
-    assert.equal(await drain(dp.wire('m2', 0), 100), 100);
-    assert.equal(await drain(dp.wire('m2', 1), 100), 100);
+    assert.equal((await collect(dp.wire('m2', 0), 100)).length, 100);
+    assert.equal((await collect(dp.wire('m2', 1), 100)).length, 100);
     for (let i = 0; i < 10; i++) assert.ok(dp.wire('m2', 1).inject(frame));
-    assert.equal(await drain(dp.wire('m1', 1), 10), 10);
+    assert.equal((await collect(dp.wire('m1', 1), 10)).length, 10);
     const m2 = dp.portStats().find((p) => p.name === 'm2')!;
     assert.deepEqual([m2.stats.txPackets, m2.stats.rxPackets, m2.stats.txBytes], [200, 10, 200 * frame.length]);
     const metrics = new MetricsRegistry();
@@ -117,7 +105,7 @@ test('a port added at run time forwards on every worker; deleted, its frames com
     const again = await dp.addPort(memoryPort('m2b', 3));
     assert.deepEqual([again.number, again.stats.txPackets, again.stats.rxPackets], [3, 0, 0]);
     for (let i = 0; i < 40; i++) assert.ok(dp.wire('m0', 0).inject(frame));
-    assert.equal(await drain(dp.wire('m2b', 0), 40), 40);
+    assert.equal((await collect(dp.wire('m2b', 0), 40)).length, 40);
     assert.equal(dp.portStats().find((p) => p.name === 'm2b')!.stats.txPackets, 40);
     assert.equal(dp.workerStats().reduce((sum, w) => sum + w.dropNoPort, 0), 30, 'no more drops');
   } finally {
@@ -173,7 +161,7 @@ test('port slots are reused only where no flow outputs to the deleted port', { t
     // Port 10 back: its old slot, so the flow reaches it.
     await dp.addPort(memoryPort('p10', 10));
     for (let i = 0; i < 10; i++) assert.ok(dp.wire('m0').inject(frame));
-    assert.equal(await drain(dp.wire('p10'), 10), 10);
+    assert.equal((await collect(dp.wire('p10'), 10)).length, 10);
     await assertFramesHome(dp);
   } finally {
     await dp.stop();

@@ -9,20 +9,8 @@ import { Datapath } from '../../src/datapath';
 import { parseConfig } from '../../src/config';
 import { flowToInstall } from '../../src/flow-format';
 import { PutFlags } from '../../src/flow-table';
-import type { MemoryWire } from '../../src/memory-wire';
 import { ethernet, ipv4, ipv6, tcp, udp } from '../helpers/packet-builder';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function drain(wire: MemoryWire, count: number): Promise<Uint8Array[]> {
-  const frames: Uint8Array[] = [];
-  const deadline = Date.now() + 3000;
-  while (frames.length < count && Date.now() < deadline) {
-    wire.receive((f) => frames.push(f.slice()));
-    if (frames.length < count) await sleep(1);
-  }
-  return frames;
-}
+import { collect, sleep } from '../helpers/wire';
 
 const TCP4 = ethernet({ type: 0x0800 }, ipv4({ proto: 6 }, tcp({ src: 1, dst: 2, flags: 0x002 })));
 const TCP4_VLAN = ethernet({ type: 0x0800, vlans: [{ vid: 7 }] }, ipv4({ proto: 6 }, tcp({ src: 1, dst: 2, flags: 0x010 })));
@@ -39,7 +27,7 @@ test('an in_port-only flow forwards without lookups; its stats, TCP flags includ
   try {
     const frames = [TCP4, TCP4_VLAN, TCP6_EXT, UDP4, ARP_LIKE];
     for (const f of frames) assert.ok(dp.wire('m0').inject(f));
-    const out = await drain(dp.wire('m1'), frames.length);
+    const out = await collect(dp.wire('m1'), frames.length);
     out.forEach((f, i) => assert.deepEqual(f, frames[i], `frame ${i} forwarded as it came`));
     const stats = dp.lookupStats();
     assert.deepEqual([stats.simpleHits, stats.emcHits + stats.smcHits + stats.megaflowHits, stats.hit, stats.maskHits], [5, 0, 5, 0]);
@@ -62,7 +50,7 @@ test('a second flow on the port, or a program to run, puts the port back on look
   try {
     const send = async (n: number) => {
       for (let i = 0; i < n; i++) assert.ok(dp.wire('m0').inject(UDP4));
-      assert.equal((await drain(dp.wire('m1'), n)).length, n);
+      assert.equal((await collect(dp.wire('m1'), n)).length, n);
     };
     await send(3);
     assert.equal(dp.lookupStats().simpleHits, 3);
@@ -81,7 +69,7 @@ test('a second flow on the port, or a program to run, puts the port back on look
     const setEth = flowToInstall('in_port(1), actions:set(eth(dst=02:00:00:00:00:99)),2');
     await dp.flows.put({ key: setEth.key, mask: setEth.mask, actions: setEth.actions }, PutFlags.MODIFY);
     assert.ok(dp.wire('m0').inject(UDP4));
-    const [rewritten] = await drain(dp.wire('m1'), 1);
+    const [rewritten] = await collect(dp.wire('m1'), 1);
     assert.deepEqual([...rewritten.subarray(0, 6)], [2, 0, 0, 0, 0, 0x99]);
     s = dp.lookupStats();
     assert.deepEqual([s.simpleHits, s.emcHits + s.smcHits + s.megaflowHits], [5, 5]);
