@@ -480,7 +480,7 @@ export class Datapath {
       const same = this.ports.find((p) => p.type === 'afxdp' && (p.describe().interface as string) === config.interface);
       if (same) throw new PortError('EBUSY', `interface ${config.interface} is port ${same.name} already`);
       if (!this.kernelUmem) {
-        throw new PortError('EOPNOTSUPP', 'an afxdp port needs the workers\' UMEMs in kernel memory, and this datapath started with memory ports only: declare an afxdp port in the config to add others at run time');
+        throw new PortError('EOPNOTSUPP', 'an afxdp port needs the workers\' UMEMs in kernel memory, and this datapath started with memory ports only: declare an afxdp port (or umem.hugepages) in the config to add others at run time');
       }
     }
     if (this.ports.length >= this.config.maxPorts) {

@@ -258,7 +258,7 @@ export class WorkerFlows {
   private readonly missIndex = new Int32Array(LOOKUP_BATCH_MAX);
   private readonly missFlows = new Int32Array(LOOKUP_BATCH_MAX);
 
-  /** Counts `packets` packets of `bytes` bytes in all on `flow` (simple match: a batch at once). */
+  /** Counts `packets` packets of `bytes` bytes in all on `flow` (a run, or a simple-match batch, at once). */
   countBatch(flow: number, packets: number, bytes: number, nowMs: number, tcpFlags: number): void {
     const base = flow * FlowStat.COUNT;
     const stats = this.stats;
@@ -270,12 +270,7 @@ export class WorkerFlows {
 
   /** Counts one packet of `bytes` on `flow` (the batch's `nowMs`, TCP flags as seen). */
   count(flow: number, bytes: number, nowMs: number, tcpFlags: number): void {
-    const base = flow * FlowStat.COUNT;
-    const stats = this.stats;
-    stats[base + FlowStat.PACKETS] += 1;
-    stats[base + FlowStat.BYTES] += bytes;
-    stats[base + FlowStat.USED_MS] = nowMs;
-    if (tcpFlags !== 0) stats[base + FlowStat.TCP_FLAGS] = stats[base + FlowStat.TCP_FLAGS] | tcpFlags;
+    this.countBatch(flow, 1, bytes, nowMs, tcpFlags);
   }
 
   /** Installs flow `id` (key and mask at `at` in `words`) or, if installed, sets its output slot (-1: drop). */
