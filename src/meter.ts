@@ -210,14 +210,8 @@ export class MeterBank implements MeterHook {
       if (bands > MAX_BANDS) bands = MAX_BANDS;
       const cost = config[cfg + ConfigWord.KBPS] !== 0 ? bytes * 8 : 1000;
       const used = slots[from + SlotWord.USED_MS];
-      let delta = nowMs - used;
-      let newUsed = nowMs;
-      if (!(delta > 0)) {
-        delta = 0;
-        newUsed = used;
-      }
-      const maxDelta = config[cfg + ConfigWord.MAX_DELTA_MS];
-      if (delta > maxDelta) delta = maxDelta;
+      const delta = this.elapsedMs(used, nowMs, cfg);
+      const newUsed = nowMs > used ? nowMs : used;
       let exceeded = -1;
       let exceededRate = 0;
       for (let b = 0; b < bands; b++) {
@@ -240,11 +234,7 @@ export class MeterBank implements MeterHook {
         slots[at + 1] += 1;
         slots[at + 2] += bytes;
       }
-      slots[to + SlotWord.CONFIG] = ref;
-      slots[to + SlotWord.USED_MS] = newUsed;
-      slots[to + SlotWord.PACKETS_IN] = slots[from + SlotWord.PACKETS_IN] + 1;
-      slots[to + SlotWord.BYTES_IN] = slots[from + SlotWord.BYTES_IN] + bytes;
-      const seen = Atomics.compareExchange(heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | mine);
+      const seen = this.publish(meterId, head, from, to, mine, ref, newUsed, 1, bytes);
       if (seen === head) return exceeded < 0;
       head = seen;
       this.retries++;
@@ -284,14 +274,8 @@ export class MeterBank implements MeterHook {
       // leaves what the per-packet subtractions would.
       const total = config[cfg + ConfigWord.KBPS] !== 0 ? bytes * 8 : count * 1000;
       const used = slots[from + SlotWord.USED_MS];
-      let delta = nowMs - used;
-      let newUsed = nowMs;
-      if (!(delta > 0)) {
-        delta = 0;
-        newUsed = used;
-      }
-      const maxDelta = config[cfg + ConfigWord.MAX_DELTA_MS];
-      if (delta > maxDelta) delta = maxDelta;
+      const delta = this.elapsedMs(used, nowMs, cfg);
+      const newUsed = nowMs > used ? nowMs : used;
       for (let b = 0; b < bands; b++) {
         const at = SlotWord.BANDS + 3 * b;
         let bucket = slots[from + at] + delta * config[cfg + ConfigWord.BANDS + 2 * b];
@@ -304,11 +288,7 @@ export class MeterBank implements MeterHook {
         slots[to + at + 1] = slots[from + at + 1];
         slots[to + at + 2] = slots[from + at + 2];
       }
-      slots[to + SlotWord.CONFIG] = ref;
-      slots[to + SlotWord.USED_MS] = newUsed;
-      slots[to + SlotWord.PACKETS_IN] = slots[from + SlotWord.PACKETS_IN] + count;
-      slots[to + SlotWord.BYTES_IN] = slots[from + SlotWord.BYTES_IN] + bytes;
-      const seen = Atomics.compareExchange(heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | mine);
+      const seen = this.publish(meterId, head, from, to, mine, ref, newUsed, count, bytes);
       if (seen === head) return true;
       head = seen;
       this.retries++;
@@ -353,14 +333,8 @@ export class MeterBank implements MeterHook {
       if (bands > MAX_BANDS) bands = MAX_BANDS;
       const kbps = config[cfg + ConfigWord.KBPS] !== 0;
       const used = slots[from + SlotWord.USED_MS];
-      let delta = nowMs - used;
-      let newUsed = nowMs;
-      if (!(delta > 0)) {
-        delta = 0;
-        newUsed = used;
-      }
-      const maxDelta = config[cfg + ConfigWord.MAX_DELTA_MS];
-      if (delta > maxDelta) delta = maxDelta;
+      const delta = this.elapsedMs(used, nowMs, cfg);
+      const newUsed = nowMs > used ? nowMs : used;
       // Refill once (all packets of the batch arrive at the same instant), working in the new slot.
       for (let b = 0; b < bands; b++) {
         const at = SlotWord.BANDS + 3 * b;
@@ -401,15 +375,35 @@ export class MeterBank implements MeterHook {
           passed++;
         }
       }
-      slots[to + SlotWord.CONFIG] = ref;
-      slots[to + SlotWord.USED_MS] = newUsed;
-      slots[to + SlotWord.PACKETS_IN] = slots[from + SlotWord.PACKETS_IN] + count;
-      slots[to + SlotWord.BYTES_IN] = slots[from + SlotWord.BYTES_IN] + bytesIn;
-      const seen = Atomics.compareExchange(heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | mine);
+      const seen = this.publish(meterId, head, from, to, mine, ref, newUsed, count, bytesIn);
       if (seen === head) return passed;
       head = seen;
       this.retries++;
     }
+  }
+
+  /**
+   * Milliseconds of refill a charge at `nowMs` earns a meter last charged at `used` (config at
+   * `cfg`): none if the clock did not move forward, at most the config's max_delta_t.
+   */
+  private elapsedMs(used: number, nowMs: number, cfg: number): number {
+    if (!(nowMs > used)) return 0;
+    const maxDelta = this.config[cfg + ConfigWord.MAX_DELTA_MS];
+    return nowMs - used > maxDelta ? maxDelta : nowMs - used;
+  }
+
+  /**
+   * Completes the new state in slot `to` (buckets and band stats already written there) from the
+   * current one at `from`, and publishes it if the head is still `head`: returns the head seen, which
+   * is `head` when this charge won, else the one to retry from.
+   */
+  private publish(meterId: number, head: number, from: number, to: number, mine: number, ref: number, newUsed: number, packets: number, bytes: number): number {
+    const slots = this.slots;
+    slots[to + SlotWord.CONFIG] = ref;
+    slots[to + SlotWord.USED_MS] = newUsed;
+    slots[to + SlotWord.PACKETS_IN] = slots[from + SlotWord.PACKETS_IN] + packets;
+    slots[to + SlotWord.BYTES_IN] = slots[from + SlotWord.BYTES_IN] + bytes;
+    return Atomics.compareExchange(this.heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | mine);
   }
 }
 
