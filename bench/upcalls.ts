@@ -1,7 +1,8 @@
 /**
  * The slow path on the veth rig (root needed):
  *
- *   node dist/bench/upcalls.js [--seconds 3] [--rates 10000,50000,100000,200000] [--paced-max 200000] [--out FILE]
+ *   node dist/bench/upcalls.js [--seconds 3] [--rates 10000,50000,100000,200000] [--paced-max 200000]
+ *                              [--storm-rate 100000] [--out FILE]
  *
  * Three veth pairs. xdp-ts runs one busy-polling worker (CPU 1) and one upcall handler; its slow path
  * is a module that makes every UDP source (address and port) its own megaflow, so each new flow of
@@ -17,7 +18,8 @@
  *    and so takes CPU 0 from the control thread and the handler (at 100k/s it held ~70% of CPU 0 and
  *    measured 63k setups/s where the paced generator measures 98k).
  * 2. Established traffic during a storm: one flow g0 -> d0 -> d1 -> g1 at full rate, measured at the
- *    g1 sink, alone and while a storm of new flows (the highest rate in --rates) runs on g2; the ratio
+ *    g1 sink, alone and while a storm of new flows (--storm-rate new flows/s, 100k by
+ *    default as in the rig's storm test, for --seconds + 1 s) runs on g2; the ratio
  *    of the two rates, same run.
  *
  * Both generators and the datapath's control thread and handler share CPU 0; prints a table, writes JSON.
@@ -124,7 +126,8 @@ async function main(): Promise<void> {
       await dp.client.call('flow.put', { flow: 'in_port(1),eth(), actions:2' });
       const established = ['--tx', 'g0', '--sink', 'g1', '--flows', '1', '--seconds', String(seconds), '--warmup', '0.5', '--cpu', '0', '--id', '1'];
       const alone = await traffic(rig, established);
-      const stormRate = Math.max(...rates);
+      const stormRate = Number(argValue('storm-rate', '100000'));
+      if (!(stormRate >= 1)) throw new Error(`--storm-rate must be a positive number of new flows/s, not ${argValue('storm-rate', '')}`);
       const [during] = await Promise.all([
         traffic(rig, established),
         traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(stormRate * (seconds + 1) * 1.5))), '--rate', String(stormRate),

@@ -15,6 +15,7 @@ import { flowToInstall, FlowParseError } from './flow-format';
 import { firstUnknownOutput } from './action-format';
 import { FlowWord } from './flow-key';
 import { MAX_PORT_SLOTS } from './worker-layout';
+import type { ControlCpus } from './thread-placement';
 
 export interface PortConfig {
   name: string;
@@ -33,7 +34,11 @@ export interface DatapathConfig {
   maxPorts: number;
   /** Whether the file set maxPorts (else it is the port count + 2, and a reload keeps the running value). */
   maxPortsDeclared: boolean;
-  workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive' };
+  /**
+   * controlCpus: where every thread but the workers runs (thread-placement.ts); 'auto' keeps them off
+   * the pinned workers' CPUs, 'any' leaves them alone.
+   */
+  workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive'; controlCpus: ControlCpus };
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
   /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
   forward: Record<string, string>;
@@ -191,7 +196,7 @@ export function parseConfig(input: Json): DatapathConfig {
   // Two spare by default: a port can be added (or replaced) at run time without a restart.
   const maxPorts = integer('config.maxPorts', root.maxPorts, ports.length, MAX_PORT_SLOTS, Math.min(ports.length + 2, MAX_PORT_SLOTS));
 
-  const w = object('config.workers', root.workers ?? {}, ['count', 'cpus', 'idle']);
+  const w = object('config.workers', root.workers ?? {}, ['count', 'cpus', 'idle', 'controlCpus']);
   const count = integer('config.workers.count', w.count, 1, 64, 1);
   let cpus: (number | null)[] = new Array(count).fill(null);
   if (w.cpus !== undefined) {
@@ -199,6 +204,11 @@ export function parseConfig(input: Json): DatapathConfig {
     cpus = w.cpus.map((c: Json, i: number) => (c === null ? null : integer(`config.workers.cpus[${i}]`, c, 0, 4095)));
   }
   const idle = oneOf('config.workers.idle', w.idle, ['busy', 'adaptive'] as const, 'adaptive');
+  const wantedCpus: Json = w.controlCpus ?? 'auto';
+  let controlCpus: ControlCpus;
+  if (wantedCpus === 'auto' || wantedCpus === 'any') controlCpus = wantedCpus;
+  else if (Array.isArray(wantedCpus) && wantedCpus.length > 0) controlCpus = wantedCpus.map((c: Json, i: number) => integer(`config.workers.controlCpus[${i}]`, c, 0, 4095));
+  else fail('config.workers.controlCpus', '"auto", "any" or a non-empty list of CPU numbers', wantedCpus);
 
   const u = object('config.umem', root.umem ?? {}, ['frameSize', 'framesPerPort', 'ringSize', 'hugepages']);
   const frameSize = powerOfTwo('config.umem.frameSize', u.frameSize, 2048, 4096, 4096);
@@ -272,7 +282,7 @@ export function parseConfig(input: Json): DatapathConfig {
     ports,
     maxPorts,
     maxPortsDeclared: root.maxPorts !== undefined,
-    workers: { count, cpus, idle },
+    workers: { count, cpus, idle, controlCpus },
     umem: { frameSize, framesPerPort, ringSize, hugepages: u.hugepages === true },
     forward,
     flows,

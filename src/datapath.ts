@@ -54,6 +54,7 @@ import { Revalidator } from './revalidator';
 import { SlowPathController } from './slowpath/slow-path';
 import { MeterBank, MeterBankWriter } from './meter';
 import { MeterTable } from './meter-table';
+import { placeControlThreads, Placement } from './thread-placement';
 
 const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
 /**
@@ -161,6 +162,8 @@ export class Datapath {
   private portOps: Promise<unknown> = Promise.resolve();
   /** Whether the workers' UMEMs are kernel memory (the datapath started with an afxdp port). */
   private kernelUmem = false;
+  /** Where the threads other than the workers were put at start (thread-placement.ts). */
+  threadPlacement: Placement = { cpus: null, reason: 'not started', threads: 0 };
   private readonly workers: WorkerHandle[] = [];
   /** The workers' per-flow stats arrays (FlowTable's backend.flowStats, called per flow by the revalidator). */
   private flowStatsArrays: Float64Array[] = [];
@@ -281,6 +284,12 @@ export class Datapath {
     const needsKernelUmem = this.ports.some((p) => p.type === 'afxdp');
     this.kernelUmem = needsKernelUmem || umem.hugepages;
     this.ports.forEach((_port, slot) => (this.slotQueues[slot] = []));
+    // Before any worker or handler thread exists: they start with the control set, and the workers
+    // then pin themselves.
+    this.threadPlacement = placeControlThreads(workers.cpus, workers.controlCpus);
+    if (this.threadPlacement.cpus) this.log('threads_placed', { cpus: this.threadPlacement.cpus, threads: this.threadPlacement.threads });
+    // Not logged when nothing was asked (no pinned worker, or 'any'): only a placement that could not be made.
+    else if (workers.controlCpus === 'auto' && workers.cpus.some((cpu) => cpu !== null)) this.log('threads_not_placed', { reason: this.threadPlacement.reason });
     for (let index = 0; index < workers.count; index++) {
       // Room for maxPorts ports: ports added at run time share the same UMEM.
       const frameCount = umem.framesPerPort * this.config.maxPorts;

@@ -75,6 +75,10 @@ export interface NativeAddon {
   packetSend(fd: number, frame: Uint8Array): number;
   packetReceive(fd: number, buffer: Uint8Array, timeoutMs: number): number;
   pinThread(cpu: number): void;
+  /** The CPUs thread `tid` (0: the caller) may run on, ascending. */
+  threadAffinity(tid: number): number[];
+  /** Lets thread `tid` (0: the caller) of this process run on `cpus` only; threads it creates later inherit the set. */
+  setThreadAffinity(tid: number, cpus: number[]): void;
   waitReadable(fds: Int32Array, count: number, timeoutMs: number): number;
   closeFd(fd: number): void;
 }

@@ -25,6 +25,42 @@ Napi::Value PinThread(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// threadAffinity(tid) -> the CPUs thread `tid` (0: the caller) may run on, ascending.
+Napi::Value ThreadAffinity(const Napi::CallbackInfo& info) {
+  int64_t tid;
+  if (!ArgInt(info, 0, "tid", &tid)) return info.Env().Undefined();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(static_cast<pid_t>(tid), sizeof(set), &set))
+    return ThrowErrno(info.Env(), "affinity of thread " + std::to_string(tid), errno);
+  Napi::Array cpus = Napi::Array::New(info.Env());
+  uint32_t n = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+    if (CPU_ISSET(cpu, &set)) cpus.Set(n++, Napi::Number::New(info.Env(), cpu));
+  return cpus;
+}
+
+// setThreadAffinity(tid, cpus): lets thread `tid` (0: the caller) of this process run on `cpus` only.
+// Threads it creates afterwards start with the same set.
+Napi::Value SetThreadAffinity(const Napi::CallbackInfo& info) {
+  int64_t tid;
+  if (!ArgInt(info, 0, "tid", &tid)) return info.Env().Undefined();
+  if (info.Length() < 2 || !info[1].IsArray()) return ThrowMessage(info.Env(), "cpus must be an array of CPU numbers");
+  Napi::Array cpus = info[1].As<Napi::Array>();
+  if (cpus.Length() == 0) return ThrowMessage(info.Env(), "cpus must not be empty");
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < cpus.Length(); i++) {
+    Napi::Value v = cpus.Get(i);
+    int64_t cpu = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return ThrowMessage(info.Env(), "cpu out of range: " + v.ToString().Utf8Value());
+    CPU_SET(static_cast<int>(cpu), &set);
+  }
+  if (sched_setaffinity(static_cast<pid_t>(tid), sizeof(set), &set))
+    return ThrowErrno(info.Env(), "set affinity of thread " + std::to_string(tid), errno);
+  return info.Env().Undefined();
+}
+
 // waitReadable(fds: Int32Array, count, timeoutMs) -> how many are readable (0 on timeout). The
 // sleeping half of an adaptive poll loop: wakes when any socket has frames on its rx ring.
 Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
@@ -51,6 +87,8 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 
 void InitSystem(Napi::Env env, Napi::Object exports) {
   exports.Set("pinThread", Napi::Function::New(env, PinThread));
+  exports.Set("threadAffinity", Napi::Function::New(env, ThreadAffinity));
+  exports.Set("setThreadAffinity", Napi::Function::New(env, SetThreadAffinity));
   exports.Set("waitReadable", Napi::Function::New(env, WaitReadable));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
 }
