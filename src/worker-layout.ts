@@ -63,6 +63,11 @@ export const enum PortStat {
   /** Packets received on the port handed to the slow path, and those lost (ring full, no slow path): OVS's vport upcall success/fail. */
   UPCALL_PACKETS,
   UPCALL_ERRORS,
+  /**
+   * tx kicks that left descriptors on the ring (EAGAIN: the kernel's per-call budget or a driver
+   * queue stopped by back-pressure; EBUSY; ENOBUFS): the worker kicks again on its next loop.
+   */
+  TX_RETRIES,
   COUNT,
 }
 
@@ -134,7 +139,7 @@ export const BATCH_SIZE_BOUNDS = [1, 3, 7, 15, 31, 63, 64] as const;
 export const PORT_STAT_NAMES = [
   'rxPackets', 'rxBytes', 'rxErrors', 'rxDropped', 'txPackets', 'txBytes', 'txErrors', 'txDropped',
   'framesFilled', 'framesReceived', 'framesSent', 'framesCompleted', 'txKicks', 'rxKicks', 'fillStarved',
-  'fillReclaimed', 'txReclaimed', 'upcallPackets', 'upcallErrors',
+  'fillReclaimed', 'txReclaimed', 'upcallPackets', 'upcallErrors', 'txRetries',
 ] as const;
 export type PortStatName = (typeof PORT_STAT_NAMES)[number];
 

@@ -87,6 +87,13 @@ class WorkerPort {
   readonly comp: ConsumerRing;
   /** Index of this port's first counter in portStats. */
   readonly statBase: number;
+  /**
+   * The last tx kick left descriptors behind (EAGAIN: the kernel's per-call budget, or a driver
+   * queue stopped by back-pressure; EBUSY; ENOBUFS): kicked again every loop until one returns 0. In
+   * copy mode only a kick moves tx descriptors; without this a full ring that nobody kicks again
+   * (no new frame fits, so none is sent) never drains.
+   */
+  txRetry = false;
 
   constructor(init: WorkerPortInit) {
     this.slot = init.slot;
@@ -227,6 +234,7 @@ class Forwarder implements OutputSink {
       for (let p = 0; p < this.activeCount; p++) {
         const port = active[p];
         this.reap(port);
+        if (port.txRetry) this.kickTx(port);
         this.refill(port);
       }
       stats[WorkerStat.LOOPS]++;
@@ -571,9 +579,9 @@ class Forwarder implements OutputSink {
       return;
     }
     const err = (this.native as NativeAddon).kickTx(port.fd);
-    if (err !== 0 && err !== EAGAIN && err !== EBUSY && err !== ENOBUFS) {
-      this.portStats[port.statBase + PortStat.TX_ERRORS]++;
-    }
+    port.txRetry = err === EAGAIN || err === EBUSY || err === ENOBUFS;
+    if (port.txRetry) this.portStats[port.statBase + PortStat.TX_RETRIES]++;
+    else if (err !== 0) this.portStats[port.statBase + PortStat.TX_ERRORS]++;
   }
 
   /** Completed transmissions back to the free stack. */

@@ -40,6 +40,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
   const info = metrics.gauge('xdpts_port_info', 'A port: its odp number, type and, for afxdp, interface, attached XDP mode and zero-copy; value 1.', ['port', 'number', 'type', 'interface', 'xdp_mode', 'zero_copy']);
   const fillStarved = metrics.counter('xdpts_port_fill_starved_total', 'Times a worker could not top up the port\'s fill ring: its UMEM had no free frame.', port);
   const txKicks = metrics.counter('xdpts_port_tx_wakeups_total', 'Transmit wakeups (sendto on AF_XDP, a notify on memory ports).', port);
+  const txRetries = metrics.counter('xdpts_port_tx_wakeup_retries_total', 'Transmit wakeups that left frames on the tx ring (the kernel\'s per-call budget, or the driver\'s queue stopped by back-pressure): kicked again on the next loop (afxdp ports).', port);
   const rxKicks = metrics.counter('xdpts_port_rx_wakeups_total', 'Fill-ring wakeups the kernel asked for (afxdp ports).', port);
   const ringEvents = RING_EVENTS.map((e) => ({ ...e, family: metrics.counter(e.metric, e.help, port) }));
   const xdp = XDP_COUNTERS.map((c) => ({ ...c, family: metrics.counter(c.metric, c.help, port) }));
@@ -66,7 +67,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
   const umemFrames = metrics.gauge('xdpts_worker_umem_frames', 'UMEM frames by where they are: free, in_flight (in the worker\'s hands), rx_side (fill ring, kernel, rx ring), tx_side (tx ring, kernel, completion ring).', ['worker', 'state']);
   const umemSize = metrics.gauge('xdpts_worker_umem_size_frames', 'Frames in the worker\'s UMEM.', worker);
 
-  const portFamilies = [...Object.values(vport), info, fillStarved, txKicks, rxKicks, ...ringEvents.map((e) => e.family), ...xdp.map((c) => c.family)];
+  const portFamilies = [...Object.values(vport), info, fillStarved, txKicks, txRetries, rxKicks, ...ringEvents.map((e) => e.family), ...xdp.map((c) => c.family)];
   const removePorts = metrics.addCollector('ports', portFamilies, () => {
     for (const p of dp.portStats()) {
       const labels = { port: p.name };
@@ -79,7 +80,10 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
       }, 1);
       fillStarved.set(labels, p.counters.fillStarved);
       txKicks.set(labels, p.counters.txKicks);
-      if (p.type === 'afxdp') rxKicks.set(labels, p.counters.rxKicks);
+      if (p.type === 'afxdp') {
+        rxKicks.set(labels, p.counters.rxKicks);
+        txRetries.set(labels, p.counters.txRetries);
+      }
       for (const e of ringEvents) {
         const key = p.type === 'afxdp' ? e.afxdp : e.memory;
         if (key !== null && p.kernel[key] !== undefined) e.family.set(labels, p.kernel[key]);

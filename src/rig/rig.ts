@@ -132,6 +132,24 @@ export class Rig {
     return execFileSync('ip', ['netns', 'exec', ns, command, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  /**
+   * Moves the receive work of `dev` (in `ns`) to its own kernel thread pinned to `cpu`: GRO on (so
+   * veth receives through NAPI), threaded NAPI, and the affinity of the new napi/<dev>-<id> thread.
+   * What is sent to `dev` is then processed on `cpu`, not on the sender's CPU, and when `cpu` falls
+   * behind, the veth stops its peer's queue: the sender sees back-pressure. Returns the thread's pid.
+   */
+  threadedReceive(ns: string, dev: string, cpu: number): number {
+    const napiThreads = () => new Set(execFileSync('ps', ['-eo', 'pid=,comm='], { encoding: 'utf8' }).split('\n')
+      .filter((line) => line.trim().split(/\s+/)[1]?.startsWith(`napi/${dev}-`)).map((line) => Number(line.trim().split(/\s+/)[0])));
+    const before = napiThreads();
+    this.run(ns, 'ethtool', ['-K', dev, 'gro', 'on']);
+    this.run(ns, 'sh', ['-c', `echo 1 > /sys/class/net/${dev}/threaded`]);
+    const created = [...napiThreads()].filter((pid) => !before.has(pid));
+    if (created.length !== 1) throw new Error(`threaded NAPI on ${ns}:${dev} started ${created.length} threads, not 1`);
+    execFileSync('taskset', ['-pc', String(cpu), String(created[0])], { stdio: 'ignore' });
+    return created[0];
+  }
+
   /** Names of the rig's interfaces that have an XDP program attached. */
   attachedXdp(): string[] {
     const found: string[] = [];
