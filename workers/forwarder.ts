@@ -737,6 +737,8 @@ class Forwarder implements OutputSink {
 
   /** Sleeps until a socket has frames, a memory wire rings, a command arrives, or SLEEP_MS pass. */
   sleep(bell: number): void {
+    // Frames a kick left on a tx ring wait for the next kick: no sleep (of up to SLEEP_MS) before it.
+    for (let p = 0; p < this.activeCount; p++) if (this.active[p].txRetry) return;
     if (this.socketCount > 0) {
       (this.native as NativeAddon).waitReadable(this.socketFds, this.socketCount, this.hasMemoryPorts ? 1 : SLEEP_MS);
     } else {
