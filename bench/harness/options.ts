@@ -27,8 +27,9 @@ results.json, results.md and PNG plots to --out. Progress on stderr, the tables 
   --loss-threshold F      largest lost fraction that counts as zero loss (default 0.001 = 0.1%)
   --resolution F          binary search stops below this fraction of its upper bound (default 0.03)
   --max-trials N          binary search rates after the flat-out one (default 5; quick 4)
-  --retries N             a rate that loses is tried N more times; it passes if any trial does (default 0)
-  --repeats N             flat-out measurements: the best of N trials (default 2; quick 1)
+  --retries N             a rate that loses is tried N more times; it passes if any trial does (default 1; quick 0)
+  --repeats N             flat-out and latency measurements: the best of N trials (highest rate, lowest
+                          p99; default 3; quick 1)
   --disturbance F         a trial in which a busy thread of the generator or forwarder waited for a CPU
                           more than this share of the time is disturbed (default 0.05)
   --redo N                a disturbed trial is taken again up to N times (default 2; 90 s per run at most)
@@ -122,8 +123,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     lossThreshold: 0.001,
     resolution: 0.03,
     maxTrials: quick ? 4 : 5,
-    retries: 0,
-    repeats: quick ? 1 : 2,
+    retries: quick ? 0 : 1,
+    repeats: quick ? 1 : 3,
     disturbance: 0.05,
     redo: 2,
     generator: 'auto',
