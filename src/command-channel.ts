@@ -108,13 +108,16 @@ export class CommandChannel {
 
 /**
  * Worker side: applies the posted transaction if there is one. `apply` runs one operation and
- * returns its status; the request words are read in place (no allocation).
+ * returns its status; the request words are read in place (no allocation). `finish`, if given, runs
+ * after the last operation and before the reply is published (the worker sends the transaction's
+ * packet executes there, together).
  */
 export function serveCommands(
   control: Int32Array,
   request: Int32Array,
   reply: Int32Array,
   apply: (opcode: number, request: Int32Array, argsAt: number, argCount: number) => number,
+  finish?: () => void,
 ): boolean {
   const seq = Atomics.load(control, ControlWord.COMMAND_SEQ);
   if (seq === Atomics.load(control, ControlWord.REPLY_SEQ)) return false;
@@ -126,6 +129,7 @@ export function serveCommands(
     reply[i] = apply(opcode, request, word + 2, argCount);
     word += 2 + argCount;
   }
+  finish?.();
   Atomics.store(control, ControlWord.REPLY_SEQ, seq);
   Atomics.notify(control, ControlWord.REPLY_SEQ);
   return true;

@@ -225,7 +225,7 @@ class Forwarder implements OutputSink {
       if ((loops++ & 15) === 0 && Atomics.load(control, ControlWord.STATE) !== WorkerState.RUNNING) break;
       const seq = Atomics.load(control, ControlWord.COMMAND_SEQ);
       if (seq !== servedSeq) {
-        if (serveCommands(control, this.request, this.reply, applyCommand)) stats[WorkerStat.COMMANDS]++;
+        if (serveCommands(control, this.request, this.reply, applyCommand, this.sendExecuted)) stats[WorkerStat.COMMANDS]++;
         servedSeq = seq;
       }
       let received = 0;
@@ -505,7 +505,7 @@ class Forwarder implements OutputSink {
 
   /**
    * Packet execute (packet-out, Opcode.EXECUTE): the frame from the request into a free frame, its
-   * key extracted, the program run by the same executor as received frames, outputs sent at once.
+   * key extracted, the program run by the same executor as received frames, outputs sent when the transaction ends, before its reply.
    */
   execute(request: Int32Array, at: number, argCount: number): number {
     const inPort = request[at];
@@ -524,7 +524,9 @@ class Forwarder implements OutputSink {
     if (extractFlowKeyView(packet, this.exec.view, addr, length, inPort, this.key, 0) !== 0) this.workerStats[WorkerStat.MALFORMED]++;
     this.exec.runPacket(request, programAt, programAt + programLength, addr, length, inPort, Date.now());
     this.upcalls?.publish();
-    this.flushOutputs();
+    // Its outputs wait for the end of the transaction (sendExecuted): a batch of executes (the slow
+    // path's first packets) goes out with one kick per port, not one per frame.
+    this.inFlight = this.exec.outCount;
     this.publishFrames();
     return 0;
   }
@@ -729,6 +731,13 @@ class Forwarder implements OutputSink {
     ws[WorkerStat.MISSED] = flows.missed;
     ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
   }
+
+  /** End of a command transaction: its packet executes' outputs onto their tx rings, before the reply. */
+  readonly sendExecuted = (): void => {
+    if (this.exec.outCount === 0) return;
+    this.flushOutputs();
+    this.publishFrames();
+  };
 
   publishFrames(): void {
     this.workerStats[WorkerStat.FRAMES_FREE] = this.pool.count;

@@ -315,6 +315,29 @@ test('packet execute runs the same actions on a supplied frame', async () => {
   }
 });
 
+test('a batch of packet executes: every output is on its tx ring when the reply comes, in order', async () => {
+  // The worker sends a transaction's executes together, before it replies (one tx publication and
+  // kick per port, not one per frame).
+  const dp = await Datapath.start(config());
+  try {
+    const frames = Array.from({ length: 40 }, (_, i) => build({ ...BASE_V4, sport: 3000 + i }));
+    const sent = () => dp.portStats().map((p) => p.stats.txPackets);
+    const [, m1Before, m2Before] = sent();
+    const outcomes = await dp.executeMany(frames.map((frame, i) => ({ frame, actions: parseActions(i % 4 === 3 ? '3' : '2'), inPort: 1 })));
+    assert.deepEqual(outcomes, frames.map(() => null));
+    const [, m1After, m2After] = sent();
+    assert.equal(m1After - m1Before, 30);
+    assert.equal(m2After - m2Before, 10);
+    const [a, b] = await collect([dp.wire('m1'), dp.wire('m2')], [30, 10]);
+    assert.deepEqual(a, frames.filter((_, i) => i % 4 !== 3));
+    assert.deepEqual(b, frames.filter((_, i) => i % 4 === 3));
+    const [w] = dp.workerStats();
+    assert.equal(w.frames.lost, 0);
+  } finally {
+    await dp.stop();
+  }
+});
+
 test('output to many ports copies only when needed; no frame for a copy is a counted drop', async () => {
   const dp = await Datapath.start(config());
   try {
