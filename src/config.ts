@@ -105,6 +105,10 @@ function integer(path: string, value: Json, min: number, max: number, fallback?:
   return value;
 }
 
+function cpuNumber(path: string, value: Json): number {
+  return integer(path, value, 0, 4095);
+}
+
 function oneOf<T extends string>(path: string, value: Json, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !choices.includes(value as T)) fail(path, `one of ${choices.join(', ')}`, value);
@@ -201,13 +205,13 @@ export function parseConfig(input: Json): DatapathConfig {
   let cpus: (number | null)[] = new Array(count).fill(null);
   if (w.cpus !== undefined) {
     if (!Array.isArray(w.cpus) || w.cpus.length !== count) fail('config.workers.cpus', `a list of ${count} CPU numbers (or null)`, w.cpus);
-    cpus = w.cpus.map((c: Json, i: number) => (c === null ? null : integer(`config.workers.cpus[${i}]`, c, 0, 4095)));
+    cpus = w.cpus.map((c: Json, i: number) => (c === null ? null : cpuNumber(`config.workers.cpus[${i}]`, c)));
   }
   const idle = oneOf('config.workers.idle', w.idle, ['busy', 'adaptive'] as const, 'adaptive');
   const wantedCpus: Json = w.controlCpus ?? 'auto';
   let controlCpus: ControlCpus;
   if (wantedCpus === 'auto' || wantedCpus === 'any') controlCpus = wantedCpus;
-  else if (Array.isArray(wantedCpus) && wantedCpus.length > 0) controlCpus = wantedCpus.map((c: Json, i: number) => integer(`config.workers.controlCpus[${i}]`, c, 0, 4095));
+  else if (Array.isArray(wantedCpus) && wantedCpus.length > 0) controlCpus = wantedCpus.map((c: Json, i: number) => cpuNumber(`config.workers.controlCpus[${i}]`, c));
   else fail('config.workers.controlCpus', '"auto", "any" or a non-empty list of CPU numbers', wantedCpus);
 
   const u = object('config.umem', root.umem ?? {}, ['frameSize', 'framesPerPort', 'ringSize', 'hugepages']);

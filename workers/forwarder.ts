@@ -505,7 +505,8 @@ class Forwarder implements OutputSink {
 
   /**
    * Packet execute (packet-out, Opcode.EXECUTE): the frame from the request into a free frame, its
-   * key extracted, the program run by the same executor as received frames, outputs sent when the transaction ends, before its reply.
+   * key extracted, the program run by the same executor as received frames; its outputs are sent
+   * when the transaction ends, before the reply (sendExecuted).
    */
   execute(request: Int32Array, at: number, argCount: number): number {
     const inPort = request[at];

@@ -176,6 +176,19 @@ async function flatOut(ctx: Context, gen: GeneratorSession, size: number, flows:
   return { ...best, repeats: all.map((m) => m.deliveredMpps), redone: all.reduce((n, m) => n + m.redone, 0) };
 }
 
+/** The RFC 2544 search at `size` (1 flow) below the flat-out measurement `max`, trial by trial. */
+function searchBelow(ctx: Context, gen: GeneratorSession, size: number, max: Measurement, report: boolean): Promise<SearchResult> {
+  const o = ctx.options;
+  // The generator falls ~10% short of a paced rate (runs' fixed overhead, preemption): ask a little
+  // above what came through flat out so the first bound is not below it.
+  const upper = Math.max(1000, Math.min(max.offeredPps, max.deliveredPps) * 1.05);
+  return zeroLossSearch(async (rate) => {
+    const m = await trial(ctx, gen, size, 1, rate, o.seconds, o.warmup, (x) => x.loss > o.lossThreshold);
+    if (report) ctx.progress(`  ${(rate / 1e6).toFixed(3)} Mpps asked: ${fmt(m)}`);
+    return { requested: rate, offered: m.offeredPps, loss: m.loss };
+  }, { upper, lossThreshold: o.lossThreshold, resolution: o.resolution, maxTrials: o.maxTrials, retries: o.retries });
+}
+
 function fmt(m: Measurement): string {
   return `offered ${m.offeredMpps.toFixed(3)} Mpps, delivered ${m.deliveredMpps.toFixed(3)} Mpps, loss ${(m.loss * 100).toFixed(2)}%`;
 }
@@ -236,16 +249,7 @@ async function throughput(ctx: Context, which: Set<'max-rate' | 'rfc2544'>): Pro
         const max = best.get(cell(peer, size));
         if (!max) continue;
         ctx.progress(`zero-loss search ${size} B: ${peer.name}`);
-        const result = await session(ctx, ctx.rig, peer, baseSetup(), 1, async ([gen]) => {
-          // The generator falls ~10% short of a paced rate (runs' fixed overhead, preemption): ask a
-          // little above what came through flat out so the first bound is not below it.
-          const upper = Math.max(1000, Math.min(max.offeredPps, max.deliveredPps) * 1.05);
-          return zeroLossSearch(async (rate) => {
-            const m = await trial(ctx, gen, size, 1, rate, o.seconds, o.warmup, (x) => x.loss > o.lossThreshold);
-            ctx.progress(`  ${(rate / 1e6).toFixed(3)} Mpps asked: ${fmt(m)}`);
-            return { requested: rate, offered: m.offeredPps, loss: m.loss };
-          }, { upper, lossThreshold: o.lossThreshold, resolution: o.resolution, maxTrials: o.maxTrials, retries: o.retries });
-        });
+        const result = await session(ctx, ctx.rig, peer, baseSetup(), 1, ([gen]) => searchBelow(ctx, gen, size, max, true));
         if (result.error !== undefined) {
           ctx.progress(`  error: ${result.error}`);
           failed.set(`search ${cell(peer, size)}`, result.error);
@@ -399,11 +403,7 @@ async function latencyScenario(ctx: Context): Promise<ScenarioResult> {
     const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen]) => {
       let search = ctx.zeroLoss.get(`${peer.name}/64`);
       if (!search) {
-        const max = await flatOut(ctx, gen, 64, 1);
-        search = await zeroLossSearch(async (rate) => {
-          const m = await trial(ctx, gen, 64, 1, rate, o.seconds, o.warmup, (x) => x.loss > o.lossThreshold);
-          return { requested: rate, offered: m.offeredPps, loss: m.loss };
-        }, { upper: Math.max(1000, Math.min(max.offeredPps, max.deliveredPps) * 1.05), lossThreshold: o.lossThreshold, resolution: o.resolution, maxTrials: o.maxTrials, retries: o.retries });
+        search = await searchBelow(ctx, gen, 64, await flatOut(ctx, gen, 64, 1), false);
         ctx.zeroLoss.set(`${peer.name}/64`, search);
       }
       const base = search.requested;

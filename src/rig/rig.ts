@@ -140,7 +140,8 @@ export class Rig {
    */
   threadedReceive(ns: string, dev: string, cpu: number): number {
     const napiThreads = () => new Set(execFileSync('ps', ['-eo', 'pid=,comm='], { encoding: 'utf8' }).split('\n')
-      .filter((line) => line.trim().split(/\s+/)[1]?.startsWith(`napi/${dev}-`)).map((line) => Number(line.trim().split(/\s+/)[0])));
+      .map((line) => line.trim().split(/\s+/))
+      .filter(([, comm]) => comm?.startsWith(`napi/${dev}-`)).map(([pid]) => Number(pid)));
     const before = napiThreads();
     this.run(ns, 'ethtool', ['-K', dev, 'gro', 'on']);
     this.run(ns, 'sh', ['-c', `echo 1 > /sys/class/net/${dev}/threaded`]);
