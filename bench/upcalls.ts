@@ -19,8 +19,9 @@
  *    measured 63k setups/s where the paced generator measures 98k).
  * 2. Established traffic during a storm: one flow g0 -> d0 -> d1 -> g1 at full rate, measured at the
  *    g1 sink, alone and while a storm of new flows (--storm-rate new flows/s, 100k by
- *    default as in the rig's storm test, for --seconds + 1 s) runs on g2; the ratio
- *    of the two rates, same run.
+ *    default as in the rig's storm test, for --seconds + 1 s, by the same generators as 1.) runs on
+ *    g2; the ratio of the two rates, same run, and what the storm's generator offered and the
+ *    datapath made of it (misses, upcalls, losses, setups per second).
  *
  * Both generators and the datapath's control thread and handler share CPU 0; prints a table, writes JSON.
  */
@@ -58,21 +59,34 @@ async function traffic(rig: Rig, args: string[]): Promise<Summary> {
   return summary as unknown as Summary;
 }
 
+/**
+ * New flows on g2 at `rate` a second for `seconds`, every frame a flow not seen before (from flow
+ * `first` on): the paced AF_PACKET generator up to `pacedMax`, which sleeps between its ticks, and
+ * the BPF generator above it, which spins on CPU 0 (with another generator there it offers well
+ * under the rate asked: a 100k/s storm beside the established flow's generator offered 50-67k).
+ */
+async function newFlows(rig: Rig, rate: number, seconds: number, pacedMax: number, first = 0): Promise<Summary> {
+  if (rate <= pacedMax) {
+    const lines = await runScript(rig, rig.gen, PACED, ['--tx', 'g2', '--rate', String(rate), '--seconds', String(seconds), '--first', String(first)], { cpu: 0 });
+    const summary = lines.find((l) => l.type === 'summary');
+    if (!summary) throw new Error(`paced-flows.js gave no summary: ${JSON.stringify(lines)}`);
+    return summary as unknown as Summary;
+  }
+  return traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(rate * seconds * 1.5))),
+    '--rate', String(rate), '--seconds', String(seconds), '--warmup', '0', '--cpu', '0', '--id', '2']);
+}
+
 async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: number, pacedMax: number) {
   const paced = rate <= pacedMax;
   if (paced) {
     // A second of the same load first, on flows never used again: the JIT compiles the upcall path
     // (the first second after start costs tens of ms a packet), then the flows are flushed.
-    await runScript(rig, rig.gen, PACED, ['--tx', 'g2', '--rate', String(rate), '--seconds', '1', '--first', String(50_000_000)], { cpu: 0 });
+    await newFlows(rig, rate, 1, pacedMax, 50_000_000);
   }
   await dp.client.call('flow.flush');
   await new Promise((r) => setTimeout(r, 700)); // the revalidator forgets the flushed flows
   const before = await dp.client.call<UpcallStats>('upcall.stats');
-  const storm = paced
-    ? (await runScript(rig, rig.gen, PACED, ['--tx', 'g2', '--rate', String(rate), '--seconds', String(seconds)], { cpu: 0 })).find((l) => l.type === 'summary') as unknown as Summary
-    : await traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(rate * seconds * 1.5))),
-      '--rate', String(rate), '--seconds', String(seconds), '--warmup', '0', '--cpu', '0', '--id', '2']);
-  if (!storm) throw new Error('paced-flows.js gave no summary');
+  const storm = await newFlows(rig, rate, seconds, pacedMax);
   await new Promise((r) => setTimeout(r, 1000)); // the queues drain
   const after = await dp.client.call<UpcallStats>('upcall.stats');
   const buckets = after.latencyBuckets.map((n, i) => n - before.latencyBuckets[i]);
@@ -128,20 +142,36 @@ async function main(): Promise<void> {
       const alone = await traffic(rig, established);
       const stormRate = Number(argValue('storm-rate', '100000'));
       if (!(stormRate >= 1)) throw new Error(`--storm-rate must be a positive number of new flows/s, not ${argValue('storm-rate', '')}`);
-      const [during] = await Promise.all([
+      const beforeStorm = await dp.client.call<UpcallStats>('upcall.stats');
+      const lookupsBeforeStorm = await dp.client.call<{ missed: number; lost: number }>('datapath.stats');
+      const [during, storm] = await Promise.all([
         traffic(rig, established),
-        traffic(rig, ['--tx', 'g2', '--sink', 'none', '--flows', String(Math.min(64512 * 256, Math.ceil(stormRate * (seconds + 1) * 1.5))), '--rate', String(stormRate),
-          '--seconds', String(seconds + 1), '--warmup', '0', '--cpu', '0', '--id', '2']),
+        newFlows(rig, stormRate, seconds + 1, pacedMax, 100_000_000),
       ]);
+      // What the storm's generator managed to offer (it shares CPU 0) and what became of it: a ratio
+      // bought by a storm that never reached the datapath would say nothing.
+      const afterStorm = await dp.client.call<UpcallStats>('upcall.stats');
+      const lookupsAfterStorm = await dp.client.call<{ missed: number; lost: number }>('datapath.stats');
+      const stormSeen = {
+        offeredPps: storm.offeredPps,
+        missesPerSecond: Math.round((lookupsAfterStorm.missed - lookupsBeforeStorm.missed) / (seconds + 1)),
+        upcallsPerSecond: Math.round((afterStorm.received - beforeStorm.received) / (seconds + 1)),
+        // Lost anywhere: upcall rings full, or the handler pool's queue.
+        lostPerSecond: Math.round((lookupsAfterStorm.lost - lookupsBeforeStorm.lost) / (seconds + 1)),
+        setupsPerSecond: Math.round((afterStorm.flowsInstalled - beforeStorm.flowsInstalled) / (seconds + 1)),
+      };
       const ratio = during.deliveredPps / alone.deliveredPps;
       // The established generator shares CPU 0 with the storm's: what it offered tells the rig's part
       // from the datapath's (the share of the offered frames delivered, alone and during the storm).
       const shareAlone = alone.deliveredPps / Math.max(1, alone.offeredPps);
       const shareDuring = during.deliveredPps / Math.max(1, during.offeredPps);
       results.storm = { stormNewFlowsPerSecond: stormRate, aloneOfferedPps: alone.offeredPps, aloneDeliveredPps: alone.deliveredPps,
-        duringOfferedPps: during.offeredPps, duringDeliveredPps: during.deliveredPps, ratio, deliveredShareAlone: shareAlone, deliveredShareDuring: shareDuring };
+        duringOfferedPps: during.offeredPps, duringDeliveredPps: during.deliveredPps, ratio, deliveredShareAlone: shareAlone, deliveredShareDuring: shareDuring,
+        stormOfferedPps: stormSeen.offeredPps, stormMissesPerSecond: stormSeen.missesPerSecond, stormUpcallsPerSecond: stormSeen.upcallsPerSecond, stormLostPerSecond: stormSeen.lostPerSecond,
+        stormSetupsPerSecond: stormSeen.setupsPerSecond };
       console.log(`established flow: ${alone.deliveredPps} pps alone, ${during.deliveredPps} pps during a ${stormRate}/s setup storm: ratio ${ratio.toFixed(2)}`);
       console.log(`  offered ${alone.offeredPps} pps alone and ${during.offeredPps} pps during the storm; delivered ${(shareAlone * 100).toFixed(1)}% and ${(shareDuring * 100).toFixed(1)}% of it`);
+      console.log(`  the storm's generator offered ${stormSeen.offeredPps} new flows/s: ${stormSeen.missesPerSecond} misses/s, ${stormSeen.upcallsPerSecond} upcalls/s, ${stormSeen.lostPerSecond} lost/s, ${stormSeen.setupsPerSecond} setups/s`);
     } finally {
       await dp.stop();
     }
