@@ -2,7 +2,7 @@
  * The slow path on the veth rig (root needed):
  *
  *   node dist/bench/upcalls.js [--seconds 3] [--rates 10000,50000,100000,200000] [--paced-max 200000]
- *                              [--storm-rate 100000] [--out FILE]
+ *                              [--storm-rate 100000] [--ring-size 8192] [--out FILE]
  *
  * Three veth pairs. xdp-ts runs one busy-polling worker (CPU 1) and one upcall handler; its slow path
  * is a module that makes every UDP source (address and port) its own megaflow, so each new flow of
@@ -24,6 +24,13 @@
  *    datapath made of it (misses, upcalls, losses, setups per second).
  *
  * Both generators and the datapath's control thread and handler share CPU 0; prints a table, writes JSON.
+ *
+ * The datapath's rings have --ring-size entries (8192 here; the default is 2048). Frames from a
+ * generator that shares CPU 0 with the control thread arrive in bursts, one scheduler slice at a
+ * time: with 2048 entries d0's rx ring overflowed in each burst and the worker idled between them
+ * (busy 75-79% of its loop time during the storm against 90-92% alone; ratio 0.62-0.77), with 8192
+ * it stayed as busy as alone (93%; 0.84-0.88), so what is left is the storm's own share of the
+ * worker. The worker's busy share and d0's receive drops are printed to tell the two apart.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -76,6 +83,29 @@ async function newFlows(rig: Rig, rate: number, seconds: number, pacedMax: numbe
     '--rate', String(rate), '--seconds', String(seconds), '--warmup', '0', '--cpu', '0', '--id', '2']);
 }
 
+/** What says where established frames were lost: the worker's busy and idle time, d0's receive drops. */
+interface LoadState { atMs: number; busyMs: number; idleMs: number; d0RxDropped: number }
+
+async function loadState(dp: DatapathProcess): Promise<LoadState> {
+  const workers = await dp.client.call<{ busyMs: number; idleMs: number }[]>('worker.dump');
+  const ports = await dp.client.call<{ name: string; stats: { rxDropped: number } }[]>('port.dump');
+  return {
+    atMs: performance.now(),
+    busyMs: workers.reduce((n, w) => n + w.busyMs, 0),
+    idleMs: workers.reduce((n, w) => n + w.idleMs, 0),
+    d0RxDropped: ports.find((p) => p.name === 'd0')?.stats.rxDropped ?? 0,
+  };
+}
+
+function busyShare(a: LoadState, b: LoadState): number {
+  const busy = b.busyMs - a.busyMs;
+  return busy / Math.max(1e-9, busy + b.idleMs - a.idleMs);
+}
+
+function dropRate(a: LoadState, b: LoadState): number {
+  return Math.round((b.d0RxDropped - a.d0RxDropped) / ((b.atMs - a.atMs) / 1000));
+}
+
 async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: number, pacedMax: number) {
   const paced = rate <= pacedMax;
   if (paced) {
@@ -113,16 +143,18 @@ async function main(): Promise<void> {
   const seconds = Number(argValue('seconds', '3'));
   const rates = argValue('rates', '10000,50000,100000,200000').split(',').map(Number);
   const pacedMax = Number(argValue('paced-max', '200000'));
+  const ringSize = Number(argValue('ring-size', '8192'));
   const rig = Rig.create({ pairs: 3 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdp-ts-upcalls-'));
   const module = path.join(dir, 'per-flow.js');
   // Storm flows (port 3) go out of d0; the established flow (port 1) is installed at start.
   fs.writeFileSync(module, "exports.translate = (upcall, key) => { key.field('ipv4_src'); key.field('tp_src'); return '1'; };\n");
-  const results: Record<string, unknown> = { benchmark: 'upcalls', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, seconds, frameSize: 64, workers: 1, handlers: 1 };
+  const results: Record<string, unknown> = { benchmark: 'upcalls', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, seconds, frameSize: 64, workers: 1, handlers: 1, ringSize };
   try {
     const dp = await startDatapath(rig, {
       ports: [{ name: 'd0', interface: 'd0' }, { name: 'd1', interface: 'd1' }, { name: 'd2', interface: 'd2' }],
       workers: { count: 1, cpus: [1], idle: 'busy' },
+      umem: { ringSize },
       flows: { limit: 2_000_000, initial: ['in_port(1),eth(), actions:2'] },
       slowPath: { type: 'module', path: module },
       upcalls: { handlers: 1, initialFlowLimit: 2_000_000, ringSlots: 8192, queueLimit: 256 },
@@ -139,9 +171,12 @@ async function main(): Promise<void> {
       await dp.client.call('flow.flush');
       await dp.client.call('flow.put', { flow: 'in_port(1),eth(), actions:2' });
       const established = ['--tx', 'g0', '--sink', 'g1', '--flows', '1', '--seconds', String(seconds), '--warmup', '0.5', '--cpu', '0', '--id', '1'];
+      const beforeAlone = await loadState(dp);
       const alone = await traffic(rig, established);
+      const afterAlone = await loadState(dp);
       const stormRate = Number(argValue('storm-rate', '100000'));
       if (!(stormRate >= 1)) throw new Error(`--storm-rate must be a positive number of new flows/s, not ${argValue('storm-rate', '')}`);
+      const beforeLoad = await loadState(dp);
       const beforeStorm = await dp.client.call<UpcallStats>('upcall.stats');
       const lookupsBeforeStorm = await dp.client.call<{ missed: number; lost: number }>('datapath.stats');
       const [during, storm] = await Promise.all([
@@ -151,6 +186,7 @@ async function main(): Promise<void> {
       // What the storm's generator managed to offer (it shares CPU 0) and what became of it: a ratio
       // bought by a storm that never reached the datapath would say nothing.
       const afterStorm = await dp.client.call<UpcallStats>('upcall.stats');
+      const afterLoad = await loadState(dp);
       const lookupsAfterStorm = await dp.client.call<{ missed: number; lost: number }>('datapath.stats');
       const stormSeen = {
         offeredPps: storm.offeredPps,
@@ -168,9 +204,12 @@ async function main(): Promise<void> {
       results.storm = { stormNewFlowsPerSecond: stormRate, aloneOfferedPps: alone.offeredPps, aloneDeliveredPps: alone.deliveredPps,
         duringOfferedPps: during.offeredPps, duringDeliveredPps: during.deliveredPps, ratio, deliveredShareAlone: shareAlone, deliveredShareDuring: shareDuring,
         stormOfferedPps: stormSeen.offeredPps, stormMissesPerSecond: stormSeen.missesPerSecond, stormUpcallsPerSecond: stormSeen.upcallsPerSecond, stormLostPerSecond: stormSeen.lostPerSecond,
-        stormSetupsPerSecond: stormSeen.setupsPerSecond };
+        stormSetupsPerSecond: stormSeen.setupsPerSecond,
+        workerBusyAlone: busyShare(beforeAlone, afterAlone), workerBusyDuring: busyShare(beforeLoad, afterLoad),
+        d0RxDroppedPpsAlone: dropRate(beforeAlone, afterAlone), d0RxDroppedPpsDuring: dropRate(beforeLoad, afterLoad) };
       console.log(`established flow: ${alone.deliveredPps} pps alone, ${during.deliveredPps} pps during a ${stormRate}/s setup storm: ratio ${ratio.toFixed(2)}`);
       console.log(`  offered ${alone.offeredPps} pps alone and ${during.offeredPps} pps during the storm; delivered ${(shareAlone * 100).toFixed(1)}% and ${(shareDuring * 100).toFixed(1)}% of it`);
+      console.log(`  the worker busy ${(busyShare(beforeAlone, afterAlone) * 100).toFixed(0)}% of its loop time alone, ${(busyShare(beforeLoad, afterLoad) * 100).toFixed(0)}% during; d0 dropped ${dropRate(beforeAlone, afterAlone)} and ${dropRate(beforeLoad, afterLoad)} frames/s on receive (rx ring full: the worker fell behind)`);
       console.log(`  the storm's generator offered ${stormSeen.offeredPps} new flows/s: ${stormSeen.missesPerSecond} misses/s, ${stormSeen.upcallsPerSecond} upcalls/s, ${stormSeen.lostPerSecond} lost/s, ${stormSeen.setupsPerSecond} setups/s`);
     } finally {
       await dp.stop();
