@@ -97,7 +97,7 @@ export class Revalidator {
       ukeys.readUfid(slot, ufid);
       // Per flow per pass, so nothing is allocated on the way to the common outcome (still in use,
       // translation current): with 500k flows a pass is 500k of these.
-      const usedMs = this.flows.usedMsByUfidWords(ufid);
+      const usedMs = this.flows.usedMsById(ukeys.flowId(slot), ufid);
       if (usedMs < 0) {
         // Deleted behind our back (by hand, or a flush): forget it.
         ukeys.deleteSlot(slot);

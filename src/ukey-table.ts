@@ -27,6 +27,8 @@ class Slab {
   /** Actions id + 1 (0: slot free). */
   readonly actions = new Int32Array(SLAB);
   readonly versions = new Int32Array(SLAB);
+  /** The flow table's id of the ukey's flow (FlowTable.usedMsById checks it still holds the UFID). */
+  readonly flowIds = new Int32Array(SLAB);
   readonly generations = new Int32Array(SLAB);
   readonly created = new Float64Array(SLAB);
 }
@@ -60,8 +62,8 @@ export class UkeyTable {
     return this.index.get(u, at) >= 0;
   }
 
-  /** Adds (or replaces) the ukey of UFID `ufid`; returns its slot. */
-  set(ufid: ArrayLike<number>, key: ArrayLike<number>, mask: ArrayLike<number>, actions: string, version: number, createdMs: number): number {
+  /** Adds (or replaces) the ukey of UFID `ufid`, installed as flow `flowId`; returns its slot. */
+  set(ufid: ArrayLike<number>, key: ArrayLike<number>, mask: ArrayLike<number>, actions: string, version: number, createdMs: number, flowId: number): number {
     let slot = this.index.get(ufid, 0);
     if (slot >= 0) this.release(slot);
     else {
@@ -79,6 +81,7 @@ export class UkeyTable {
     s.actions[i] = this.useActions(actions) + 1;
     s.versions[i] = version;
     s.created[i] = createdMs;
+    s.flowIds[i] = flowId;
     this.index.set(s.ufids, i * 4, slot);
     return slot;
   }
@@ -114,23 +117,21 @@ export class UkeyTable {
 
   /** Copies the slot's UFID words into `out` (4 words). */
   readUfid(slot: number, out: Int32Array): Int32Array {
-    const i = (slot & (SLAB - 1)) * 4;
-    out.set(this.slabs[slot >> SLAB_SHIFT].ufids.subarray(i, i + 4));
-    return out;
+    return copyWords(this.slabs[slot >> SLAB_SHIFT].ufids, (slot & (SLAB - 1)) * 4, 4, out);
   }
 
   /** Copies the slot's upcall key into `out` (FLOW_KEY_WORDS words). */
   readKey(slot: number, out: Int32Array): Int32Array {
-    const i = (slot & (SLAB - 1)) * FLOW_KEY_WORDS;
-    out.set(this.slabs[slot >> SLAB_SHIFT].keys.subarray(i, i + FLOW_KEY_WORDS));
-    return out;
+    return copyWords(this.slabs[slot >> SLAB_SHIFT].keys, (slot & (SLAB - 1)) * FLOW_KEY_WORDS, FLOW_KEY_WORDS, out);
   }
 
   /** Copies the slot's mask into `out` (FLOW_KEY_WORDS words). */
   readMask(slot: number, out: Int32Array): Int32Array {
-    const i = (slot & (SLAB - 1)) * FLOW_KEY_WORDS;
-    out.set(this.slabs[slot >> SLAB_SHIFT].masks.subarray(i, i + FLOW_KEY_WORDS));
-    return out;
+    return copyWords(this.slabs[slot >> SLAB_SHIFT].masks, (slot & (SLAB - 1)) * FLOW_KEY_WORDS, FLOW_KEY_WORDS, out);
+  }
+
+  flowId(slot: number): number {
+    return this.slabs[slot >> SLAB_SHIFT].flowIds[slot & (SLAB - 1)];
   }
 
   actions(slot: number): string {
@@ -183,4 +184,10 @@ export class UkeyTable {
     this.actionTexts[id] = undefined;
     this.freeActionIds.push(id);
   }
+}
+
+/** `count` words of `from` at `at` into `out`, by a loop: a subarray to copy from would be an allocation per ukey per pass. */
+function copyWords(from: Int32Array, at: number, count: number, out: Int32Array): Int32Array {
+  for (let w = 0; w < count; w++) out[w] = from[at + w];
+  return out;
 }

@@ -377,7 +377,7 @@ export class UpcallDispatcher {
           return;
         }
         const u = ukeys[j];
-        this.ukeys.set(ufids.subarray(u.at * 4, u.at * 4 + 4), u.key, u.mask, u.actions, u.version, nowMs);
+        this.ukeys.set(ufids.subarray(u.at * 4, u.at * 4 + 4), u.key, u.mask, u.actions, u.version, nowMs, outcome.id);
         this.stats.flowsInstalled++;
       });
     } finally {

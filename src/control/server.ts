@@ -31,7 +31,7 @@ import { ConfigError } from '../config-error';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { LineReader } from './framing';
 import { RequestStats } from './request-stats';
-import { DpifError, FlowSpec, PutFlags } from '../flow-table';
+import { DpifError, FlowSpec, PutFlags, PutResult } from '../flow-table';
 import { FLOW_KEY_WORDS } from '../flow-key';
 import { ActionSpec, FlowParseError, FlowStats, flowToInstall, formatActions, formatDumpLine, formatFlow, formatUfid, parseActions, parseFlow, parseUfid } from '../flow-format';
 import { matchToObject, objectToMatch, StructuredFlowError } from '../flow-structured';
@@ -184,7 +184,7 @@ export class ControlServer {
         const parsed = flowToInstall(flowText(args, true));
         const flags = putFlags(args);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
-        return datapath.flows.put({ ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags);
+        return putReply(await datapath.flows.put({ ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags));
       },
       'flow.get': (args) => {
         const { flow, stats } = datapath.flows.get(flowName(args));
@@ -377,7 +377,7 @@ export class ControlServer {
     const results = await this.datapath.flows.putMany(items);
     results.forEach((result, i) => {
       const id = requests[at[i]].id;
-      replies[at[i]] = result instanceof DpifError ? { id, error: { code: result.code, message: result.message } } : { id, result };
+      replies[at[i]] = result instanceof DpifError ? { id, error: { code: result.code, message: result.message } } : { id, result: putReply(result) };
     });
     for (const reply of replies) this.requests.record('flow.put', reply?.error ? reply.error.code : 'ok');
     return replies as Reply[];
@@ -418,4 +418,9 @@ export class ControlServer {
       /* already gone */
     }
   }
+}
+
+/** What a flow.put answers: the flow table's id of the flow is its own business, not the API's. */
+function putReply(result: PutResult): { created: boolean; oldStats: FlowStats | null } {
+  return { created: result.created, oldStats: result.oldStats };
 }

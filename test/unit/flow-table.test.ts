@@ -46,7 +46,8 @@ test('put CREATE installs, EEXIST without MODIFY, MODIFY changes actions and ret
   const dp = await start();
   try {
     const flow = udpDstFlow(53);
-    assert.deepEqual(await dp.flows.put({ ...flow, actions: [{ type: 'output', port: 2 }] }, PutFlags.CREATE), { created: true, oldStats: null });
+    const put = await dp.flows.put({ ...flow, actions: [{ type: 'output', port: 2 }] }, PutFlags.CREATE);
+    assert.deepEqual({ created: put.created, oldStats: put.oldStats }, { created: true, oldStats: null });
     await send(dp, 53, 10);
     assert.equal(drain(dp, 'm1'), 10);
     await assert.rejects(dp.flows.put({ ...flow, actions: [{ type: 'output', port: 3 }] }, PutFlags.CREATE), { code: 'EEXIST' });
@@ -60,6 +61,31 @@ test('put CREATE installs, EEXIST without MODIFY, MODIFY changes actions and ret
     assert.equal(dp.flows.get({ ufid: deriveUfid(flow.key, flow.mask) }).stats.packets, 15, 'MODIFY without ZERO_STATS keeps counting');
     await dp.flows.put({ ...flow, actions: [{ type: 'output', port: 3 }] }, PutFlags.MODIFY | PutFlags.ZERO_STATS);
     assert.equal(dp.flows.get(flow).stats.packets, 0);
+  } finally {
+    await dp.stop();
+  }
+});
+
+test('usedMsById: the last use of the flow a put returned the id of, -1 once that id holds no flow or another one', async () => {
+  const dp = await start();
+  try {
+    const ufidOf = (n: number) => Int32Array.of(0, 0, 0, n);
+    const first = await dp.flows.put({ ...udpDstFlow(80), ufidWords: ufidOf(1), actions: [{ type: 'output', port: 2 }] }, PutFlags.CREATE);
+    assert.equal(dp.flows.usedMsById(first.id, ufidOf(1)), 0, 'never used');
+    await send(dp, 80, 2);
+    const used = dp.flows.usedMsById(first.id, ufidOf(1));
+    assert.ok(used > 0 && Date.now() - used < 5000, `used ${used}`);
+    assert.equal(dp.flows.usedMsById(first.id, ufidOf(2)), -1, 'another UFID');
+    const modified = await dp.flows.put({ ...udpDstFlow(80), ufidWords: ufidOf(1), actions: [{ type: 'output', port: 3 }] }, PutFlags.MODIFY);
+    assert.equal(modified.id, first.id, 'a modified flow keeps its id');
+    await dp.flows.del({ ufidWords: ufidOf(1) });
+    assert.equal(dp.flows.usedMsById(first.id, ufidOf(1)), -1, 'deleted');
+    const second = await dp.flows.put({ ...udpDstFlow(81), ufidWords: ufidOf(2), actions: [{ type: 'output', port: 2 }] }, PutFlags.CREATE);
+    assert.equal(second.id, first.id, 'the freed id is reused');
+    assert.equal(dp.flows.usedMsById(first.id, ufidOf(1)), -1, 'the id holds another flow now');
+    assert.equal(dp.flows.usedMsById(second.id, ufidOf(2)), 0);
+    assert.equal(dp.flows.usedMsById(12345, ufidOf(2)), -1, 'an id never used');
+    assert.equal(dp.flows.usedMsById(-1, ufidOf(2)), -1);
   } finally {
     await dp.stop();
   }
