@@ -102,7 +102,10 @@ export class CommandChannel {
       const waiter = Atomics.waitAsync(this.control, ControlWord.REPLY_SEQ, replied, Math.min(remaining, 50));
       if (waiter.async) await waiter.value;
     }
-    return Array.from(this.reply.subarray(0, operations.length));
+    // A loop: Array.from over a typed array goes through its iterator, an object per status.
+    const statuses = new Array<number>(operations.length);
+    for (let i = 0; i < operations.length; i++) statuses[i] = this.reply[i];
+    return statuses;
   }
 }
 

@@ -287,7 +287,7 @@ export class FlowTable {
       if (error instanceof ActionCompileError) throw new DpifError('EINVAL', error.message);
       throw error;
     }
-    if (spec.ufidWords) this.scratchUfid.set(spec.ufidWords.subarray(0, 4));
+    if (spec.ufidWords) for (let w = 0; w < 4; w++) this.scratchUfid[w] = spec.ufidWords[w];
     else if (spec.ufid != null) ufidTextWords(spec.ufid, this.scratchUfid, 0);
     else deriveUfidWords(spec.key, spec.mask, this.scratchUfid, 0);
     return { program };
@@ -383,7 +383,7 @@ export class FlowTable {
   /** The id of the flow named by UFID (text or words) or by key and mask; ENOENT if none. */
   private find(by: { ufid?: string | null; ufidWords?: Int32Array; key?: Int32Array; mask?: Int32Array }): number {
     const words = this.scratchUfid;
-    if (by.ufidWords) words.set(by.ufidWords.subarray(0, 4));
+    if (by.ufidWords) for (let w = 0; w < 4; w++) words[w] = by.ufidWords[w];
     else if (by.ufid != null) {
       if (!UFID.test(by.ufid)) throw new DpifError('EINVAL', `bad ufid ${by.ufid}`);
       ufidTextWords(by.ufid, words, 0);

@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import { Piscina } from 'piscina';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
-import { UpcallConsumer, UpcallKind, UpcallWord, readUpcall, Upcall } from './upcall-ring';
+import { UpcallConsumer, UpcallKind, UpcallRecords, UpcallWord, readUpcall, Upcall } from './upcall-ring';
 import { SlowPathController } from './slowpath/slow-path';
 import { FlowTable, PutFlags, DpifError, deriveUfidWords } from './flow-table';
 import { UfidIndex } from './ufid-index';
@@ -58,7 +58,9 @@ export interface UpcallOptions {
 interface PendingUkey {
   /** Index of the put's UFID and masked key in the round's arrays. */
   at: number;
-  key: Int32Array;
+  /** The upcall's full key: upcall `index` of `records`. */
+  records: UpcallRecords;
+  index: number;
   mask: Int32Array;
   actions: string;
   version: number;
@@ -220,12 +222,13 @@ export class UpcallDispatcher {
   private dispatch(records: ArrayBuffer, count: number, stride: number): void {
     const words = new Int32Array(records);
     const nowMs = Date.now();
+    const learns = this.controller.learns;
     const lanes = new Map<number, number[]>();
     for (let i = 0; i < count; i++) {
       const base = i * stride;
       const kind = words[base + UpcallWord.KIND];
       if (kind === UpcallKind.MISS) {
-        this.controller.observe({ kind, key: words.subarray(base + UpcallWord.KEY, base + UpcallWord.KEY + FLOW_KEY_WORDS) }, nowMs);
+        if (learns) this.controller.observe({ kind, key: words.subarray(base + UpcallWord.KEY, base + UpcallWord.KEY + FLOW_KEY_WORDS) }, nowMs);
         const lane = this.laneOf(words[base + UpcallWord.IN_PORT], words[base + UpcallWord.HASH]);
         const members = lanes.get(lane);
         if (members) members.push(i);
@@ -307,13 +310,14 @@ export class UpcallDispatcher {
     const ufids = new Int32Array(total * 4);
     const puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[] = [];
     const ukeys: PendingUkey[] = [];
-    const executes: { upcall: Upcall; actions: ActionSpec[] }[] = [];
+    const executes: { records: UpcallRecords; index: number; actions: ActionSpec[] }[] = [];
     let at = 0;
     for (const { result, count, stride } of round) {
       const masks = new Int32Array(result.masks);
+      const records = new UpcallRecords(result.records, stride);
+      const words = records.words;
       for (let i = 0; i < count; i++) {
-        const upcall = readUpcall(result.records, stride, i);
-        if (upcall.kind !== UpcallKind.MISS) continue;
+        if (records.kind(i) !== UpcallKind.MISS) continue;
         this.stats.handled++;
         if (result.errors[i] !== null) {
           this.stats.translateErrors++;
@@ -326,12 +330,14 @@ export class UpcallDispatcher {
           this.stats.translateErrors++;
           continue;
         }
-        const mask = masks.subarray(i * FLOW_KEY_WORDS, (i + 1) * FLOW_KEY_WORDS);
-        if (this.subscribers.size > 0) this.emit(upcall, result.actions[i]);
-        executes.push({ upcall, actions });
+        const maskAt = i * FLOW_KEY_WORDS;
+        if (this.subscribers.size > 0) this.emit(readUpcall(result.records, stride, i), result.actions[i]);
+        executes.push({ records, index: i, actions });
         if (!result.install[i]) continue;
         const k = at * FLOW_KEY_WORDS;
-        for (let w = 0; w < FLOW_KEY_WORDS; w++) maskedKeys[k + w] = upcall.key[w] & mask[w];
+        const keyAt = records.keyAt(i);
+        for (let w = 0; w < FLOW_KEY_WORDS; w++) maskedKeys[k + w] = words[keyAt + w] & masks[maskAt + w];
+        const mask = masks.subarray(maskAt, maskAt + FLOW_KEY_WORDS);
         const masked = maskedKeys.subarray(k, k + FLOW_KEY_WORDS);
         deriveUfidWords(masked, mask, ufids, at * 4);
         if (this.pending.get(ufids, at * 4) >= 0 || this.ukeys.has(ufids, at * 4)) {
@@ -344,19 +350,20 @@ export class UpcallDispatcher {
         }
         this.pending.set(ufids, at * 4, 1);
         puts.push({ spec: { key: masked, mask, actions, ufidWords: ufids.subarray(at * 4, at * 4 + 4) }, flags: PutFlags.CREATE });
-        ukeys.push({ at, key: upcall.key, mask, actions: result.actions[i], version: result.version });
+        ukeys.push({ at, records, index: i, mask, actions: result.actions[i], version: result.version });
         at++;
       }
     }
     const runnable: { frame: Uint8Array; actions: ActionSpec[]; inPort: number; queuedMs: number }[] = [];
-    for (const { upcall, actions } of executes) {
+    for (const { records, index, actions } of executes) {
       // A drop decision needs no execute; a frame cut by the ring's snaplen cannot be executed.
       if (actions.every((a) => a.type === 'drop')) continue;
-      if (upcall.frame.length < upcall.frameLength) {
+      const frame = records.frame(index);
+      if (frame.length < records.frameLength(index)) {
         this.stats.executeErrors++;
         continue;
       }
-      runnable.push({ frame: upcall.frame, actions, inPort: upcall.inPort, queuedMs: upcall.queuedMs });
+      runnable.push({ frame, actions, inPort: records.inPort(index), queuedMs: records.queuedMs(index) });
     }
     // The puts and the executes are queued at once (an execute does not wait for its flow, as in
     // OVS): worker 0's channel runs the execute transaction right after the put's, without a turn
@@ -377,7 +384,8 @@ export class UpcallDispatcher {
           return;
         }
         const u = ukeys[j];
-        this.ukeys.set(ufids.subarray(u.at * 4, u.at * 4 + 4), u.key, u.mask, u.actions, u.version, nowMs, outcome.id);
+        const keyAt = u.records.keyAt(u.index);
+        this.ukeys.set(ufids.subarray(u.at * 4, u.at * 4 + 4), u.records.words.subarray(keyAt, keyAt + FLOW_KEY_WORDS), u.mask, u.actions, u.version, nowMs, outcome.id);
         this.stats.flowsInstalled++;
       });
     } finally {

@@ -164,6 +164,50 @@ export class RingUpcalls implements UpcallHook {
   }
 }
 
+/**
+ * Upcall records (from takePacked, or back from a handler) read field by field in place: the
+ * dispatcher's apply step reads every upcall of a batch, and readUpcall's object of five views
+ * per upcall was a third of what the control thread allocated at 100k setups/s.
+ */
+export class UpcallRecords {
+  readonly words: Int32Array;
+  private readonly times: Float64Array;
+
+  constructor(readonly buffer: ArrayBuffer, readonly stride: number) {
+    this.words = new Int32Array(buffer);
+    // Whole records only: an even stride keeps every record's time word 8-byte aligned.
+    this.times = new Float64Array(buffer, 0, buffer.byteLength >> 3);
+  }
+
+  kind(i: number): number {
+    return this.words[i * this.stride + UpcallWord.KIND];
+  }
+
+  inPort(i: number): number {
+    return this.words[i * this.stride + UpcallWord.IN_PORT];
+  }
+
+  frameLength(i: number): number {
+    return this.words[i * this.stride + UpcallWord.FRAME_LEN];
+  }
+
+  /** When the worker queued it (performance.timeOrigin + performance.now(), ms). */
+  queuedMs(i: number): number {
+    return this.times[(i * this.stride + UpcallWord.TIME) >> 1];
+  }
+
+  /** Where upcall `i`'s flow key starts in `words`. */
+  keyAt(i: number): number {
+    return i * this.stride + UpcallWord.KEY;
+  }
+
+  /** A view of the frame bytes the ring captured (all of it unless longer than the snaplen). */
+  frame(i: number): Uint8Array {
+    const base = i * this.stride;
+    return new Uint8Array(this.buffer, (base + FRAME_WORD) * 4, this.words[base + UpcallWord.CAPTURED_LEN]);
+  }
+}
+
 /** One upcall as the slow path sees it (views into the records it was read from). */
 export interface Upcall {
   kind: UpcallKind;
@@ -258,7 +302,9 @@ export class UpcallConsumer {
     for (let i = 0; i < count; i++) {
       const base = HEADER_WORDS + ((this.consumer + i) & this.mask) * this.stride;
       const used = FRAME_WORD + ((this.words[base + UpcallWord.CAPTURED_LEN] + 3) >> 2);
-      out.set(this.words.subarray(base, base + used), i * stride);
+      // A word loop, not set(subarray): no view allocated per upcall.
+      const to = i * stride;
+      for (let w = 0; w < used; w++) out[to + w] = this.words[base + w];
     }
     this.consumer = (this.consumer + count) | 0;
     Atomics.store(this.words, CONSUMER, this.consumer);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FLOW_KEY_WORDS } from '../../src/flow-key';
 import { UkeyTable } from '../../src/ukey-table';
-import { createUpcallRing, UpcallProducer, UpcallConsumer, UpcallKind, readUpcall } from '../../src/upcall-ring';
+import { createUpcallRing, UpcallProducer, UpcallConsumer, UpcallKind, UpcallRecords, readUpcall } from '../../src/upcall-ring';
 
 const ufid = (n: number) => Int32Array.of(n, n * 7, -n, 0x5a5a5a5a);
 const words = (fill: number) => new Int32Array(FLOW_KEY_WORDS).fill(fill);
@@ -49,18 +49,26 @@ test('upcall ring: takePacked cuts records to the batch longest and reads back t
   for (let i = 0; i < 3; i++) {
     key[0] = i;
     const frame = new Uint8Array(60 + i * 20).map((_, b) => (b + i) & 0xff);
-    producer.push(UpcallKind.MISS, 1, key, 0, frame, 0, frame.length, i, 1.5, new Int32Array(0), 0, 0);
+    producer.push(i === 1 ? UpcallKind.ACTION : UpcallKind.MISS, 1 + i, key, 0, frame, 0, frame.length, i, 1.5 + i, new Int32Array(0), 0, 0);
   }
   producer.publish();
   const { records, count, stride } = consumer.takePacked(64);
   assert.equal(count, 3);
   assert.ok(stride < consumer.stride && stride % 2 === 0);
+  const inPlace = new UpcallRecords(records, stride);
   for (let i = 0; i < 3; i++) {
     const u = readUpcall(records, stride, i);
     assert.equal(u.key[0], i);
     assert.equal(u.frameLength, 60 + i * 20);
     assert.deepEqual([...u.frame], [...new Uint8Array(60 + i * 20).map((_, b) => (b + i) & 0xff)]);
-    assert.equal(u.queuedMs, 1.5);
+    assert.equal(u.queuedMs, 1.5 + i);
+    // The in-place reader says the same.
+    assert.equal(inPlace.kind(i), u.kind);
+    assert.equal(inPlace.inPort(i), 1 + i);
+    assert.equal(inPlace.frameLength(i), u.frameLength);
+    assert.equal(inPlace.queuedMs(i), u.queuedMs);
+    assert.deepEqual(inPlace.words.subarray(inPlace.keyAt(i), inPlace.keyAt(i) + FLOW_KEY_WORDS), u.key);
+    assert.deepEqual(inPlace.frame(i), u.frame);
   }
   assert.equal(consumer.pending(), 0);
 });
