@@ -10,6 +10,7 @@
 import { Classifier, Subtable, LOOKUP_BATCH_MAX } from './classifier';
 import { ExactMatchCache, sameKeys } from './emc';
 import { SignatureMatchCache } from './smc';
+import { CachePolicy } from './cache-policy';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { finishHash } from './flow-hash';
 import { FlowStat } from './flow-table';
@@ -85,6 +86,8 @@ export class WorkerFlows {
   private readonly flowsOfPort = new Int32Array(PORT_NUMBERS);
   private readonly portOnlyFlow = new Int32Array(PORT_NUMBERS).fill(-1);
   private readonly subtables: (Subtable | null)[];
+  /** Whether batches use the caches, by what they cost (see cache-policy.ts). */
+  readonly cachePolicy: CachePolicy;
   /** Lookup counters: hits in the exact-match cache, in the signature cache, in the classifier, misses. */
   emcHits = 0;
   simpleHits = 0;
@@ -96,6 +99,7 @@ export class WorkerFlows {
     this.emc = new ExactMatchCache(emcEntries, emcInsertInverse);
     this.smc = new SignatureMatchCache(smcEntries);
     this.cached = emcEntries !== 0 || smcEntries !== 0;
+    this.cachePolicy = new CachePolicy(performance.now());
     this.generations = new Int32Array(limit);
     this.outputs = new Int32Array(limit).fill(PROGRAM_DROP);
     this.needsKey = new Uint8Array(limit);
@@ -184,22 +188,40 @@ export class WorkerFlows {
     }
   }
 
-  /** lookupBatch() of keys none of which repeats its predecessor; `levels[i]` says who answered. */
+  /**
+   * lookupBatch() of keys none of which repeats its predecessor; `levels[i]` says who answered.
+   * With caches configured, the cache policy says whether this batch uses them, and is told what
+   * the batch cost (two clock reads a batch).
+   */
   private lookupDistinct(keys: Int32Array, keyAts: Int32Array, count: number, flows: Int32Array, levels: Int32Array): void {
     if (!this.cached) {
-      // No EMC and no SMC: no cache hash to compute, the batch goes to the classifier as it is.
-      this.classifier.lookupBatch(keys, keyAts, count, flows);
-      for (let i = 0; i < count; i++) {
-        if (flows[i] >= 0) {
-          this.megaflowHits++;
-          levels[i] = Level.MEGAFLOW;
-        } else {
-          this.missed++;
-          levels[i] = Level.MISS;
-        }
-      }
+      this.lookupUncached(keys, keyAts, count, flows, levels);
       return;
     }
+    const policy = this.cachePolicy;
+    const started = performance.now();
+    if (policy.useCaches) this.lookupCached(keys, keyAts, count, flows, levels);
+    else this.lookupUncached(keys, keyAts, count, flows, levels);
+    const ended = performance.now();
+    policy.record(count, ended - started, ended);
+  }
+
+  /** The batch straight to the classifier: no cache hash, no cache probed or filled. */
+  private lookupUncached(keys: Int32Array, keyAts: Int32Array, count: number, flows: Int32Array, levels: Int32Array): void {
+    this.classifier.lookupBatch(keys, keyAts, count, flows);
+    for (let i = 0; i < count; i++) {
+      if (flows[i] >= 0) {
+        this.megaflowHits++;
+        levels[i] = Level.MEGAFLOW;
+      } else {
+        this.missed++;
+        levels[i] = Level.MISS;
+      }
+    }
+  }
+
+  /** Each key through the EMC, then the SMC, then the ones they missed through the classifier together. */
+  private lookupCached(keys: Int32Array, keyAts: Int32Array, count: number, flows: Int32Array, levels: Int32Array): void {
     const hashes = this.batchHashes;
     const missAts = this.missAts;
     const missIndex = this.missIndex;

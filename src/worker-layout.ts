@@ -130,6 +130,8 @@ export const enum WorkerStat {
   BATCH_DESCRIPTORS,
   BATCH_SIZE_1,
   BATCH_SIZE_LAST = BATCH_SIZE_1 + 6,
+  /** Keys looked up without the EMC and SMC because they cost more than they saved (cache-policy.ts). */
+  CACHE_BYPASSED,
   COUNT,
 }
 
@@ -148,6 +150,7 @@ export const WORKER_STAT_NAMES = [
   'emcHits', 'smcHits', 'megaflowHits', 'missed', 'subtableProbes', 'droppedByAction', 'malformed', 'commands',
   'upcalls', 'upcallsLost', 'recirculations', 'simpleHits', 'dropRecircLimit', 'dropMeter', 'dropNoFrame', 'dropNoHeadroom', 'dropNoPort', 'frameCopies',
   'busyMs', 'idleMs', 'batchDescriptors', 'batchSize1', 'batchSize2', 'batchSize4', 'batchSize8', 'batchSize16', 'batchSize32', 'batchSize64',
+  'cacheBypassed',
 ] as const;
 export type WorkerStatName = (typeof WORKER_STAT_NAMES)[number];
 

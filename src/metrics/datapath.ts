@@ -64,6 +64,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
   const malformed = metrics.counter('xdpts_worker_malformed_frames_total', 'Frames with truncated or malformed headers (looked up with the key up to the last valid layer).', worker);
   const actionDrops = metrics.counter('xdpts_worker_action_drops_total', 'Frames dropped by their flow\'s actions.', worker);
   const commands = metrics.counter('xdpts_worker_commands_total', 'Control transactions (flow changes) the worker applied.', worker);
+  const cacheBypassed = metrics.counter('xdpts_worker_cache_bypassed_lookups_total', 'Lookups that skipped the exact-match and signature caches because the worker measured them costing more than they saved.', worker);
   const umemFrames = metrics.gauge('xdpts_worker_umem_frames', 'UMEM frames by where they are: free, in_flight (in the worker\'s hands), rx_side (fill ring, kernel, rx ring), tx_side (tx ring, kernel, completion ring).', ['worker', 'state']);
   const umemSize = metrics.gauge('xdpts_worker_umem_size_frames', 'Frames in the worker\'s UMEM.', worker);
 
@@ -106,7 +107,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
     perHit.set({}, s.subtableLookupsPerHit);
   });
 
-  const workerFamilies = [running, busy, idle, loops, idleLoops, sleeps, batchSize, malformed, actionDrops, commands, umemFrames, umemSize];
+  const workerFamilies = [running, busy, idle, loops, idleLoops, sleeps, batchSize, malformed, actionDrops, commands, cacheBypassed, umemFrames, umemSize];
   const counts = new Float64Array(BATCH_SIZE_BOUNDS.length);
   const removeWorkers = metrics.addCollector('workers', workerFamilies, () => {
     for (const w of dp.workerStats()) {
@@ -122,6 +123,7 @@ export function registerDatapathMetrics(metrics: MetricsRegistry, dp: Datapath):
       malformed.set(labels, w.malformed);
       actionDrops.set(labels, w.droppedByAction);
       commands.set(labels, w.commands);
+      cacheBypassed.set(labels, w.cacheBypassed);
       umemFrames.set({ ...labels, state: 'free' }, w.frames.free);
       umemFrames.set({ ...labels, state: 'in_flight' }, w.frames.inFlight);
       umemFrames.set({ ...labels, state: 'rx_side' }, w.frames.rxSide);

@@ -146,6 +146,9 @@ test('a scrape over HTTP reports the traffic sent through memory ports', async (
     assert.ok(sampleValue(m, 'xdpts_worker_idle_seconds_total', w) > 0);
     assert.ok(sampleValue(m, 'xdpts_worker_loops_total', w) >= sampleValue(m, 'xdpts_worker_idle_loops_total', w));
     assert.equal(sampleValue(m, 'xdpts_worker_commands_total', w), 3);
+    // Exported per worker; only a bypass trial (one each EVAL_PERIOD_MS) or a bypassing worker adds to it.
+    assert.ok(m.has('xdpts_worker_cache_bypassed_lookups_total'));
+    assert.ok(sampleValue(m, 'xdpts_worker_cache_bypassed_lookups_total', w) <= hit + missed.length);
     const size = sampleValue(m, 'xdpts_worker_umem_size_frames', w);
     assert.equal(size, 1024 * 4, 'framesPerPort for each of maxPorts ports (2 declared, 2 spare by default)');
     const frames = ['free', 'in_flight', 'rx_side', 'tx_side'].reduce((sum, state) => sum + sampleValue(m, 'xdpts_worker_umem_frames', { ...w, state }), 0);
