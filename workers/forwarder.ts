@@ -731,7 +731,7 @@ class Forwarder implements OutputSink {
     ws[WorkerStat.MEGAFLOW_HITS] = flows.megaflowHits;
     ws[WorkerStat.MISSED] = flows.missed;
     ws[WorkerStat.SUBTABLE_PROBES] = flows.classifier.probes;
-    ws[WorkerStat.CACHE_BYPASSED] = flows.cachePolicy.bypassedKeys;
+    ws[WorkerStat.CACHE_BYPASSED] = flows.cacheBypassed;
   }
 
   /** End of a command transaction: its packet executes' outputs onto their tx rings, before the reply. */
