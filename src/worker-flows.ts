@@ -193,7 +193,7 @@ export class WorkerFlows {
 
   /**
    * lookupBatch() of keys none of which repeats its predecessor; `levels[i]` says who answered.
-   * With caches configured, the cache policy says whether this batch uses them, and is told what
+   * With caches configured, the cache policy says whether this batch uses them, and is told
    * what a sample of batches cost.
    */
   private lookupDistinct(keys: Int32Array, keyAts: Int32Array, count: number, flows: Int32Array, levels: Int32Array): void {
