@@ -36,9 +36,10 @@ export interface DatapathConfig {
   maxPortsDeclared: boolean;
   /**
    * controlCpus: where every thread but the workers runs (thread-placement.ts); 'auto' keeps them off
-   * the pinned workers' CPUs, 'any' leaves them alone.
+   * the pinned workers' CPUs, 'any' leaves them alone. helperNice (opt-in): the nice value V8's
+   * helper threads get when the control threads are placed and node runs with --single-threaded-gc.
    */
-  workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive'; controlCpus: ControlCpus };
+  workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive'; controlCpus: ControlCpus; helperNice: number };
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };
   /** Port name -> port name: installs the flow `in_port(from) actions:to` at start. */
   forward: Record<string, string>;
@@ -200,7 +201,7 @@ export function parseConfig(input: Json): DatapathConfig {
   // Two spare by default: a port can be added (or replaced) at run time without a restart.
   const maxPorts = integer('config.maxPorts', root.maxPorts, ports.length, MAX_PORT_SLOTS, Math.min(ports.length + 2, MAX_PORT_SLOTS));
 
-  const w = object('config.workers', root.workers ?? {}, ['count', 'cpus', 'idle', 'controlCpus']);
+  const w = object('config.workers', root.workers ?? {}, ['count', 'cpus', 'idle', 'controlCpus', 'helperNice']);
   const count = integer('config.workers.count', w.count, 1, 64, 1);
   let cpus: (number | null)[] = new Array(count).fill(null);
   if (w.cpus !== undefined) {
@@ -213,6 +214,7 @@ export function parseConfig(input: Json): DatapathConfig {
   if (wantedCpus === 'auto' || wantedCpus === 'any') controlCpus = wantedCpus;
   else if (Array.isArray(wantedCpus) && wantedCpus.length > 0) controlCpus = wantedCpus.map((c: Json, i: number) => cpuNumber(`config.workers.controlCpus[${i}]`, c));
   else fail('config.workers.controlCpus', '"auto", "any" or a non-empty list of CPU numbers', wantedCpus);
+  const helperNice = integer('config.workers.helperNice', w.helperNice, 0, 19, 0);
 
   const u = object('config.umem', root.umem ?? {}, ['frameSize', 'framesPerPort', 'ringSize', 'hugepages']);
   const frameSize = powerOfTwo('config.umem.frameSize', u.frameSize, 2048, 4096, 4096);
@@ -286,7 +288,7 @@ export function parseConfig(input: Json): DatapathConfig {
     ports,
     maxPorts,
     maxPortsDeclared: root.maxPorts !== undefined,
-    workers: { count, cpus, idle, controlCpus },
+    workers: { count, cpus, idle, controlCpus, helperNice },
     umem: { frameSize, framesPerPort, ringSize, hugepages: u.hugepages === true },
     forward,
     flows,

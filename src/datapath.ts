@@ -54,7 +54,7 @@ import { Revalidator } from './revalidator';
 import { SlowPathController } from './slowpath/slow-path';
 import { MeterBank, MeterBankWriter } from './meter';
 import { MeterTable } from './meter-table';
-import { placeControlThreads, Placement } from './thread-placement';
+import { placeControlThreads, Placement, lowerHelperThreads, singleThreadedGc, HelperLowering } from './thread-placement';
 
 const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
 /**
@@ -164,6 +164,8 @@ export class Datapath {
   private kernelUmem = false;
   /** Where the threads other than the workers were put at start (thread-placement.ts). */
   threadPlacement: Placement = { cpus: null, reason: 'not started', threads: 0 };
+  /** What became of V8's helper threads' priority at start (thread-placement.ts). */
+  helperLowering: HelperLowering = { nice: null, threads: 0, reason: 'not started' };
   private readonly workers: WorkerHandle[] = [];
   /** The workers' per-flow stats arrays (FlowTable's backend.flowStats, called per flow by the revalidator). */
   private flowStatsArrays: Float64Array[] = [];
@@ -290,6 +292,11 @@ export class Datapath {
     if (this.threadPlacement.cpus) this.log('threads_placed', { cpus: this.threadPlacement.cpus, threads: this.threadPlacement.threads });
     // Not logged when nothing was asked (no pinned worker, or 'any'): only a placement that could not be made.
     else if (workers.controlCpus === 'auto' && workers.cpus.some((cpu) => cpu !== null)) this.log('threads_not_placed', { reason: this.threadPlacement.reason });
+    // Still before any worker or handler exists: the threads lowered now are V8's helpers (and
+    // those of libuv's pool, if it was started), not threads of ours.
+    this.helperLowering = lowerHelperThreads(this.threadPlacement.cpus !== null, workers.helperNice, singleThreadedGc(), process.pid);
+    if (this.helperLowering.nice !== null) this.log('helper_threads_lowered', { nice: this.helperLowering.nice, threads: this.helperLowering.threads });
+    else if (this.threadPlacement.cpus !== null && workers.helperNice !== 0) this.log('helper_threads_not_lowered', { reason: this.helperLowering.reason });
     for (let index = 0; index < workers.count; index++) {
       // Room for maxPorts ports: ports added at run time share the same UMEM.
       const frameCount = umem.framesPerPort * this.config.maxPorts;

@@ -14,6 +14,7 @@
  * handler pool, started from the control thread, inherits the control set.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { ConfigError } from './config-error';
 import { native } from './native';
 
@@ -54,6 +55,8 @@ export interface AffinitySystem {
   setThreadAffinity(tid: number, cpus: number[]): void;
   /** The thread ids of this process now. */
   threads(): number[];
+  /** Sets one thread's nice value (setpriority on a thread id affects that thread alone). */
+  setNice(tid: number, nice: number): void;
 }
 
 export function processAffinity(): AffinitySystem {
@@ -62,6 +65,7 @@ export function processAffinity(): AffinitySystem {
     threadAffinity: (tid) => addon.threadAffinity(tid),
     setThreadAffinity: (tid, cpus) => addon.setThreadAffinity(tid, cpus),
     threads: () => fs.readdirSync('/proc/self/task').map(Number),
+    setNice: (tid, nice) => os.setPriority(tid, nice),
   };
 }
 
@@ -90,4 +94,46 @@ export function placeControlThreads(workerCpus: (number | null)[], wanted: Contr
     }
   }
   return { ...choice, threads };
+}
+
+/** Whether node was started with V8's --single-threaded-gc (a V8 flag works only on the command line). */
+export function singleThreadedGc(execArgv: string[] = process.execArgv): boolean {
+  return execArgv.includes('--single-threaded-gc');
+}
+
+export interface HelperLowering {
+  /** The nice value given, or null when the helpers were left alone. */
+  nice: number | null;
+  threads: number;
+  reason: string | null;
+}
+
+/**
+ * Lowers V8's helper threads (and any other thread but `selfTid`, the control thread) to `nice`,
+ * before the workers and handlers exist. Why: the helpers run TurboFan jobs and GC tasks for
+ * every isolate of the process, on the control CPUs; a job held the control thread's CPU for
+ * 1.7-5 ms, and each delayed one generator tick of first packets (about 30 in 3 s at 10k
+ * setups/s). At nice 19 a woken control thread or handler takes the CPU from them; they still get
+ * what the CPU has spare, so compiling goes on under load, slower.
+ *
+ * Only with --single-threaded-gc: otherwise the control thread joins parallel GC jobs that a
+ * lowered helper may hold (at SCHED_IDLE that took first packets within 2 ms from 98% to 18-32%).
+ * Only when the control threads were placed (`placed`): the helpers then share the control CPUs.
+ */
+export function lowerHelperThreads(placed: boolean, nice: number, gcOnMainThread: boolean, selfTid: number, system?: AffinitySystem): HelperLowering {
+  if (nice === 0) return { nice: null, threads: 0, reason: 'workers.helperNice is 0' };
+  if (!placed) return { nice: null, threads: 0, reason: 'the control threads were not placed' };
+  if (!gcOnMainThread) return { nice: null, threads: 0, reason: 'node runs without --single-threaded-gc (start the daemon as node --single-threaded-gc .../cli.js run)' };
+  const sys = system ?? processAffinity();
+  let threads = 0;
+  for (const tid of sys.threads()) {
+    if (tid === selfTid) continue;
+    try {
+      sys.setNice(tid, nice);
+      threads++;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ESRCH') throw error;
+    }
+  }
+  return { nice, threads, reason: null };
 }

@@ -12,7 +12,7 @@ test('a minimal config gets the documented defaults', () => {
     ['eth0', 'afxdp', 1, 'native', 'auto'],
     ['m', 'memory', 2, 'native', 'auto'],
   ]);
-  assert.deepEqual(c.workers, { count: 1, cpus: [null], idle: 'adaptive', controlCpus: 'auto' });
+  assert.deepEqual(c.workers, { count: 1, cpus: [null], idle: 'adaptive', controlCpus: 'auto', helperNice: 0 });
   assert.deepEqual(c.umem, { frameSize: 4096, framesPerPort: 4096, ringSize: 2048, hugepages: false });
   assert.equal(c.control.socket, null);
 });

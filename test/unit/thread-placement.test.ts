@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { controlCpuSet, placeControlThreads, AffinitySystem } from '../../src/thread-placement';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { controlCpuSet, placeControlThreads, lowerHelperThreads, singleThreadedGc, AffinitySystem } from '../../src/thread-placement';
 import { ConfigError } from '../../src/config-error';
 import { parseConfig } from '../../src/config';
 import { Datapath } from '../../src/datapath';
@@ -42,7 +44,13 @@ test('the config takes auto (default), any or a non-empty list, and refuses anyt
 
 function fakeSystem(allowed: number[], threads: number[], fail: Map<number, string> = new Map()) {
   const set = new Map<number, number[]>();
+  const nice = new Map<number, number>();
   const system: AffinitySystem = {
+    setNice: (tid, value) => {
+      const code = fail.get(tid);
+      if (code) throw Object.assign(new Error(`set nice of thread ${tid}: ${code}`), { code });
+      nice.set(tid, value);
+    },
     threadAffinity: () => allowed,
     threads: () => threads,
     setThreadAffinity: (tid, cpus) => {
@@ -51,7 +59,7 @@ function fakeSystem(allowed: number[], threads: number[], fail: Map<number, stri
       set.set(tid, cpus);
     },
   };
-  return { system, set };
+  return { system, set, nice };
 }
 
 test('every thread is moved; one that ended meanwhile is skipped, any other failure is thrown', () => {
@@ -67,9 +75,33 @@ test('nothing to place touches nothing (no addon needed)', () => {
     threadAffinity: () => assert.fail('read the affinity'),
     threads: () => assert.fail('listed the threads'),
     setThreadAffinity: () => assert.fail('set an affinity'),
+    setNice: () => assert.fail('set a nice value'),
   };
   assert.deepEqual(placeControlThreads([null], 'auto', untouchable), { cpus: null, reason: 'no worker is pinned to a CPU', threads: 0 });
   assert.deepEqual(placeControlThreads([0], 'any', untouchable), { cpus: null, reason: 'workers.controlCpus is "any"', threads: 0 });
+});
+
+test('helper threads are lowered only when placed, asked for and with GC on the main thread; never the caller', () => {
+  const { system, nice } = fakeSystem([0, 1], [100, 101, 102, 103], new Map([[102, 'ESRCH']]));
+  assert.deepEqual(lowerHelperThreads(true, 19, true, 100, system), { nice: 19, threads: 2, reason: null });
+  assert.deepEqual([...nice], [[101, 19], [103, 19]], 'the caller (the control thread) and a thread that ended are skipped');
+  const untouched = fakeSystem([0, 1], [100, 101]);
+  assert.deepEqual(lowerHelperThreads(true, 0, true, 100, untouched.system), { nice: null, threads: 0, reason: 'workers.helperNice is 0' });
+  assert.deepEqual(lowerHelperThreads(false, 19, true, 100, untouched.system).reason, 'the control threads were not placed');
+  assert.match(lowerHelperThreads(true, 19, false, 100, untouched.system).reason ?? '', /without --single-threaded-gc/);
+  assert.equal(untouched.nice.size, 0);
+  const denied = fakeSystem([0, 1], [100, 101], new Map([[101, 'EPERM']]));
+  assert.throws(() => lowerHelperThreads(true, 19, true, 100, denied.system), { message: 'set nice of thread 101: EPERM' });
+  assert.equal(singleThreadedGc(['--single-threaded-gc']), true);
+  assert.equal(singleThreadedGc(['--max-old-space-size=100']), false);
+});
+
+test('the config takes helperNice 0..19 (0, off, by default) and refuses anything else by its path', () => {
+  const base = { ports: [{ name: 'm0', type: 'memory' }] };
+  assert.equal(parseConfig(base).workers.helperNice, 0);
+  assert.equal(parseConfig({ ...base, workers: { helperNice: 19 } }).workers.helperNice, 19);
+  assert.throws(() => parseConfig({ ...base, workers: { helperNice: 20 } }), /config\.workers\.helperNice/);
+  assert.throws(() => parseConfig({ ...base, workers: { helperNice: -5 } }), /config\.workers\.helperNice/);
 });
 
 const addonOptions = fs.existsSync(ADDON_PATH) || REQUIRE_KERNEL ? {} : { skip: 'addon not built' };
@@ -127,4 +159,53 @@ test('a datapath with a pinned worker keeps every other thread, handlers include
     } finally {
       await dp.stop();
     }
+  });
+
+test('started with --single-threaded-gc, a datapath with a pinned worker lowers V8\'s helper threads, and only them',
+  twoCpus || REQUIRE_KERNEL ? {} : { skip: 'needs 2 CPUs and the addon' }, () => {
+    // A child node, since V8 flags work only on the command line.
+    const dist = path.join(__dirname, '..', '..', 'src');
+    const script = `
+      const fs = require('node:fs');
+      const { Datapath } = require(${JSON.stringify(path.join(dist, 'datapath'))});
+      const { parseConfig } = require(${JSON.stringify(path.join(dist, 'config'))});
+      const { native } = require(${JSON.stringify(path.join(dist, 'native'))});
+      (async () => {
+        // The test process may have been placed by the test before (its CPUs are inherited).
+        native().setThreadAffinity(0, require('node:os').cpus().map((_, cpu) => cpu));
+        const allowed = native().threadAffinity(0);
+        const workerCpu = allowed[allowed.length - 1];
+        const logs = [];
+        const dp = await Datapath.start(parseConfig({
+          datapath: 'helpers',
+          ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
+          umem: { ringSize: 256, framesPerPort: 1024 },
+          forward: { m0: 'm1' },
+          workers: { count: 1, cpus: [workerCpu], idle: 'adaptive', helperNice: 19 },
+          slowPath: { type: 'normal' },
+          upcalls: { handlers: 1 },
+        }), (event, fields) => logs.push({ event, ...fields }));
+        const threads = fs.readdirSync('/proc/self/task').map((tid) => {
+          const stat = fs.readFileSync('/proc/self/task/' + tid + '/stat', 'utf8').split(') ')[1].split(' ');
+          const cpus = /Cpus_allowed_list:\\s*(\\S+)/.exec(fs.readFileSync('/proc/self/task/' + tid + '/status', 'utf8'))[1];
+          return { tid: Number(tid), nice: Number(stat[16]), onWorkerCpu: cpus === String(workerCpu) };
+        });
+        await dp.stop();
+        console.log(JSON.stringify({ pid: process.pid, lowering: dp.helperLowering, logs: logs.filter((l) => l.event.startsWith('helper_')), threads }));
+      })().catch((error) => { console.error(error); process.exit(1); });`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--single-threaded-gc', '-e', script], { encoding: 'utf8' }).trim().split('\n').pop() as string) as {
+      pid: number; lowering: { nice: number; threads: number }; logs: { event: string }[]; threads: { tid: number; nice: number; onWorkerCpu: boolean }[];
+    };
+    assert.equal(out.lowering.nice, 19);
+    assert.deepEqual(out.logs.map((l) => l.event), ['helper_threads_lowered']);
+    const main = out.threads.find((t) => t.tid === out.pid);
+    assert.equal(main?.nice, 0, 'the control thread keeps its priority');
+    const worker = out.threads.filter((t) => t.onWorkerCpu);
+    assert.equal(worker.length, 1);
+    assert.equal(worker[0].nice, 0, 'the worker, started after, keeps its priority');
+    const lowered = out.threads.filter((t) => t.nice === 19);
+    assert.equal(lowered.length, out.lowering.threads, 'the threads that existed before the workers: V8\'s helpers');
+    assert.ok(lowered.length >= 2, `V8's helper threads: ${JSON.stringify(out.threads)}`);
+    // The worker and the handler (and their isolates' threads) came later, at the control thread's priority.
+    assert.ok(out.threads.filter((t) => t.nice === 0).length >= 3, JSON.stringify(out.threads));
   });
