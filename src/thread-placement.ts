@@ -84,16 +84,26 @@ export function placeControlThreads(workerCpus: (number | null)[], wanted: Contr
   const system = affinity ?? processAffinity();
   const choice = controlCpuSet(system.threadAffinity(0), workerCpus, wanted);
   if (choice.cpus === null) return { ...choice, threads: 0 };
+  const cpus = choice.cpus;
+  return { ...choice, threads: eachThread(system, -1, (tid) => system.setThreadAffinity(tid, cpus)) };
+}
+
+/**
+ * Runs `change` on every thread of the process but `except`; returns how many it changed. A thread
+ * that ends meanwhile (ESRCH) is skipped; any other failure throws.
+ */
+function eachThread(system: AffinitySystem, except: number, change: (tid: number) => void): number {
   let threads = 0;
   for (const tid of system.threads()) {
+    if (tid === except) continue;
     try {
-      system.setThreadAffinity(tid, choice.cpus);
+      change(tid);
       threads++;
     } catch (error) {
       if ((error as { code?: string }).code !== 'ESRCH') throw error;
     }
   }
-  return { ...choice, threads };
+  return threads;
 }
 
 /** Whether node was started with V8's --single-threaded-gc (a V8 flag works only on the command line). */
@@ -125,15 +135,5 @@ export function lowerHelperThreads(placed: boolean, nice: number, gcOnMainThread
   if (!placed) return { nice: null, threads: 0, reason: 'the control threads were not placed' };
   if (!gcOnMainThread) return { nice: null, threads: 0, reason: 'node runs without --single-threaded-gc (start the daemon as node --single-threaded-gc .../cli.js run)' };
   const sys = system ?? processAffinity();
-  let threads = 0;
-  for (const tid of sys.threads()) {
-    if (tid === selfTid) continue;
-    try {
-      sys.setNice(tid, nice);
-      threads++;
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'ESRCH') throw error;
-    }
-  }
-  return { nice, threads, reason: null };
+  return { nice, threads: eachThread(sys, selfTid, (tid) => sys.setNice(tid, nice)), reason: null };
 }
