@@ -106,6 +106,11 @@ function dropRate(a: LoadState, b: LoadState): number {
   return Math.round((b.d0RxDropped - a.d0RxDropped) / ((b.atMs - a.atMs) / 1000));
 }
 
+async function flushFlows(dp: DatapathProcess): Promise<void> {
+  await dp.client.call('flow.flush');
+  await new Promise((r) => setTimeout(r, 700)); // the revalidator forgets the flushed flows
+}
+
 async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: number, pacedMax: number, warmupSeconds: number) {
   const paced = rate <= pacedMax;
   if (paced && warmupSeconds > 0) {
@@ -116,15 +121,11 @@ async function setupRate(rig: Rig, dp: DatapathProcess, rate: number, seconds: n
     // daemon's life costs tens of ms a packet; after one second of warm-up, 97.5-98.6% of first
     // packets took <= 2 ms at 10k/s, and ~30 jobs still ran during the measurement (most of them
     // re-optimizing what the flush had deoptimized).
-    for (const [round, share] of [[0, 0.5], [1, 0.5]]) {
-      await newFlows(rig, rate, warmupSeconds * share, pacedMax, 50_000_000 + round * 20_000_000);
-      await dp.client.call('flow.flush');
-      await new Promise((r) => setTimeout(r, 700)); // the revalidator forgets the flushed flows
+    for (const round of [0, 1]) {
+      await newFlows(rig, rate, warmupSeconds / 2, pacedMax, 50_000_000 + round * 20_000_000);
+      await flushFlows(dp);
     }
-  } else {
-    await dp.client.call('flow.flush');
-    await new Promise((r) => setTimeout(r, 700));
-  }
+  } else await flushFlows(dp);
   const before = await dp.client.call<UpcallStats>('upcall.stats');
   const storm = await newFlows(rig, rate, seconds, pacedMax);
   await new Promise((r) => setTimeout(r, 1000)); // the queues drain
@@ -188,7 +189,6 @@ async function main(): Promise<void> {
       const afterAlone = await loadState(dp);
       const stormRate = Number(argValue('storm-rate', '100000'));
       if (!(stormRate >= 1)) throw new Error(`--storm-rate must be a positive number of new flows/s, not ${argValue('storm-rate', '')}`);
-      const beforeLoad = await loadState(dp);
       const beforeStorm = await dp.client.call<UpcallStats>('upcall.stats');
       const lookupsBeforeStorm = await dp.client.call<{ missed: number; lost: number }>('datapath.stats');
       const [during, storm] = await Promise.all([
@@ -209,6 +209,11 @@ async function main(): Promise<void> {
         setupsPerSecond: Math.round((afterStorm.flowsInstalled - beforeStorm.flowsInstalled) / (seconds + 1)),
       };
       const ratio = during.deliveredPps / alone.deliveredPps;
+      // The during-window starts where the alone one ended: nothing ran between them.
+      const busyAlone = busyShare(beforeAlone, afterAlone);
+      const busyDuring = busyShare(afterAlone, afterLoad);
+      const droppedAlone = dropRate(beforeAlone, afterAlone);
+      const droppedDuring = dropRate(afterAlone, afterLoad);
       // The established generator shares CPU 0 with the storm's: what it offered tells the rig's part
       // from the datapath's (the share of the offered frames delivered, alone and during the storm).
       const shareAlone = alone.deliveredPps / Math.max(1, alone.offeredPps);
@@ -217,11 +222,10 @@ async function main(): Promise<void> {
         duringOfferedPps: during.offeredPps, duringDeliveredPps: during.deliveredPps, ratio, deliveredShareAlone: shareAlone, deliveredShareDuring: shareDuring,
         stormOfferedPps: stormSeen.offeredPps, stormMissesPerSecond: stormSeen.missesPerSecond, stormUpcallsPerSecond: stormSeen.upcallsPerSecond, stormLostPerSecond: stormSeen.lostPerSecond,
         stormSetupsPerSecond: stormSeen.setupsPerSecond,
-        workerBusyAlone: busyShare(beforeAlone, afterAlone), workerBusyDuring: busyShare(beforeLoad, afterLoad),
-        d0RxDroppedPpsAlone: dropRate(beforeAlone, afterAlone), d0RxDroppedPpsDuring: dropRate(beforeLoad, afterLoad) };
+        workerBusyAlone: busyAlone, workerBusyDuring: busyDuring, d0RxDroppedPpsAlone: droppedAlone, d0RxDroppedPpsDuring: droppedDuring };
       console.log(`established flow: ${alone.deliveredPps} pps alone, ${during.deliveredPps} pps during a ${stormRate}/s setup storm: ratio ${ratio.toFixed(2)}`);
       console.log(`  offered ${alone.offeredPps} pps alone and ${during.offeredPps} pps during the storm; delivered ${(shareAlone * 100).toFixed(1)}% and ${(shareDuring * 100).toFixed(1)}% of it`);
-      console.log(`  the worker busy ${(busyShare(beforeAlone, afterAlone) * 100).toFixed(0)}% of its loop time alone, ${(busyShare(beforeLoad, afterLoad) * 100).toFixed(0)}% during; d0 dropped ${dropRate(beforeAlone, afterAlone)} and ${dropRate(beforeLoad, afterLoad)} frames/s on receive (rx ring full: the worker fell behind)`);
+      console.log(`  the worker busy ${(busyAlone * 100).toFixed(0)}% of its loop time alone, ${(busyDuring * 100).toFixed(0)}% during; d0 dropped ${droppedAlone} and ${droppedDuring} frames/s on receive (rx ring full: the worker fell behind)`);
       console.log(`  the storm's generator offered ${stormSeen.offeredPps} new flows/s: ${stormSeen.missesPerSecond} misses/s, ${stormSeen.upcallsPerSecond} upcalls/s, ${stormSeen.lostPerSecond} lost/s, ${stormSeen.setupsPerSecond} setups/s`);
     } finally {
       await dp.stop();
