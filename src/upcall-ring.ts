@@ -204,8 +204,13 @@ export class UpcallRecords {
   /** A view of the frame bytes the ring captured (all of it unless longer than the snaplen). */
   frame(i: number): Uint8Array {
     const base = i * this.stride;
-    return new Uint8Array(this.buffer, (base + FRAME_WORD) * 4, this.words[base + UpcallWord.CAPTURED_LEN]);
+    return capturedFrame(this.buffer, base, this.words[base + UpcallWord.CAPTURED_LEN]);
   }
+}
+
+/** A view of the `captured` frame bytes of the record at word `base` of `records`. */
+function capturedFrame(records: ArrayBuffer | SharedArrayBuffer, base: number, captured: number): Uint8Array {
+  return new Uint8Array(records, (base + FRAME_WORD) * 4, captured);
 }
 
 /** One upcall as the slow path sees it (views into the records it was read from). */
@@ -230,12 +235,11 @@ export interface Upcall {
 export function readUpcall(records: ArrayBuffer | SharedArrayBuffer, stride: number, index: number): Upcall {
   const base = index * stride;
   const words = new Int32Array(records, base * 4, stride);
-  const captured = words[UpcallWord.CAPTURED_LEN];
   return {
     kind: words[UpcallWord.KIND],
     inPort: words[UpcallWord.IN_PORT],
     frameLength: words[UpcallWord.FRAME_LEN],
-    frame: new Uint8Array(records, (base + FRAME_WORD) * 4, captured),
+    frame: capturedFrame(records, base, words[UpcallWord.CAPTURED_LEN]),
     hash: words[UpcallWord.HASH],
     key: words.subarray(UpcallWord.KEY, UpcallWord.KEY + FLOW_KEY_WORDS),
     userdata: new Uint8Array(records, (base + UpcallWord.USERDATA) * 4, words[UpcallWord.USERDATA_LEN]),
