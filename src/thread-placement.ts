@@ -34,19 +34,26 @@ export interface ControlCpuChoice {
  * config error; a list may share CPUs with workers (the operator's choice).
  */
 export function controlCpuSet(allowed: number[], workerCpus: (number | null)[], wanted: ControlCpus): ControlCpuChoice {
-  if (wanted === 'any') return { cpus: null, reason: 'workers.controlCpus is "any"' };
-  if (wanted === 'auto') {
-    const pinned = new Set(workerCpus.filter((cpu): cpu is number => cpu !== null));
-    if (pinned.size === 0) return { cpus: null, reason: 'no worker is pinned to a CPU' };
-    const rest = allowed.filter((cpu) => !pinned.has(cpu));
-    if (rest.length === 0) return { cpus: null, reason: `every CPU this process may use (${allowed.join(',')}) has a pinned worker` };
-    return { cpus: rest, reason: null };
+  if (Array.isArray(wanted)) {
+    const outside = wanted.filter((cpu) => !allowed.includes(cpu));
+    if (outside.length > 0) {
+      throw new ConfigError(`config.workers.controlCpus: CPU ${outside.join(', ')} is not one this process may use (${allowed.join(',')})`);
+    }
+    return { cpus: [...new Set(wanted)].sort((a, b) => a - b), reason: null };
   }
-  const outside = wanted.filter((cpu) => !allowed.includes(cpu));
-  if (outside.length > 0) {
-    throw new ConfigError(`config.workers.controlCpus: CPU ${outside.join(', ')} is not one this process may use (${allowed.join(',')})`);
-  }
-  return { cpus: [...new Set(wanted)].sort((a, b) => a - b), reason: null };
+  const none = nothingToPlace(workerCpus, wanted);
+  if (none !== null) return { cpus: null, reason: none };
+  const pinned = new Set(workerCpus.filter((cpu): cpu is number => cpu !== null));
+  const rest = allowed.filter((cpu) => !pinned.has(cpu));
+  if (rest.length === 0) return { cpus: null, reason: `every CPU this process may use (${allowed.join(',')}) has a pinned worker` };
+  return { cpus: rest, reason: null };
+}
+
+/** Why nothing is placed whatever CPUs the process has ('any', or 'auto' without a pinned worker); else null. */
+function nothingToPlace(workerCpus: (number | null)[], wanted: ControlCpus): string | null {
+  if (wanted === 'any') return 'workers.controlCpus is "any"';
+  if (wanted === 'auto' && workerCpus.every((cpu) => cpu === null)) return 'no worker is pinned to a CPU';
+  return null;
 }
 
 /** What placing the threads needs of the system (the addon, /proc): replaceable in tests. */
@@ -80,7 +87,8 @@ export interface Placement extends ControlCpuChoice {
  */
 export function placeControlThreads(workerCpus: (number | null)[], wanted: ControlCpus, affinity?: AffinitySystem): Placement {
   // Nothing to place needs no addon (a memory-port datapath works where it was never built).
-  if (wanted === 'any' || (wanted === 'auto' && workerCpus.every((cpu) => cpu === null))) return { ...controlCpuSet([], workerCpus, wanted), threads: 0 };
+  const none = nothingToPlace(workerCpus, wanted);
+  if (none !== null) return { cpus: null, reason: none, threads: 0 };
   const system = affinity ?? processAffinity();
   const choice = controlCpuSet(system.threadAffinity(0), workerCpus, wanted);
   if (choice.cpus === null) return { ...choice, threads: 0 };
