@@ -185,33 +185,21 @@ export class MeterBank implements MeterHook {
    */
   admit(meterId: number, bytes: number, nowMs: number): boolean {
     if (!(meterId >= 0 && meterId < this.limit)) return true;
-    const heads = this.heads;
     const slots = this.slots;
     const config = this.config;
     // A plain read (an Atomics call costs ~20 ns here): a stale head only makes the compare-exchange
     // fail, and that returns the current head. The slot is read through the head (an address
     // dependency), so it is seen as published.
-    let head = heads[meterId];
+    let head = this.heads[meterId];
     for (;;) {
-      const current = head & SLOT_MASK;
-      const from = (meterId * this.slotsPerMeter + current) * SlotWord.COUNT;
-      const ref = slots[from + SlotWord.CONFIG];
-      if (ref !== 1 && ref !== 2) {
-        // No meter: true only if that was a whole state (not a half-written slot).
-        const seen = Atomics.load(heads, meterId);
-        if (seen === head) return true;
-        head = seen;
-        continue;
-      }
-      const mine = current === this.slotA ? this.slotB : this.slotA;
-      const to = (meterId * this.slotsPerMeter + mine) * SlotWord.COUNT;
-      const cfg = (meterId * 2 + ref - 1) * ConfigWord.COUNT;
-      let bands = config[cfg + ConfigWord.BAND_COUNT] | 0;
-      if (bands > MAX_BANDS) bands = MAX_BANDS;
+      if (!this.resolve(meterId, head, nowMs)) return true;
+      head = this.head;
+      const from = this.from;
+      const to = this.to;
+      const cfg = this.cfg;
+      const bands = this.bands;
+      const delta = this.delta;
       const cost = config[cfg + ConfigWord.KBPS] !== 0 ? bytes * 8 : 1000;
-      const used = slots[from + SlotWord.USED_MS];
-      const delta = this.elapsedMs(used, nowMs, cfg);
-      const newUsed = nowMs > used ? nowMs : used;
       let exceeded = -1;
       let exceededRate = 0;
       for (let b = 0; b < bands; b++) {
@@ -234,7 +222,7 @@ export class MeterBank implements MeterHook {
         slots[at + 1] += 1;
         slots[at + 2] += bytes;
       }
-      const seen = this.publish(meterId, head, from, to, mine, ref, newUsed, 1, bytes);
+      const seen = this.publish(meterId, 1, bytes);
       if (seen === head) return exceeded < 0;
       head = seen;
       this.retries++;
@@ -251,31 +239,20 @@ export class MeterBank implements MeterHook {
    */
   admitAll(meterId: number, count: number, bytes: number, nowMs: number): boolean {
     if (!(meterId >= 0 && meterId < this.limit)) return true;
-    const heads = this.heads;
     const slots = this.slots;
     const config = this.config;
-    let head = heads[meterId]; // plain read, as in admit()
+    let head = this.heads[meterId]; // plain read, as in admit()
     for (;;) {
-      const current = head & SLOT_MASK;
-      const from = (meterId * this.slotsPerMeter + current) * SlotWord.COUNT;
-      const ref = slots[from + SlotWord.CONFIG];
-      if (ref !== 1 && ref !== 2) {
-        const seen = Atomics.load(heads, meterId);
-        if (seen === head) return true;
-        head = seen;
-        continue;
-      }
-      const mine = current === this.slotA ? this.slotB : this.slotA;
-      const to = (meterId * this.slotsPerMeter + mine) * SlotWord.COUNT;
-      const cfg = (meterId * 2 + ref - 1) * ConfigWord.COUNT;
-      let bands = config[cfg + ConfigWord.BAND_COUNT] | 0;
-      if (bands > MAX_BANDS) bands = MAX_BANDS;
+      if (!this.resolve(meterId, head, nowMs)) return true;
+      head = this.head;
+      const from = this.from;
+      const to = this.to;
+      const cfg = this.cfg;
+      const bands = this.bands;
+      const delta = this.delta;
       // Integers below 2^53: the total and the buckets are exact, so one subtraction of the total
       // leaves what the per-packet subtractions would.
       const total = config[cfg + ConfigWord.KBPS] !== 0 ? bytes * 8 : count * 1000;
-      const used = slots[from + SlotWord.USED_MS];
-      const delta = this.elapsedMs(used, nowMs, cfg);
-      const newUsed = nowMs > used ? nowMs : used;
       for (let b = 0; b < bands; b++) {
         const at = SlotWord.BANDS + 3 * b;
         let bucket = slots[from + at] + delta * config[cfg + ConfigWord.BANDS + 2 * b];
@@ -288,7 +265,7 @@ export class MeterBank implements MeterHook {
         slots[to + at + 1] = slots[from + at + 1];
         slots[to + at + 2] = slots[from + at + 2];
       }
-      const seen = this.publish(meterId, head, from, to, mine, ref, newUsed, count, bytes);
+      const seen = this.publish(meterId, count, bytes);
       if (seen === head) return true;
       head = seen;
       this.retries++;
@@ -309,32 +286,21 @@ export class MeterBank implements MeterHook {
       for (let i = first; i < end; i++) pass[i] = 1;
       return count;
     }
-    const heads = this.heads;
     const slots = this.slots;
     const config = this.config;
-    let head = heads[meterId]; // plain read, as in admit()
+    let head = this.heads[meterId]; // plain read, as in admit()
     for (;;) {
-      const current = head & SLOT_MASK;
-      const from = (meterId * this.slotsPerMeter + current) * SlotWord.COUNT;
-      const ref = slots[from + SlotWord.CONFIG];
-      if (ref !== 1 && ref !== 2) {
-        const seen = Atomics.load(heads, meterId);
-        if (seen !== head) {
-          head = seen;
-          continue;
-        }
+      if (!this.resolve(meterId, head, nowMs)) {
         for (let i = first; i < end; i++) pass[i] = 1;
         return count;
       }
-      const mine = current === this.slotA ? this.slotB : this.slotA;
-      const to = (meterId * this.slotsPerMeter + mine) * SlotWord.COUNT;
-      const cfg = (meterId * 2 + ref - 1) * ConfigWord.COUNT;
-      let bands = config[cfg + ConfigWord.BAND_COUNT] | 0;
-      if (bands > MAX_BANDS) bands = MAX_BANDS;
+      head = this.head;
+      const from = this.from;
+      const to = this.to;
+      const cfg = this.cfg;
+      const bands = this.bands;
+      const delta = this.delta;
       const kbps = config[cfg + ConfigWord.KBPS] !== 0;
-      const used = slots[from + SlotWord.USED_MS];
-      const delta = this.elapsedMs(used, nowMs, cfg);
-      const newUsed = nowMs > used ? nowMs : used;
       // Refill once (all packets of the batch arrive at the same instant), working in the new slot.
       for (let b = 0; b < bands; b++) {
         const at = SlotWord.BANDS + 3 * b;
@@ -375,10 +341,61 @@ export class MeterBank implements MeterHook {
           passed++;
         }
       }
-      const seen = this.publish(meterId, head, from, to, mine, ref, newUsed, count, bytesIn);
+      const seen = this.publish(meterId, count, bytesIn);
       if (seen === head) return passed;
       head = seen;
       this.retries++;
+    }
+  }
+
+  /**
+   * The state a charge of meter `meterId` works from, found by resolve(): the head it was read
+   * through, the word offsets of that state's slot (`from`) and of this thread's other slot (`to`,
+   * number `mine`), the config in use (`ref`, at word `cfg`) and its band count, the refill the
+   * charge earns (`delta` ms) and the new last-use time. Fields, not a returned object: the hot path
+   * allocates nothing, and this thread alone charges through this view.
+   */
+  private head = 0;
+  private from = 0;
+  private to = 0;
+  private mine = 0;
+  private ref = 0;
+  private cfg = 0;
+  private bands = 0;
+  private delta = 0;
+  private newUsed = 0;
+
+  /**
+   * Reads meter `meterId`'s current state from `head` into the fields above for a charge at `nowMs`;
+   * false when there is no meter. No meter counts only if the head did not move meanwhile (else the
+   * slot may have been half written): it follows the head until it reads a whole state.
+   */
+  private resolve(meterId: number, head: number, nowMs: number): boolean {
+    const slots = this.slots;
+    for (;;) {
+      const current = head & SLOT_MASK;
+      const from = (meterId * this.slotsPerMeter + current) * SlotWord.COUNT;
+      const ref = slots[from + SlotWord.CONFIG];
+      if (ref !== 1 && ref !== 2) {
+        const seen = Atomics.load(this.heads, meterId);
+        if (seen === head) return false;
+        head = seen;
+        continue;
+      }
+      const mine = current === this.slotA ? this.slotB : this.slotA;
+      const cfg = (meterId * 2 + ref - 1) * ConfigWord.COUNT;
+      const bands = this.config[cfg + ConfigWord.BAND_COUNT] | 0;
+      const used = slots[from + SlotWord.USED_MS];
+      this.head = head;
+      this.from = from;
+      this.to = (meterId * this.slotsPerMeter + mine) * SlotWord.COUNT;
+      this.mine = mine;
+      this.ref = ref;
+      this.cfg = cfg;
+      this.bands = bands > MAX_BANDS ? MAX_BANDS : bands;
+      this.delta = this.elapsedMs(used, nowMs, cfg);
+      this.newUsed = nowMs > used ? nowMs : used;
+      return true;
     }
   }
 
@@ -394,16 +411,20 @@ export class MeterBank implements MeterHook {
 
   /**
    * Completes the new state in slot `to` (buckets and band stats already written there) from the
-   * current one at `from`, and publishes it if the head is still `head`: returns the head seen, which
-   * is `head` when this charge won, else the one to retry from.
+   * resolved one at `from`, with `packets` and `bytes` more in, and publishes it if the head is
+   * still the one resolved: returns the head seen, which is that head when this charge won, else
+   * the one to retry from.
    */
-  private publish(meterId: number, head: number, from: number, to: number, mine: number, ref: number, newUsed: number, packets: number, bytes: number): number {
+  private publish(meterId: number, packets: number, bytes: number): number {
     const slots = this.slots;
-    slots[to + SlotWord.CONFIG] = ref;
-    slots[to + SlotWord.USED_MS] = newUsed;
+    const from = this.from;
+    const to = this.to;
+    const head = this.head;
+    slots[to + SlotWord.CONFIG] = this.ref;
+    slots[to + SlotWord.USED_MS] = this.newUsed;
     slots[to + SlotWord.PACKETS_IN] = slots[from + SlotWord.PACKETS_IN] + packets;
     slots[to + SlotWord.BYTES_IN] = slots[from + SlotWord.BYTES_IN] + bytes;
-    return Atomics.compareExchange(this.heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | mine);
+    return Atomics.compareExchange(this.heads, meterId, head, (((head >>> SLOT_BITS) + 1) << SLOT_BITS) | this.mine);
   }
 }
 
