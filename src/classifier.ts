@@ -14,6 +14,12 @@
  * exceed CHAIN_LIMIT, the flow goes to a table keyed by its exact mask instead, so a chain stays
  * short whatever the masks are.
  *
+ * Nested masks. A mask also joins a table keyed by fewer fields than it has (the 5-tuple table
+ * takes flows that match the TTL as well): of the tables whose hash mask is a subset of its relaxed
+ * mask, the one that hashes the most bits. Only while its flows' keys are unique there: at the
+ * first that would chain, the mask goes to its own table, so a weak key (in_port alone) never
+ * gathers a port's flows into one chain.
+ *
  * Memory: a record holds the key words of its table's members only (the union of their masks'
  * words), in a record with its hash, flow id and member; tables are kept between a quarter and a
  * half full.
@@ -62,6 +68,18 @@ export function relaxMask(mask: Int32Array, maskAt: number): Int32Array {
   return relaxed;
 }
 
+function popcount(word: number): number {
+  let v = word - ((word >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+/** Whether every bit of mask `inner` is set in mask `outer`. */
+function subsetOf(inner: Int32Array, outer: Int32Array): boolean {
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) if ((inner[w] & ~outer[w]) !== 0) return false;
+  return true;
+}
+
 function sameWords(a: Int32Array, b: Int32Array, bAt: number): boolean {
   for (let w = 0; w < FLOW_KEY_WORDS; w++) if (a[w] !== b[bAt + w]) return false;
   return true;
@@ -78,6 +96,8 @@ export class Subtable {
   readonly hashWords: Int32Array;
   readonly hashMaskWords: Int32Array;
   readonly hashWidth: number;
+  /** Bits set in the hash mask (how specific the table's key is). */
+  readonly hashBits: number;
   /** Key words any member's mask has bits in; records keep these words. */
   unionWords: Int32Array = new Int32Array(0);
   unionWidth = 0;
@@ -104,6 +124,9 @@ export class Subtable {
     this.hashWords = Int32Array.from(words);
     this.hashMaskWords = Int32Array.from(words.map((w) => hashMask[w]));
     this.hashWidth = words.length;
+    let bits = 0;
+    for (const w of words) bits += popcount(hashMask[w]);
+    this.hashBits = bits;
     this.records = this.emptyRecords(INITIAL_SLOTS, KEY);
     this.slotMask = INITIAL_SLOTS - 1;
   }
@@ -339,12 +362,35 @@ export class Classifier {
    */
   private readonly recentTables: (Subtable | null)[] = new Array(RECENT_MASKS).fill(null);
   private readonly recentMembers = new Int32Array(RECENT_MASKS);
+  /** 1 where the recent table hashes fewer bits than the mask's relaxed form (a merge). */
+  private readonly recentMerged = new Uint8Array(RECENT_MASKS);
+
+  private remember(slot: number, table: Subtable, member: number, merged: boolean): void {
+    this.recentTables[slot] = table;
+    this.recentMembers[slot] = member;
+    this.recentMerged[slot] = merged ? 1 : 0;
+  }
   private readonly noMask = new Int32Array(FLOW_KEY_WORDS).fill(-1);
 
   private maskSlot(mask: Int32Array, maskAt: number): number {
     let h = 0;
     for (let w = 0; w < FLOW_KEY_WORDS; w++) h = addWord(h, mask[maskAt + w]);
     return finishHash(h, FLOW_KEY_WORDS) & (RECENT_MASKS - 1);
+  }
+
+  /**
+   * The table for flows of a mask relaxed to `relaxed`: of the tables whose hash mask is a subset
+   * of it, the one that hashes the most bits (its own, if it exists), else a new table keyed by it.
+   * Why not always its own: masks often nest (one flow matched the 5-tuple, another the TTL or the
+   * MACs as well), and with a table per mask a lookup probes each; merged, one probe answers them
+   * all (TupleMerge). insert() keeps a merge only while it costs no chain (see there).
+   */
+  private placeMask(relaxed: Int32Array): Subtable {
+    let best: Subtable | null = null;
+    for (const s of this.subtables) {
+      if (s.hashBits > (best?.hashBits ?? -1) && subsetOf(s.hashMask, relaxed)) best = s;
+    }
+    return best ?? this.tableFor(relaxed);
   }
 
   /** The table whose hash mask is `hashMask`, made if new. */
@@ -364,12 +410,22 @@ export class Classifier {
     let table = this.recentTables[slot];
     let member = this.recentMembers[slot];
     if (table === null || !sameWords(table.memberMasks[member] ?? this.noMask, mask, maskAt) || !this.subtables.includes(table)) {
+      const relaxed = relaxMask(mask, maskAt);
+      table = this.placeMask(relaxed);
+      member = table.memberFor(mask, maskAt);
+      this.remember(slot, table, member, !sameWords(table.hashMask, relaxed, 0));
+    }
+    let chain = table.sameHashCount(table.hash(key, keyAt));
+    if (chain > 0 && this.recentMerged[slot] === 1) {
+      // A table keyed by fewer bits than the mask takes its flows only while their keys are unique
+      // there: else a weak key (in_port alone) would gather every flow of the port into one chain.
+      // At the first collision the mask's flows go to its own table from then on.
       table = this.tableFor(relaxMask(mask, maskAt));
       member = table.memberFor(mask, maskAt);
-      this.recentTables[slot] = table;
-      this.recentMembers[slot] = member;
+      this.remember(slot, table, member, false);
+      chain = table.sameHashCount(table.hash(key, keyAt));
     }
-    if (table.sameHashCount(table.hash(key, keyAt)) >= CHAIN_LIMIT) {
+    if (chain >= CHAIN_LIMIT) {
       // Too many flows share this relaxed key: this one goes where its whole mask is hashed.
       table = this.tableFor(mask.slice(maskAt, maskAt + FLOW_KEY_WORDS));
       member = table.memberFor(mask, maskAt);

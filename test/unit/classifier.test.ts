@@ -146,14 +146,18 @@ test('masks that differ within a byte share a table; a long chain of one relaxed
   // /17 ... /23 prefixes in different /16s: seven masks, one table (hashed as /16).
   const flows: { key: Int32Array; mask: Int32Array }[] = [];
   for (let p = 17; p <= 23; p++) flows.push({ key: key((10 << 24) | (p << 16)), mask: mask(p) });
-  // 16 /28s of one /24: the first CHAIN_LIMIT share the merged /24 table's chain, the rest go to a
-  // table of their own mask.
+  // 16 /28s of one /24 (relaxed to /24, of which the /16 table's mask is a subset): the first joins
+  // the /16 table, where 11.1/16 is a key of its own; the second would chain there, so the /28
+  // mask goes to its /24 table, whose chain of 11.1.1/24 takes CHAIN_LIMIT flows; the rest go
+  // to a table of their own mask.
   for (let i = 0; i < 16; i++) flows.push({ key: key((11 << 24) | (1 << 8) | (i << 4)), mask: mask(28) });
   const tables = flows.map((f, id) => classifier.insert(f.key, 0, f.mask, 0, id));
   assert.equal(new Set(tables.slice(0, 7)).size, 1, 'the /17../23 flows share one table');
   const chained = tables.slice(7);
-  assert.equal(chained.filter((t) => t === chained[0]).length, CHAIN_LIMIT);
-  assert.equal(new Set(chained).size, 2);
+  assert.equal(chained[0], tables[0]);
+  assert.equal(chained.filter((t) => t === chained[1]).length, CHAIN_LIMIT);
+  assert.equal(chained.filter((t) => t !== tables[0] && t !== chained[1]).length, 16 - 1 - CHAIN_LIMIT);
+  assert.equal(new Set(chained).size, 3);
   assert.equal(classifier.maskCount, 8);
   assert.equal(classifier.tableCount, 3);
   flows.forEach((f, id) => {
@@ -166,4 +170,58 @@ test('masks that differ within a byte share a table; a long chain of one relaxed
   flows.forEach((f, id) => assert.ok(classifier.remove(tables[id], f.key, 0, id)));
   assert.equal(classifier.tableCount, 0);
   assert.equal(classifier.maskCount, 0);
+});
+
+test('a mask joins the most specific table whose mask is a subset of its own while its keys are unique there', () => {
+  const classifier = new Classifier();
+  const fields = (words: FlowWord[]) => {
+    const m = new Int32Array(FLOW_KEY_WORDS);
+    for (const w of words) m[w] = -1;
+    return m;
+  };
+  const fiveTuple = fields([FlowWord.IN_PORT, FlowWord.ETH_TYPE, FlowWord.IP_SRC, FlowWord.IP_DST, FlowWord.IP_PROTO, FlowWord.TP_SRC, FlowWord.TP_DST]);
+  const withTtl = fiveTuple.slice();
+  withTtl[FlowWord.IP_TTL] = 0xff;
+  const portOnly = fields([FlowWord.IN_PORT]);
+  const dstOnly = fields([FlowWord.IN_PORT, FlowWord.IP_DST]);
+  const key = (port: number, src: number, ttl: number, dst = 2) => {
+    const k = new Int32Array(FLOW_KEY_WORDS);
+    k[FlowWord.IN_PORT] = port;
+    k[FlowWord.ETH_TYPE] = 0x0800;
+    k[FlowWord.IP_SRC] = 0x0a000000 | src;
+    k[FlowWord.IP_DST] = 0x0a000000 | dst;
+    k[FlowWord.IP_PROTO] = 17;
+    k[FlowWord.TP_SRC] = 1000 + src;
+    k[FlowWord.TP_DST] = 9;
+    k[FlowWord.IP_TTL] = ttl;
+    return k;
+  };
+  const flows: { key: Int32Array; mask: Int32Array }[] = [
+    { key: key(2, 0, 0), mask: portOnly }, // 0: every frame of port 2
+    { key: key(1, 1, 0), mask: fiveTuple }, // 1: in_port 1 is a key of its own in the in_port table
+    { key: key(1, 2, 0), mask: fiveTuple }, // 2: in_port 1 again: the 5-tuple mask moves to its own table
+    { key: key(1, 3, 64), mask: withTtl }, // 3, 4: a superset of the 5-tuple, unique 5-tuples
+    { key: key(1, 4, 64), mask: withTtl },
+    { key: key(1, 0, 0, 3), mask: dstOnly }, // 5: not a superset of the 5-tuple; in_port 1 taken
+  ];
+  const tables = flows.map((f, id) => classifier.insert(f.key.map((v, w) => v & f.mask[w]), 0, f.mask, 0, id));
+  assert.equal(tables[1], tables[0], 'the first 5-tuple flow joined the in_port table');
+  assert.notEqual(tables[2], tables[0], 'a second in_port 1 key would have made a chain');
+  assert.equal(tables[3], tables[2], 'the TTL flows joined the 5-tuple table, the most specific subset');
+  assert.equal(tables[4], tables[2]);
+  assert.notEqual(tables[5], tables[0]);
+  assert.notEqual(tables[5], tables[2]);
+  assert.equal(classifier.tableCount, 3);
+  assert.equal(classifier.maskCount, 4);
+  // Each frame finds its flow under the flow's own mask, whichever table holds it.
+  assert.equal(classifier.lookup(key(1, 1, 7), 0), 1, 'the 5-tuple flows wildcard the TTL');
+  assert.equal(classifier.lookup(key(1, 2, 9), 0), 2);
+  assert.equal(classifier.lookup(key(1, 3, 64), 0), 3);
+  assert.equal(classifier.lookup(key(1, 3, 63), 0), -1, 'the TTL flows match TTL 64 only');
+  assert.equal(classifier.lookup(key(2, 9, 1), 0), 0);
+  assert.equal(classifier.lookup(key(1, 7, 7, 3), 0), 5);
+  assert.equal(classifier.lookup(key(1, 7, 7, 4), 0), -1);
+  // Removal finds each flow where it went.
+  flows.forEach((f, id) => assert.ok(classifier.remove(tables[id], f.key.map((v, w) => v & f.mask[w]), 0, id)));
+  assert.equal(classifier.tableCount, 0);
 });
