@@ -28,7 +28,8 @@
  * filter of two bits per flow in one 32-bit word, 8 to 16 bits per flow. Most tables a lookup tries
  * do not hold the key, and the filter says so from a few hundred kilobytes instead of a cache miss
  * into tens of megabytes; it never says no to a key the table holds. Removals leave their bits set
- * (a few more false positives) until the next rehash rebuilds it.
+ * (a few more false positives) until the next rehash rebuilds it. A table that held nearly every key
+ * it was asked for in the last ranking period does not read its filter (Subtable.rank).
  *
  * lookupBatch() looks a batch of keys up table by table, as dpcls does: the filter words and the
  * slots of all the batch's keys are loaded in one pass each, so their cache misses overlap.
@@ -51,6 +52,8 @@ const KEY = 3;
 export const CHAIN_LIMIT = 8;
 /** Tables of at least this many slots get a filter (smaller ones are cheap to probe directly). */
 const FILTER_MIN_SLOTS = 1 << 13;
+/** A table that held at least this share of the keys it was probed for stops consulting its filter. */
+const FILTER_HIT_SHARE = 0.75;
 /** Recently inserted masks remembered by insert() (a power of two). */
 const RECENT_MASKS = 256;
 /** Keys a lookupBatch() call takes at most. */
@@ -112,10 +115,15 @@ export class Subtable {
   private tombstones = 0;
   /** Lookups answered by this table since the last re-ranking. */
   hits = 0;
+  /** Keys this table was probed for since the last re-ranking. */
+  probes = 0;
   /** The filter (see the file comment): an empty array while the table is small. */
   filter: Int32Array = new Int32Array(0);
   filterShift = 32;
   filtered = false;
+  /** Whether lookups read the filter: it has one, and it paid in the last ranking period (rank()). */
+  consultFilter = false;
+  private filterPays = true;
 
   constructor(hashMask: Int32Array) {
     this.hashMask = hashMask;
@@ -150,9 +158,9 @@ export class Subtable {
     return finishHash(even ^ Math.imul(odd, 0x9e3779b1), width);
   }
 
-  /** False if no flow of this table can have `hash` (always true without a filter). */
+  /** False if no flow of this table can have `hash` (always true while the filter is not consulted). */
   mayHold(hash: number): boolean {
-    if (!this.filtered) return true;
+    if (!this.consultFilter) return true;
     const word = this.filter[Math.imul(hash, 0x9e3779b1) >>> this.filterShift];
     const bits = (1 << (hash >>> 27)) | (1 << ((hash >>> 22) & 31));
     return (word & bits) === bits;
@@ -332,10 +340,26 @@ export class Subtable {
     this.rebuildFilter();
   }
 
+  /**
+   * Ends a ranking period: the filter is consulted in the next only if fewer than FILTER_HIT_SHARE
+   * of the keys probed here in this one were held. Why: the filter saves a record's cache miss for
+   * each key the table does not hold, and costs a read of itself (hundreds of KB, in the caches
+   * more often than the records' tens of MB) for every key. A table that holds nearly every key it
+   * is asked for (the first in rank order, or the only one) gains nothing from it. A period without
+   * probes keeps the last verdict.
+   */
+  rank(): void {
+    if (this.probes > 0) this.filterPays = this.hits < FILTER_HIT_SHARE * this.probes;
+    this.consultFilter = this.filtered && this.filterPays;
+    this.hits = 0;
+    this.probes = 0;
+  }
+
   /** A filter of slots / 8 words (the table is 1/4 to 1/2 full: 8 to 16 bits per flow). */
   private rebuildFilter(): void {
     const slots = this.slotMask + 1;
     this.filtered = slots >= FILTER_MIN_SLOTS;
+    this.consultFilter = this.filtered && this.filterPays;
     if (!this.filtered) {
       this.filter = new Int32Array(0);
       this.filterShift = 32;
@@ -454,6 +478,7 @@ export class Classifier {
     for (let i = 0; i < subtables.length; i++) {
       const s = subtables[i];
       this.probes++;
+      s.probes++;
       const hash = s.hash(key, keyAt);
       if (!s.mayHold(hash)) continue;
       const flow = s.find(key, keyAt, hash);
@@ -483,6 +508,7 @@ export class Classifier {
     for (let t = 0; t < subtables.length && left !== 0; t++) {
       const s = subtables[t];
       this.probes += left;
+      s.probes += left;
       // Hashes first; then the filter words, then the first slot of each candidate, each in a
       // loop small enough that the CPU keeps many of their cache misses in flight at once.
       for (let p = 0; p < left; p++) hashes[p] = s.hash(keys, keyAts[pending[p]]);
@@ -519,10 +545,10 @@ export class Classifier {
   private readonly hashes = new Int32Array(LOOKUP_BATCH_MAX);
   private readonly candidates = new Int32Array(LOOKUP_BATCH_MAX);
 
-  /** Orders tables by hits since the last ranking (dpcls's periodic re-sort), then resets them. */
+  /** Orders tables by hits since the last ranking (dpcls's periodic re-sort), then starts the next period (Subtable.rank). */
   rerank(): void {
     this.subtables.sort((a, b) => b.hits - a.hits);
-    for (const s of this.subtables) s.hits = 0;
+    for (const s of this.subtables) s.rank();
   }
 
   /** Distinct masks of the installed flows (a mask may have flows in two tables). */

@@ -225,3 +225,37 @@ test('a mask joins the most specific table whose mask is a subset of its own whi
   flows.forEach((f, id) => assert.ok(classifier.remove(tables[id], f.key.map((v, w) => v & f.mask[w]), 0, id)));
   assert.equal(classifier.tableCount, 0);
 });
+
+test('a large table reads its filter only while it holds fewer than 3/4 of the keys it is asked for', () => {
+  const classifier = new Classifier();
+  const mask = new Int32Array(FLOW_KEY_WORDS);
+  mask[FlowWord.IN_PORT] = -1;
+  mask[FlowWord.IP_DST] = -1;
+  const key = new Int32Array(FLOW_KEY_WORDS);
+  key[FlowWord.IN_PORT] = 1;
+  let table = null;
+  for (let i = 0; i < 5000; i++) {
+    key[FlowWord.IP_DST] = i;
+    table = classifier.insert(key, 0, mask, 0, i);
+  }
+  assert.ok(table !== null && table.filtered, 'a table of 5000 flows has a filter');
+  assert.equal(table.consultFilter, true, 'read until a ranking period says otherwise');
+  const ask = (first: number, count: number) => {
+    for (let i = first; i < first + count; i++) {
+      key[FlowWord.IP_DST] = i;
+      assert.equal(classifier.lookup(key, 0), i < 5000 ? i : -1);
+    }
+  };
+  ask(0, 1000); // every key held
+  classifier.rerank();
+  assert.equal(table.consultFilter, false);
+  ask(4500, 1000); // half held, half not: right answers without the filter
+  classifier.rerank();
+  assert.equal(table.consultFilter, true, 'half the keys missed: the filter pays');
+  classifier.rerank();
+  assert.equal(table.consultFilter, true, 'a period without lookups keeps the verdict');
+  ask(4900, 200);
+  ask(0, 400); // 500 of 600 held (5/6)
+  classifier.rerank();
+  assert.equal(table.consultFilter, false);
+});
