@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { argValue } from '../src/rig/args';
 import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath } from '../src/rig/datapath-process';
+import { ControlClient } from '../src/control/client';
 import { megaflows } from './harness/flowspace';
 
 export { megaflows };
@@ -41,12 +42,50 @@ const EMC_INSERT_INVERSE = argValue('emc-insert-inverse', '');
 const SMC_ENTRIES = argValue('smc-entries', '');
 const PEERS: Peer[] = ['kernel-redirect', 'c-afxdp', 'xdp-ts'];
 
-interface Run {
+/**
+ * How xdp-ts's worker found the flows of one run (datapath.stats and worker.dump at its end, the
+ * generator's warm-up included): the share of hits at each level, the tables probed per hit, and
+ * the share of lookups that bypassed the EMC and SMC (the cache policy's choice).
+ */
+interface Lookups {
+  hits: number;
+  simple: number;
+  emc: number;
+  smc: number;
+  megaflow: number;
+  missed: number;
+  subtablesPerHit: number;
+  cacheBypassed: number;
+}
+
+interface Measured {
+  offeredPps: number;
+  deliveredPps: number;
+  lookups?: Lookups;
+}
+
+interface Run extends Measured {
   peer: Peer;
   size: number;
   round: number;
-  offeredPps: number;
-  deliveredPps: number;
+}
+
+async function lookupsOf(client: ControlClient): Promise<Lookups> {
+  const [stats, workers] = await client.request([{ op: 'datapath.stats' }, { op: 'worker.dump' }]);
+  if (stats.error || workers.error) throw new Error(`reading the datapath's stats: ${(stats.error ?? workers.error)!.message}`);
+  const s = stats.result as { hit: number; simpleHits: number; emcHits: number; smcHits: number; megaflowHits: number; missed: number; subtableLookupsPerHit: number };
+  const bypassed = (workers.result as { cacheBypassed: number }[]).reduce((sum, w) => sum + w.cacheBypassed, 0);
+  const share = (n: number) => (s.hit > 0 ? n / s.hit : 0);
+  const lookedUp = s.hit + s.missed - s.simpleHits;
+  return {
+    hits: s.hit, simple: share(s.simpleHits), emc: share(s.emcHits), smc: share(s.smcHits), megaflow: share(s.megaflowHits),
+    missed: s.missed, subtablesPerHit: s.subtableLookupsPerHit, cacheBypassed: lookedUp > 0 ? bypassed / lookedUp : 0,
+  };
+}
+
+function describeLookups(l: Lookups): string {
+  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+  return `hits: simple ${pct(l.simple)}, emc ${pct(l.emc)}, smc ${pct(l.smc)}, megaflow ${pct(l.megaflow)} (${l.subtablesPerHit.toFixed(2)} tables a hit); ${l.missed} missed; caches bypassed for ${pct(l.cacheBypassed)} of the lookups`;
 }
 
 
@@ -85,7 +124,7 @@ async function stopChild(child: import('node:child_process').ChildProcess): Prom
  * Starts a peer, retrying while its queue is still busy: the kernel releases a closed AF_XDP
  * socket's queue in deferred work, so the peer that follows another may find it taken for a moment.
  */
-async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<{ offeredPps: number; deliveredPps: number }> {
+async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<Measured> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await measureOnce(rig, peer, size, seconds, flows);
@@ -96,8 +135,9 @@ async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flow
   }
 }
 
-async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<{ offeredPps: number; deliveredPps: number }> {
+async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<Measured> {
   let stop: () => Promise<unknown>;
+  let lookups: (() => Promise<Lookups>) | null = null;
   if (peer === 'xdp-ts') {
     const dp = await startDatapath(rig, {
       datapath: 'bench',
@@ -119,6 +159,7 @@ async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, 
         if (failed) throw new Error(`installing flows: ${failed.error!.message}`);
       }
     }
+    lookups = () => lookupsOf(dp.client);
     stop = async () => {
       const result = await dp.stop();
       const lost = (result.stopped as { lost?: number } | undefined)?.lost;
@@ -137,7 +178,7 @@ async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, 
       '--flows', String(flows), '--seconds', String(seconds), '--warmup', '1'], { cpu: GENERATOR_CPU });
     const summary = lines.find((l) => l.type === 'summary') as { offeredPps: number; deliveredPps: number } | undefined;
     if (!summary) throw new Error('generator printed no summary');
-    return summary;
+    return { offeredPps: summary.offeredPps, deliveredPps: summary.deliveredPps, ...(lookups ? { lookups: await lookups() } : {}) };
   } finally {
     await stop();
   }
@@ -161,7 +202,7 @@ async function main(): Promise<void> {
         for (const peer of order) {
           const r = await measure(rig, peer, size, seconds, flows);
           runs.push({ peer, size, round, ...r });
-          process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps\n`);
+          process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps${r.lookups ? `; ${describeLookups(r.lookups)}` : ''}\n`);
         }
       }
     }
