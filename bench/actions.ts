@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { argValue } from '../src/rig/args';
 import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath } from '../src/rig/datapath-process';
+import { median } from './harness/median';
 
 const ROOT = path.join(__dirname, '..', '..');
 const TRAFFIC = path.join(__dirname, 'traffic.js');
@@ -32,12 +33,6 @@ const VARIANTS: { name: string; actions: string }[] = [
   // Meter 0 is set far above any rate the rig reaches: its cost when it is not exceeded.
   { name: 'meter (not exceeded)', actions: 'meter(0),2' },
 ];
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 async function main(): Promise<void> {
   const seconds = Number(argValue('seconds', '2'));

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import { PEER_NAMES, type PeerName } from './harness/peers';
 import { RATIOS, type Results, type Row, type ScenarioResult } from './harness/report';
+import { median } from './harness/median';
 
 export interface RatioCell {
   scenario: string;
@@ -93,11 +94,6 @@ export interface PooledRatio {
   ratio: string;
   values: number[];
   median: number;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** Each ratio of the first run's tables with its values in every run that has it, and their median. */

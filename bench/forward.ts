@@ -21,6 +21,8 @@ import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath } from '../src/rig/datapath-process';
 import { ControlClient } from '../src/control/client';
 import { megaflows } from './harness/flowspace';
+import { median } from './harness/median';
+import { stopChild, waitReady } from './harness/peers';
 
 export { megaflows };
 
@@ -86,38 +88,6 @@ async function lookupsOf(client: ControlClient): Promise<Lookups> {
 function describeLookups(l: Lookups): string {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   return `hits: simple ${pct(l.simple)}, emc ${pct(l.emc)}, smc ${pct(l.smc)}, megaflow ${pct(l.megaflow)} (${l.subtablesPerHit.toFixed(2)} tables a hit); ${l.missed} missed; caches bypassed for ${pct(l.cacheBypassed)} of the lookups`;
-}
-
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-async function waitReady(child: import('node:child_process').ChildProcess, what: string): Promise<void> {
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} not ready: ${stderr}`)), 10000);
-    child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-      stderr += c;
-      if (stderr.includes('ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code}: ${stderr}`));
-    });
-  });
-}
-
-async function stopChild(child: import('node:child_process').ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
 }
 
 /**

@@ -26,16 +26,12 @@ import { flowToInstall } from '../src/flow-format';
 import { PutFlags } from '../src/flow-table';
 import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath } from '../src/rig/datapath-process';
+import { median } from './harness/median';
 
 const ROOT = path.join(__dirname, '..', '..');
 const TRAFFIC = path.join(__dirname, 'traffic.js');
 const U32_MAX = 0xffffffff;
 const NEVER_EXCEEDED = `meter=0 pktps burst stats bands=type=drop rate=${U32_MAX} burst_size=${U32_MAX}`;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-}
 
 /**
  * ns per packet of admit, admitBatch(64) and MeterBatch(64) on one thread (no contention): the

@@ -84,7 +84,8 @@ export interface Peer {
   start(rig: Rig, setup: PeerSetup): Promise<RunningPeer>;
 }
 
-async function waitReady(child: ChildProcess, what: string): Promise<void> {
+/** Waits for a peer's process to write `ready` on stderr (10 s); rejects if it exits first. */
+export async function waitReady(child: ChildProcess, what: string): Promise<void> {
   let stderr = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what} not ready: ${stderr}`)), 10000);
@@ -102,7 +103,8 @@ async function waitReady(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** Ends a peer's process: SIGTERM, then SIGKILL after 5 s. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
