@@ -11,15 +11,14 @@
  * (order rotated from round to round); a variant's ratio is taken against plain `2` of the same
  * round, then the median over rounds. Prints a table, writes JSON.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { argValue } from '../src/rig/args';
 import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath } from '../src/rig/datapath-process';
 import { median } from './harness/median';
+import { writeResults } from './harness/results';
 
-const ROOT = path.join(__dirname, '..', '..');
 const TRAFFIC = path.join(__dirname, 'traffic.js');
 const FORWARDER_CPU = 1;
 const GENERATOR_CPU = 0;
@@ -38,7 +37,6 @@ async function main(): Promise<void> {
   const seconds = Number(argValue('seconds', '2'));
   const rounds = Number(argValue('rounds', '3'));
   const size = Number(argValue('size', '64'));
-  const out = argValue('out', path.join(ROOT, 'bench', 'results', `actions-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
   if (os.cpus().length < 2) throw new Error('needs 2 CPUs: the generator and the forwarder each get one');
   const rig = Rig.create();
   const runs: { variant: string; round: number; offeredPps: number; deliveredPps: number }[] = [];
@@ -81,12 +79,10 @@ async function main(): Promise<void> {
   for (const row of table) {
     console.log(`${row.variant.padEnd(20)}  ${row.deliveredMpps.toFixed(3).padStart(14)}  ${row.ratioToOutput.toFixed(3)} (${row.ratios.map((x) => x.toFixed(3)).join(', ')})`);
   }
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({
+  writeResults('actions', {
     benchmark: 'actions', date: new Date().toISOString(), kernel: os.release(), node: process.version, cpu: os.cpus()[0]?.model,
     rig: 'veth, copy-mode AF_XDP, native XDP', size, seconds, rounds, forwarderCpu: FORWARDER_CPU, generatorCpu: GENERATOR_CPU, table, runs,
-  }, null, 2));
-  console.log(`results: ${out}`);
+  });
 }
 
 main().catch((error) => {

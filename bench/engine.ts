@@ -13,7 +13,6 @@
  * (no key, no lookup), or the UDP megaflow below, which goes through the full pipeline (extraction,
  * caches, classifier). The summary says which share of the frames took which path.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { argValue } from '../src/rig/args';
@@ -23,8 +22,8 @@ import { parseConfig } from '../src/config';
 import { flowToInstall } from '../src/flow-format';
 import { PutFlags } from '../src/flow-table';
 import { megaflows } from './forward';
+import { writeResults } from './harness/results';
 
-const ROOT = path.join(__dirname, '..', '..');
 
 
 const INSTALLED = Number(argValue('installed', '1'));
@@ -116,11 +115,8 @@ async function main(): Promise<void> {
     const medianRatio = [...ratios].sort((a, b) => a - b)[ratios.length >> 1];
     console.log(`engine-only, memory ports, ${size}-byte UDP frames, one megaflow ${UDP_FLOW}, 1 worker (CPU 1, busy poll), feeder on CPU 0:`);
     console.log(`  actions ${ACTIONS}: median ratio to plain 2 ${medianRatio.toFixed(3)} (${ratios.map((r) => r.toFixed(3)).join(', ')})`);
-    const out = argValue('out', path.join(ROOT, 'bench', 'results', `engine-actions-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, JSON.stringify({ benchmark: 'engine-actions', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
-      size, flow: UDP_FLOW, actions: ACTIONS, seconds, rounds: rows, ratios, medianRatio }, null, 2));
-    console.log(`results: ${out}`);
+    writeResults('engine-actions', { benchmark: 'engine-actions', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
+      size, flow: UDP_FLOW, actions: ACTIONS, seconds, rounds: rows, ratios, medianRatio });
     return;
   }
   const results = [];
@@ -136,11 +132,8 @@ async function main(): Promise<void> {
   const flows = INSTALLED > 1 ? `${INSTALLED} flows over ${MASKS} masks` : FLOW === 'udp' ? `1 flow (${UDP_FLOW})` : '1 flow (in_port(1))';
   console.log(`engine-only, memory ports m0 -> m1, ${size}-byte frames, ${flows}, 1 worker (CPU 1, busy poll), feeder on CPU 0; ${(simple * 100).toFixed(0)}% of the frames by simple match, the rest through the full pipeline:`);
   console.log(`  median ${(median / 1e6).toFixed(2)} M frames/s per core (best ${(best / 1e6).toFixed(2)}; ${(1e9 / median).toFixed(1)} ns per frame)`);
-  const out = argValue('out', path.join(ROOT, 'bench', 'results', `engine-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({ benchmark: 'engine', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
-    size, flows: INSTALLED, masks: MASKS, flow: INSTALLED > 1 ? null : FLOW, simpleMatchShare: simple, workers: 1, seconds, rounds: results, medianFramesPerSecond: median }, null, 2));
-  console.log(`results: ${out}`);
+  writeResults('engine', { benchmark: 'engine', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
+    size, flows: INSTALLED, masks: MASKS, flow: INSTALLED > 1 ? null : FLOW, simpleMatchShare: simple, workers: 1, seconds, rounds: results, medianFramesPerSecond: median });
 }
 
 main().catch((error) => {

@@ -7,9 +7,7 @@
  * 2. Bytes of memory per installed flow in a worker (classifier + per-flow arrays).
  * 3. Time to install N flows through the datapath's flow table (memory ports, one worker).
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { WorkerFlows } from '../src/worker-flows';
 import { FLOW_KEY_WORDS, FlowWord, ETH_TYPE_IPV4, IP_PROTO_UDP } from '../src/flow-key';
 import { Datapath } from '../src/datapath';
@@ -17,6 +15,7 @@ import { parseConfig } from '../src/config';
 import { PutFlags } from '../src/flow-table';
 import { FlowStat } from '../src/flow-table';
 import { argValue } from '../src/rig/args';
+import { writeResults } from './harness/results';
 
 /**
  * Mask j (j < 100): in_port, eth_type, IPv4 source and UDP destination port exact (they carry each
@@ -194,10 +193,7 @@ async function main(): Promise<void> {
   const installFlows = Number(argValue('install', quick ? '100000' : '1000000'));
   const { seconds, cpuSeconds } = await installTime(installFlows);
   console.log(`install: ${installFlows} flows over 20 masks through the flow table in ${seconds.toFixed(2)} s (${Math.round(installFlows / seconds)} flows/s; ${cpuSeconds.toFixed(2)} s of CPU, control thread and worker), 1 worker`);
-  const out = argValue('out', path.join(__dirname, '..', '..', 'bench', 'results', `flows-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({ benchmark: 'flows', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, lookups: rows, install: { flows: installFlows, masks: 20, seconds, cpuSeconds } }, null, 2));
-  console.log(`results: ${out}`);
+  writeResults('flows', { benchmark: 'flows', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, lookups: rows, install: { flows: installFlows, masks: 20, seconds, cpuSeconds } });
 }
 
 main().catch((error) => {

@@ -13,7 +13,6 @@
  * counts at gen:g1. Offered and delivered rates are medians over the rounds; ratios are taken per
  * round against the C forwarder of the same round, then the median. Prints a table, writes JSON.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { argValue } from '../src/rig/args';
@@ -23,6 +22,7 @@ import { ControlClient } from '../src/control/client';
 import { megaflows } from './harness/flowspace';
 import { median } from './harness/median';
 import { stopChild, waitReady } from './harness/peers';
+import { writeResults } from './harness/results';
 
 export { megaflows };
 
@@ -159,7 +159,6 @@ async function main(): Promise<void> {
   const rounds = Number(argValue('rounds', '3'));
   const sizes = argValue('sizes', '64,1500').split(',').map(Number);
   const flows = Number(argValue('flows', String(INSTALLED)));
-  const out = argValue('out', path.join(ROOT, 'bench', 'results', `forward-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
   if (os.cpus().length < 2) throw new Error('needs 2 CPUs: the generator and the forwarder each get one');
   const rig = Rig.create();
   const runs: Run[] = [];
@@ -190,13 +189,11 @@ async function main(): Promise<void> {
   for (const row of table) {
     console.log(`${String(row.size).padStart(5)}  ${row.peer.padEnd(16)}  ${row.offeredMpps.toFixed(3).padStart(12)}  ${row.deliveredMpps.toFixed(3).padStart(14)}  ${row.ratioToC.toFixed(3)} (${row.ratios.map((x) => x.toFixed(3)).join(', ')})`);
   }
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({
+  writeResults('forward', {
     benchmark: 'forward', date: new Date().toISOString(), kernel: os.release(), node: process.version, cpu: os.cpus()[0]?.model,
     rig: 'veth, copy-mode AF_XDP, native XDP', generator: 'BPF_PROG_TEST_RUN live frames, XDP_TX', flows, seconds, rounds,
     installedMegaflows: INSTALLED, masks: MASKS, emcEntries: EMC_ENTRIES || 'default', emcInsertInverse: EMC_INSERT_INVERSE || 'default', smcEntries: SMC_ENTRIES || 'default', forwarderCpu: FORWARDER_CPU, generatorCpu: GENERATOR_CPU, workers: 1, batch: 64, ringSize: 2048, table, runs,
-  }, null, 2));
-  console.log(`results: ${out}`);
+  });
 }
 
 if (require.main === module) {

@@ -13,7 +13,6 @@
  * engine and accuracy need the meter(N) action; without it they say so and are left out.
  * Prints tables; writes the results as JSON (default bench/results/meters-<date>.json).
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -27,8 +26,8 @@ import { PutFlags } from '../src/flow-table';
 import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath } from '../src/rig/datapath-process';
 import { median } from './harness/median';
+import { writeResults } from './harness/results';
 
-const ROOT = path.join(__dirname, '..', '..');
 const TRAFFIC = path.join(__dirname, 'traffic.js');
 const U32_MAX = 0xffffffff;
 const NEVER_EXCEEDED = `meter=0 pktps burst stats bands=type=drop rate=${U32_MAX} burst_size=${U32_MAX}`;
@@ -224,10 +223,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const out = argValue('out', path.join(ROOT, 'bench', 'results', `meters-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify(results, null, 2));
-  console.log(`results: ${out}`);
+  writeResults('meters', results);
 }
 
 main().catch((error) => {

@@ -39,10 +39,10 @@ import { argValue } from '../src/rig/args';
 import { Rig } from '../src/rig/rig';
 import { runScript, startDatapath, DatapathProcess } from '../src/rig/datapath-process';
 import { LATENCY_BUCKETS_MS } from '../src/upcall-dispatcher';
+import { writeResults } from './harness/results';
 
 const TRAFFIC = path.join(__dirname, 'traffic.js');
 const PACED = path.join(__dirname, 'paced-flows.js');
-const ROOT = path.join(__dirname, '..', '..');
 
 interface UpcallStats { received: number; handled: number; lost: number; flowsInstalled: number; limitHits: number; executed: number; executeErrors: number; latencyBuckets: number[]; latencyCount: number }
 interface Summary { offeredPps: number; deliveredPps: number; offeredPackets: number }
@@ -234,10 +234,7 @@ async function main(): Promise<void> {
     rig.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const out = argValue('out', path.join(ROOT, 'bench', 'results', `upcalls-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify(results, null, 2));
-  console.log(`results: ${out}`);
+  writeResults('upcalls', results);
 }
 
 main().catch((error) => {
