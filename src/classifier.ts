@@ -388,13 +388,14 @@ export class Classifier {
   private readonly recentMembers = new Int32Array(RECENT_MASKS);
   /** 1 where the recent table hashes fewer bits than the mask's relaxed form (a merge). */
   private readonly recentMerged = new Uint8Array(RECENT_MASKS);
+  private readonly noMask = new Int32Array(FLOW_KEY_WORDS).fill(-1);
 
+  /** Remembers where mask slot `slot`'s flows go (its table and member, and whether that is a merge). */
   private remember(slot: number, table: Subtable, member: number, merged: boolean): void {
     this.recentTables[slot] = table;
     this.recentMembers[slot] = member;
     this.recentMerged[slot] = merged ? 1 : 0;
   }
-  private readonly noMask = new Int32Array(FLOW_KEY_WORDS).fill(-1);
 
   private maskSlot(mask: Int32Array, maskAt: number): number {
     let h = 0;

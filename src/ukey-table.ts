@@ -130,6 +130,7 @@ export class UkeyTable {
     return copyWords(this.slabs[slot >> SLAB_SHIFT].masks, (slot & (SLAB - 1)) * FLOW_KEY_WORDS, FLOW_KEY_WORDS, out);
   }
 
+  /** The flow table's id of the slot's flow, as the put returned it. */
   flowId(slot: number): number {
     return this.slabs[slot >> SLAB_SHIFT].flowIds[slot & (SLAB - 1)];
   }
