@@ -16,9 +16,10 @@
  *
  * Nested masks. A mask also joins a table keyed by fewer fields than it has (the 5-tuple table
  * takes flows that match the TTL as well): of the tables whose hash mask is a subset of its relaxed
- * mask, the one that hashes the most bits. Only while its flows' keys are unique there: at the
- * first that would chain, the mask goes to its own table, so a weak key (in_port alone) never
- * gathers a port's flows into one chain.
+ * mask, the one that hashes the most bits. Only while its flows' keys are unique there, so a weak
+ * key (in_port alone) never gathers a port's flows into one chain: at the first that would chain,
+ * the mask goes to a table keyed by the fields it shares with the flow it met (which masks nested
+ * between the two can join too), or else to its own.
  *
  * Memory: a record holds the key words of its table's members only (the union of their masks'
  * words), in a record with its hash, flow id and member; tables are kept between a quarter and a
@@ -75,6 +76,13 @@ function popcount(word: number): number {
   let v = word - ((word >>> 1) & 0x55555555);
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
   return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+/** The bits two masks both have. */
+function intersection(a: Int32Array, b: Int32Array): Int32Array {
+  const both = new Int32Array(FLOW_KEY_WORDS);
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) both[w] = a[w] & b[w];
+  return both;
 }
 
 /** Whether every bit of mask `inner` is set in mask `outer`. */
@@ -205,6 +213,16 @@ export class Subtable {
       sum += records[at + HASH] + records[at + stride - 1];
     }
     return sum;
+  }
+
+  /** The member (mask index) of the first installed flow whose key hashes to `hash`, or -1. */
+  sameHashMember(hash: number): number {
+    for (let slot = hash & this.slotMask; ; slot = (slot + 1) & this.slotMask) {
+      const at = slot * this.stride;
+      const flow = this.records[at + FLOW];
+      if (flow === EMPTY) return -1;
+      if (flow >= 0 && this.records[at + HASH] === hash) return this.records[at + MEMBER];
+    }
   }
 
   /** Installed flows whose key hashes to `hash` (their chain's length, as far as the hash tells). */
@@ -443,15 +461,33 @@ export class Classifier {
       member = table.memberFor(mask, maskAt);
       this.remember(slot, table, member, !sameWords(table.hashMask, relaxed, 0));
     }
-    let chain = table.sameHashCount(table.hash(key, keyAt));
+    let hash = table.hash(key, keyAt);
+    let chain = table.sameHashCount(hash);
     if (chain > 0 && this.recentMerged[slot] === 1) {
       // A table keyed by fewer bits than the mask takes its flows only while their keys are unique
       // there: else a weak key (in_port alone) would gather every flow of the port into one chain.
-      // At the first collision the mask's flows go to its own table from then on.
-      table = this.tableFor(relaxMask(mask, maskAt));
-      member = table.memberFor(mask, maskAt);
-      this.remember(slot, table, member, false);
-      chain = table.sameHashCount(table.hash(key, keyAt));
+      // At the first collision the mask's flows move, for good, to a table keyed by what this mask
+      // and the flow it collided with both match (their shared fields), so that masks nested
+      // between the two can still join it; keyed by this mask alone, a first flow that matched the
+      // TTL as well would shut out every later flow that does not. If that is the collided table's
+      // own key (or that table is taken too), the mask's own table.
+      const relaxed = relaxMask(mask, maskAt);
+      const other = table.sameHashMember(hash);
+      const shared = other >= 0 ? intersection(relaxed, relaxMask(table.memberMasks[other], 0)) : relaxed;
+      let target = sameWords(shared, table.hashMask, 0) ? relaxed : shared;
+      for (;;) {
+        table = this.tableFor(target);
+        hash = table.hash(key, keyAt);
+        chain = table.sameHashCount(hash);
+        const merged = !sameWords(target, relaxed, 0);
+        if (merged && chain > 0) {
+          target = relaxed;
+          continue;
+        }
+        member = table.memberFor(mask, maskAt);
+        this.remember(slot, table, member, merged);
+        break;
+      }
     }
     if (chain >= CHAIN_LIMIT) {
       // Too many flows share this relaxed key: this one goes where its whole mask is hashed.

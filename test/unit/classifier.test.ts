@@ -259,3 +259,43 @@ test('a large table reads its filter only while it holds fewer than 3/4 of the k
   classifier.rerank();
   assert.equal(table.consultFilter, false);
 });
+
+test('a mask that collides in a merged table moves to the fields it shares with the flow it met, which later masks can join', () => {
+  // The rig's order: an in_port flow for the other port, then flows whose masks alternate between
+  // the 5-tuple and the 5-tuple with the TTL.
+  const classifier = new Classifier();
+  const mask = (words: FlowWord[], ttl: boolean) => {
+    const m = new Int32Array(FLOW_KEY_WORDS);
+    for (const w of words) m[w] = -1;
+    if (ttl) m[FlowWord.IP_TTL] = 0xff;
+    return m;
+  };
+  const tuple = [FlowWord.IN_PORT, FlowWord.ETH_TYPE, FlowWord.IP_SRC, FlowWord.IP_PROTO, FlowWord.TP_SRC];
+  const key = (port: number, src: number) => {
+    const k = new Int32Array(FLOW_KEY_WORDS);
+    k[FlowWord.IN_PORT] = port;
+    k[FlowWord.ETH_TYPE] = 0x0800;
+    k[FlowWord.IP_SRC] = 0x0a000001;
+    k[FlowWord.IP_PROTO] = 17;
+    k[FlowWord.TP_SRC] = 1000 + src;
+    k[FlowWord.IP_TTL] = 64;
+    return k;
+  };
+  const flows = [{ key: key(2, 0), mask: mask([FlowWord.IN_PORT], false) }];
+  for (let i = 0; i < 40; i++) flows.push({ key: key(1, i), mask: mask(tuple, i % 2 === 1) });
+  const tables = flows.map((f, id) => classifier.insert(f.key.map((v, w) => v & f.mask[w]), 0, f.mask, 0, id));
+  assert.equal(tables[1], tables[0], 'the first 5-tuple flow: a key of its own in the in_port table');
+  // The first TTL flow met it there: its table is keyed by the 5-tuple (what both match), not by
+  // the 5-tuple and the TTL, so the 5-tuple flows that follow join it too.
+  assert.deepEqual([...tables[2].hashMask], [...mask(tuple, false)]);
+  for (let i = 3; i < flows.length; i++) assert.equal(tables[i], tables[2], `flow ${i}`);
+  assert.equal(classifier.tableCount, 2);
+  flows.forEach((f, id) => {
+    const frame = f.key.slice();
+    frame[FlowWord.IP_TTL] = id === 0 || id % 2 === 1 ? 7 : 64; // the TTL matters only to the TTL flows
+    assert.equal(classifier.lookup(frame, 0), id, `flow ${id}`);
+  });
+  const wrongTtl = flows[2].key.slice();
+  wrongTtl[FlowWord.IP_TTL] = 63;
+  assert.equal(classifier.lookup(wrongTtl, 0), -1, 'a TTL flow under its own mask');
+});
