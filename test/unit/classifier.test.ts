@@ -17,6 +17,19 @@ const FIELD_MASKS: [FlowWord, number[]][] = [
 
 interface Megaflow { key: Int32Array; mask: Int32Array }
 
+/** A mask matching `words` exactly (and the TTL too, with `ttl`). */
+function exactMask(words: FlowWord[], ttl = false): Int32Array {
+  const mask = new Int32Array(FLOW_KEY_WORDS);
+  for (const w of words) mask[w] = -1;
+  if (ttl) mask[FlowWord.IP_TTL] = 0xff;
+  return mask;
+}
+
+/** Inserts each flow (its key masked first) with its index as its id; returns the table each went to. */
+function insertAll(classifier: Classifier, flows: Megaflow[]) {
+  return flows.map((f, id) => classifier.insert(f.key.map((v, w) => v & f.mask[w]), 0, f.mask, 0, id));
+}
+
 const maskArb = fc.tuple(...FIELD_MASKS.map(([, choices]) => fc.option(fc.constantFrom(...choices), { nil: 0 }))).map((chosen) => {
   const mask = new Int32Array(FLOW_KEY_WORDS);
   FIELD_MASKS.forEach(([word], i) => (mask[word] = chosen[i]));
@@ -144,7 +157,7 @@ test('masks that differ within a byte share a table; a long chain of one relaxed
     return k;
   };
   // /17 ... /23 prefixes in different /16s: seven masks, one table (hashed as /16).
-  const flows: { key: Int32Array; mask: Int32Array }[] = [];
+  const flows: Megaflow[] = [];
   for (let p = 17; p <= 23; p++) flows.push({ key: key((10 << 24) | (p << 16)), mask: mask(p) });
   // 16 /28s of one /24 (relaxed to /24, of which the /16 table's mask is a subset): the first joins
   // the /16 table, where 11.1/16 is a key of its own; the second would chain there, so the /28
@@ -174,16 +187,11 @@ test('masks that differ within a byte share a table; a long chain of one relaxed
 
 test('a mask joins the most specific table whose mask is a subset of its own while its keys are unique there', () => {
   const classifier = new Classifier();
-  const fields = (words: FlowWord[]) => {
-    const m = new Int32Array(FLOW_KEY_WORDS);
-    for (const w of words) m[w] = -1;
-    return m;
-  };
-  const fiveTuple = fields([FlowWord.IN_PORT, FlowWord.ETH_TYPE, FlowWord.IP_SRC, FlowWord.IP_DST, FlowWord.IP_PROTO, FlowWord.TP_SRC, FlowWord.TP_DST]);
-  const withTtl = fiveTuple.slice();
-  withTtl[FlowWord.IP_TTL] = 0xff;
-  const portOnly = fields([FlowWord.IN_PORT]);
-  const dstOnly = fields([FlowWord.IN_PORT, FlowWord.IP_DST]);
+  const tuple = [FlowWord.IN_PORT, FlowWord.ETH_TYPE, FlowWord.IP_SRC, FlowWord.IP_DST, FlowWord.IP_PROTO, FlowWord.TP_SRC, FlowWord.TP_DST];
+  const fiveTuple = exactMask(tuple);
+  const withTtl = exactMask(tuple, true);
+  const portOnly = exactMask([FlowWord.IN_PORT]);
+  const dstOnly = exactMask([FlowWord.IN_PORT, FlowWord.IP_DST]);
   const key = (port: number, src: number, ttl: number, dst = 2) => {
     const k = new Int32Array(FLOW_KEY_WORDS);
     k[FlowWord.IN_PORT] = port;
@@ -196,7 +204,7 @@ test('a mask joins the most specific table whose mask is a subset of its own whi
     k[FlowWord.IP_TTL] = ttl;
     return k;
   };
-  const flows: { key: Int32Array; mask: Int32Array }[] = [
+  const flows: Megaflow[] = [
     { key: key(2, 0, 0), mask: portOnly }, // 0: every frame of port 2
     { key: key(1, 1, 0), mask: fiveTuple }, // 1: in_port 1 is a key of its own in the in_port table
     { key: key(1, 2, 0), mask: fiveTuple }, // 2: in_port 1 again: the 5-tuple mask moves to its own table
@@ -204,7 +212,7 @@ test('a mask joins the most specific table whose mask is a subset of its own whi
     { key: key(1, 4, 64), mask: withTtl },
     { key: key(1, 0, 0, 3), mask: dstOnly }, // 5: not a superset of the 5-tuple; in_port 1 taken
   ];
-  const tables = flows.map((f, id) => classifier.insert(f.key.map((v, w) => v & f.mask[w]), 0, f.mask, 0, id));
+  const tables = insertAll(classifier, flows);
   assert.equal(tables[1], tables[0], 'the first 5-tuple flow joined the in_port table');
   assert.notEqual(tables[2], tables[0], 'a second in_port 1 key would have made a chain');
   assert.equal(tables[3], tables[2], 'the TTL flows joined the 5-tuple table, the most specific subset');
@@ -264,12 +272,6 @@ test('a mask that collides in a merged table moves to the fields it shares with 
   // The rig's order: an in_port flow for the other port, then flows whose masks alternate between
   // the 5-tuple and the 5-tuple with the TTL.
   const classifier = new Classifier();
-  const mask = (words: FlowWord[], ttl: boolean) => {
-    const m = new Int32Array(FLOW_KEY_WORDS);
-    for (const w of words) m[w] = -1;
-    if (ttl) m[FlowWord.IP_TTL] = 0xff;
-    return m;
-  };
   const tuple = [FlowWord.IN_PORT, FlowWord.ETH_TYPE, FlowWord.IP_SRC, FlowWord.IP_PROTO, FlowWord.TP_SRC];
   const key = (port: number, src: number) => {
     const k = new Int32Array(FLOW_KEY_WORDS);
@@ -281,13 +283,13 @@ test('a mask that collides in a merged table moves to the fields it shares with 
     k[FlowWord.IP_TTL] = 64;
     return k;
   };
-  const flows = [{ key: key(2, 0), mask: mask([FlowWord.IN_PORT], false) }];
-  for (let i = 0; i < 40; i++) flows.push({ key: key(1, i), mask: mask(tuple, i % 2 === 1) });
-  const tables = flows.map((f, id) => classifier.insert(f.key.map((v, w) => v & f.mask[w]), 0, f.mask, 0, id));
+  const flows: Megaflow[] = [{ key: key(2, 0), mask: exactMask([FlowWord.IN_PORT]) }];
+  for (let i = 0; i < 40; i++) flows.push({ key: key(1, i), mask: exactMask(tuple, i % 2 === 1) });
+  const tables = insertAll(classifier, flows);
   assert.equal(tables[1], tables[0], 'the first 5-tuple flow: a key of its own in the in_port table');
   // The first TTL flow met it there: its table is keyed by the 5-tuple (what both match), not by
   // the 5-tuple and the TTL, so the 5-tuple flows that follow join it too.
-  assert.deepEqual([...tables[2].hashMask], [...mask(tuple, false)]);
+  assert.deepEqual([...tables[2].hashMask], [...exactMask(tuple)]);
   for (let i = 3; i < flows.length; i++) assert.equal(tables[i], tables[2], `flow ${i}`);
   assert.equal(classifier.tableCount, 2);
   flows.forEach((f, id) => {
