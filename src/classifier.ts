@@ -356,7 +356,10 @@ export class Subtable {
       if (old[from + FLOW] < 0) continue;
       let slot = old[from + HASH] & this.slotMask;
       while (this.records[slot * this.stride + FLOW] !== EMPTY) slot = (slot + 1) & this.slotMask;
-      this.records.set(old.subarray(from, from + this.stride), slot * this.stride);
+      // A word loop, not set(subarray): a view per record was half of what a worker allocated
+      // during a setup storm, its tables growing (12.6 of 24.9 MB in 2.5 s).
+      const to = slot * this.stride;
+      for (let w = 0; w < this.stride; w++) this.records[to + w] = old[from + w];
     }
     this.rebuildFilter();
   }
