@@ -30,7 +30,7 @@ import * as path from 'node:path';
 import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import type { DatapathConfig, PortConfig } from './config';
 import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
-import { DpifError, FlowStat, FlowTable, PutFlags } from './flow-table';
+import { DpifError, FlowStat, FlowTable, flowSpec, PutFlags } from './flow-table';
 import { ActionSpec, outputPorts } from './action-format';
 import { ActionCompileError, ProgramCache } from './action-program';
 import { COPY_HEADROOM } from './action-exec';
@@ -467,7 +467,7 @@ export class Datapath {
     key[FlowWord.IN_PORT] = this.port(from).number;
     mask[FlowWord.IN_PORT] = -1;
     const actions = to === null ? [{ type: 'drop' as const }] : [{ type: 'output' as const, port: this.port(to).number }];
-    await this.flows.put({ key, mask, actions }, PutFlags.CREATE | PutFlags.MODIFY);
+    await this.flows.put(flowSpec(key, mask, actions), PutFlags.CREATE | PutFlags.MODIFY);
   }
 
   /** dpif port_add: see the file comment. `config.number` 0 takes the lowest number never used. */
@@ -703,7 +703,7 @@ export class Datapath {
   private async installInitialFlows(): Promise<void> {
     const specs = this.config.flows.initial.map((text) => {
       const parsed = flowToInstall(text);
-      return { spec: { ufid: parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: PutFlags.CREATE };
+      return { spec: flowSpec(parsed.key, parsed.mask, parsed.actions, parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null), flags: PutFlags.CREATE };
     });
     const results = await this.flows.putMany(specs);
     const bad = results.findIndex((r) => r instanceof Error);

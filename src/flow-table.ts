@@ -33,10 +33,20 @@ export const enum PutFlags {
 export interface FlowSpec {
   ufid?: string | null;
   /** The UFID as its four words (takes precedence over `ufid`; saves the text round trip). */
-  ufidWords?: Int32Array;
+  ufidWords?: Int32Array | null;
   key: Int32Array;
   mask: Int32Array;
   actions: ActionSpec[];
+}
+
+/**
+ * A FlowSpec in the one layout every producer in the daemon uses (all fields, in this order), so
+ * validate() and putMany() see a single object shape. With three shapes (the control API's, the
+ * slow path's, setOutput's), a flow.put after upcall installs deoptimized both, and their
+ * recompilation (tens of ms of compiling on the control CPU) ran when the next setups came.
+ */
+export function flowSpec(key: Int32Array, mask: Int32Array, actions: ActionSpec[], ufid: string | null = null, ufidWords: Int32Array | null = null): FlowSpec {
+  return { ufid, ufidWords, key, mask, actions };
 }
 
 export interface InstalledFlow {

@@ -16,7 +16,7 @@
  * Flows installed by hand (no ukey) are left alone.
  */
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
-import { FlowTable, PutFlags, DpifError } from './flow-table';
+import { FlowTable, PutFlags, DpifError, flowSpec } from './flow-table';
 import { parseActions } from './flow-format';
 import { SlowPathController, TranslatorCache, translateUpcall } from './slowpath/slow-path';
 import { UpcallKind } from './upcall-ring';
@@ -126,7 +126,7 @@ export class Revalidator {
       }
       if (decision.actions !== ukeys.actions(slot)) {
         const masked = key.map((v, w) => v & mask[w]);
-        await this.flows.put({ key: masked, mask: mask.slice(), actions: parseActions(decision.actions), ufidWords: ufid.slice() }, PutFlags.MODIFY);
+        await this.flows.put(flowSpec(masked, mask.slice(), parseActions(decision.actions), null, ufid.slice()), PutFlags.MODIFY);
         // Replaced or removed while the put was out: no longer ours to update.
         if (!ukeys.live(slot) || ukeys.generation(slot) !== generation) continue;
         ukeys.setActions(slot, decision.actions);

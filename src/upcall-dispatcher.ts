@@ -27,7 +27,7 @@ import { Piscina } from 'piscina';
 import { FLOW_KEY_WORDS, FlowWord } from './flow-key';
 import { UpcallConsumer, UpcallKind, UpcallRecords, UpcallWord, readUpcall, Upcall } from './upcall-ring';
 import { SlowPathController } from './slowpath/slow-path';
-import { FlowTable, PutFlags, DpifError, deriveUfidWords } from './flow-table';
+import { FlowTable, FlowSpec, flowSpec, PutFlags, DpifError, deriveUfidWords } from './flow-table';
 import { UfidIndex } from './ufid-index';
 import { UkeyTable } from './ukey-table';
 import { parseActions, ActionSpec } from './flow-format';
@@ -308,7 +308,7 @@ export class UpcallDispatcher {
     // table copies what it keeps, so these die young.
     const maskedKeys = new Int32Array(total * FLOW_KEY_WORDS);
     const ufids = new Int32Array(total * 4);
-    const puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[] = [];
+    const puts: { spec: FlowSpec; flags: number }[] = [];
     const ukeys: PendingUkey[] = [];
     const executes: { records: UpcallRecords; index: number; actions: ActionSpec[] }[] = [];
     let at = 0;
@@ -349,7 +349,7 @@ export class UpcallDispatcher {
           continue;
         }
         this.pending.set(ufids, at * 4, 1);
-        puts.push({ spec: { key: masked, mask, actions, ufidWords: ufids.subarray(at * 4, at * 4 + 4) }, flags: PutFlags.CREATE });
+        puts.push({ spec: flowSpec(masked, mask, actions, null, ufids.subarray(at * 4, at * 4 + 4)), flags: PutFlags.CREATE });
         ukeys.push({ at, records, index: i, mask, actions: result.actions[i], version: result.version });
         at++;
       }
@@ -371,7 +371,7 @@ export class UpcallDispatcher {
     await Promise.all([this.install(puts, ufids, ukeys), this.execute(runnable)]);
   }
 
-  private async install(puts: { spec: { key: Int32Array; mask: Int32Array; actions: ActionSpec[]; ufidWords: Int32Array }; flags: number }[], ufids: Int32Array, ukeys: PendingUkey[]): Promise<void> {
+  private async install(puts: { spec: FlowSpec; flags: number }[], ufids: Int32Array, ukeys: PendingUkey[]): Promise<void> {
     if (puts.length === 0) return;
     try {
       const outcomes = await this.datapath.flows.putMany(puts);

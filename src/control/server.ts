@@ -31,7 +31,7 @@ import { ConfigError } from '../config-error';
 import { ControlError, MAX_REQUEST_BYTES, Reply, Request } from './protocol';
 import { LineReader } from './framing';
 import { RequestStats } from './request-stats';
-import { DpifError, FlowSpec, PutFlags, PutResult } from '../flow-table';
+import { DpifError, FlowSpec, flowSpec, PutFlags, PutResult } from '../flow-table';
 import { FLOW_KEY_WORDS } from '../flow-key';
 import { ActionSpec, FlowParseError, FlowStats, flowToInstall, formatActions, formatDumpLine, formatFlow, formatUfid, parseActions, parseFlow, parseUfid } from '../flow-format';
 import { matchToObject, objectToMatch, StructuredFlowError } from '../flow-structured';
@@ -184,7 +184,7 @@ export class ControlServer {
         const parsed = flowToInstall(flowText(args, true));
         const flags = putFlags(args);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
-        return putReply(await datapath.flows.put({ ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags));
+        return putReply(await datapath.flows.put(flowSpec(parsed.key, parsed.mask, parsed.actions, ufid), flags));
       },
       'flow.get': (args) => {
         const { flow, stats } = datapath.flows.get(flowName(args));
@@ -367,7 +367,7 @@ export class ControlServer {
         const words = slab.subarray(items.length * 2 * FLOW_KEY_WORDS, (items.length + 1) * 2 * FLOW_KEY_WORDS);
         const parsed = flowToInstall(flowText(args, true), words);
         const ufid = parsed.ufid ? formatUfid(parsed.ufid).slice('ufid:'.length) : null;
-        items.push({ spec: { ufid, key: parsed.key, mask: parsed.mask, actions: parsed.actions }, flags: putFlags(args) });
+        items.push({ spec: flowSpec(parsed.key, parsed.mask, parsed.actions, ufid), flags: putFlags(args) });
         at.push(replies.length);
         replies.push(null);
       } catch (error) {
