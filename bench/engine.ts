@@ -5,6 +5,7 @@
  *
  *   node dist/bench/engine.js [--seconds 3] [--size 64] [--rounds 3] [--flow in_port|udp] [--out FILE]
  *                             [--installed N --masks M] [--emc N] [--smc N] [--hugepages] [--actions LIST]
+ *                             [--placement-factor 2.5] [--placement-wait 30]
  *
  * --installed N --masks M: N megaflows over M masks (bench/harness/flowspace.ts), the feeder's frames
  * cycling through the N flows (each frame's flow written as it is posted, as a NIC writes frames).
@@ -23,6 +24,7 @@ import { flowToInstall } from '../src/flow-format';
 import { PutFlags } from '../src/flow-table';
 import { megaflows } from './forward';
 import { writeResults } from './harness/results';
+import { gated, gateRecord, startGate, type PlacementGate } from './harness/placement';
 
 
 
@@ -38,12 +40,20 @@ const UDP_FLOW = 'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp()
 const FLOW = argValue('flow', 'in_port');
 /** --hugepages: the worker's UMEM on 2 MiB hugepages (they must be reserved: vm.nr_hugepages). */
 const HUGEPAGES = process.argv.includes('--hugepages');
+/**
+ * --placement-factor F (0: off) and --placement-wait S: each measured window runs while the CPU
+ * pair's cache-line round trip is within F x the lowest seen, and again if it was not after it
+ * (harness/placement.ts: the one-flow figure is ~15.5 M frames/s with the CPUs near, ~8.7 M far).
+ */
+const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));
+const PLACEMENT_WAIT_SECONDS = Number(argValue('placement-wait', '30'));
+const PLACEMENT_RETAKES = 2;
 /** --emc N, --smc N: the caches' sizes (config flows.emcEntries / smcEntries; 0 turns one off). */
 const EMC_ENTRIES = argValue('emc', '');
 const SMC_ENTRIES = argValue('smc', '');
 if (FLOW !== 'in_port' && FLOW !== 'udp') throw new Error(`--flow is in_port or udp, not ${FLOW}`);
 
-async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null, actions: string | null = null) {
+async function round(seconds: number, size: number, workerCpu: number | null, feederCpu: number | null, gate: PlacementGate | null, actions: string | null = null) {
   const dp = await Datapath.start(parseConfig({
     datapath: 'engine',
     ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }],
@@ -76,16 +86,21 @@ async function round(seconds: number, size: number, workerCpu: number | null, fe
   try {
     await new Promise((r) => setTimeout(r, 1000)); // warm-up: the JIT settles
     const tx = () => dp.portStats()[1].stats.txPackets;
-    const w0 = dp.workerStats()[0];
-    const start = { frames: tx(), batches: w0.batches, loops: w0.loops, time: performance.now(), lookups: dp.lookupStats() };
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const w1 = dp.workerStats()[0];
-    const frames = tx() - start.frames;
-    const elapsed = (performance.now() - start.time) / 1000;
-    const lookups = dp.lookupStats();
-    const hits = lookups.hit - start.lookups.hit;
-    const simpleShare = hits > 0 ? (lookups.simpleHits - start.lookups.simpleHits) / hits : 0;
-    return { framesPerSecond: frames / elapsed, averageBatch: frames / (w1.batches - start.batches), loops: w1.loops - start.loops, simpleShare };
+    // The window is measured while the host keeps the feeder's CPU and the worker's near each
+    // other, and again if they moved apart during it (harness/placement.ts).
+    const { value, placement } = await gated(gate, PLACEMENT_RETAKES, async () => {
+      const w0 = dp.workerStats()[0];
+      const start = { frames: tx(), batches: w0.batches, loops: w0.loops, time: performance.now(), lookups: dp.lookupStats() };
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      const w1 = dp.workerStats()[0];
+      const frames = tx() - start.frames;
+      const elapsed = (performance.now() - start.time) / 1000;
+      const lookups = dp.lookupStats();
+      const hits = lookups.hit - start.lookups.hit;
+      const simpleShare = hits > 0 ? (lookups.simpleHits - start.lookups.simpleHits) / hits : 0;
+      return { framesPerSecond: frames / elapsed, averageBatch: frames / (w1.batches - start.batches), loops: w1.loops - start.loops, simpleShare };
+    }, (message) => process.stderr.write(`  ${message}\n`));
+    return { ...value, placement };
   } finally {
     Atomics.store(new Int32Array(stop), 0, 1);
     await exited;
@@ -99,6 +114,8 @@ async function main(): Promise<void> {
   const size = Number(argValue('size', '64'));
   const rounds = Number(argValue('rounds', '3'));
   const twoCpus = os.cpus().length >= 2;
+  const gate = twoCpus ? await startGate([0, 1], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`)) : null;
+  const placementResult = () => gateRecord(gate);
   if (ACTIONS !== '') {
     if (INSTALLED > 1) throw new Error('--actions measures the one-flow case (no --installed)');
     const ratios: number[] = [];
@@ -107,7 +124,7 @@ async function main(): Promise<void> {
       // Alternate the order so drift on a shared machine hits both alike.
       const order = i % 2 === 0 ? ['2', ACTIONS] : [ACTIONS, '2'];
       const rates: Record<string, number> = {};
-      for (const a of order) rates[a] = (await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null, a)).framesPerSecond;
+      for (const a of order) rates[a] = (await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null, gate, a)).framesPerSecond;
       ratios.push(rates[ACTIONS] / rates['2']);
       rows.push({ plain: rates['2'], actions: rates[ACTIONS] });
       process.stderr.write(`round ${i + 1}/${rounds}: plain 2 ${(rates['2'] / 1e6).toFixed(2)} M frames/s, ${ACTIONS} ${(rates[ACTIONS] / 1e6).toFixed(2)} M frames/s, ratio ${ratios[i].toFixed(3)}\n`);
@@ -116,14 +133,15 @@ async function main(): Promise<void> {
     console.log(`engine-only, memory ports, ${size}-byte UDP frames, one megaflow ${UDP_FLOW}, 1 worker (CPU 1, busy poll), feeder on CPU 0:`);
     console.log(`  actions ${ACTIONS}: median ratio to plain 2 ${medianRatio.toFixed(3)} (${ratios.map((r) => r.toFixed(3)).join(', ')})`);
     writeResults('engine-actions', { benchmark: 'engine-actions', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
-      size, flow: UDP_FLOW, actions: ACTIONS, seconds, rounds: rows, ratios, medianRatio });
+      size, flow: UDP_FLOW, actions: ACTIONS, seconds, rounds: rows, ratios, medianRatio, placement: placementResult() });
     return;
   }
   const results = [];
   for (let i = 0; i < rounds; i++) {
-    const r = await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null);
+    const r = await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null, gate);
     results.push(r);
-    process.stderr.write(`round ${i + 1}/${rounds}: ${(r.framesPerSecond / 1e6).toFixed(2)} M frames/s, average batch ${r.averageBatch.toFixed(1)}\n`);
+    const where = r.placement ? `; CPU pair ${r.placement.beforeNs.toFixed(0)}/${r.placement.afterNs.toFixed(0)} ns${r.placement.displaced ? ' (far: displaced)' : ''}` : '';
+    process.stderr.write(`round ${i + 1}/${rounds}: ${(r.framesPerSecond / 1e6).toFixed(2)} M frames/s, average batch ${r.averageBatch.toFixed(1)}${where}\n`);
   }
   const best = Math.max(...results.map((r) => r.framesPerSecond));
   const sorted = results.map((r) => r.framesPerSecond).sort((a, b) => a - b);
@@ -133,7 +151,7 @@ async function main(): Promise<void> {
   console.log(`engine-only, memory ports m0 -> m1, ${size}-byte frames, ${flows}, 1 worker (CPU 1, busy poll), feeder on CPU 0; ${(simple * 100).toFixed(0)}% of the frames by simple match, the rest through the full pipeline:`);
   console.log(`  median ${(median / 1e6).toFixed(2)} M frames/s per core (best ${(best / 1e6).toFixed(2)}; ${(1e9 / median).toFixed(1)} ns per frame)`);
   writeResults('engine', { benchmark: 'engine', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model,
-    size, flows: INSTALLED, masks: MASKS, flow: INSTALLED > 1 ? null : FLOW, simpleMatchShare: simple, workers: 1, seconds, rounds: results, medianFramesPerSecond: median });
+    size, flows: INSTALLED, masks: MASKS, flow: INSTALLED > 1 ? null : FLOW, simpleMatchShare: simple, workers: 1, seconds, rounds: results, medianFramesPerSecond: median, placement: placementResult() });
 }
 
 main().catch((error) => {

@@ -2,7 +2,7 @@
  * The first throughput benchmark, on the veth rig (root needed):
  *
  *   node dist/bench/forward.js [--seconds 3] [--rounds 3] [--sizes 64,1500] [--flows N] [--installed N]
- *                              [--masks M] [--out FILE]
+ *                              [--masks M] [--placement-factor 2.5] [--placement-wait 30] [--out FILE]
  * --installed N --masks M: xdp-ts forwards by N megaflows over M masks, one per generated flow
  * (--flows defaults to N), instead of the single in_port megaflow.
  *
@@ -11,7 +11,9 @@
  * (the two AF_XDP forwarders in alternating order from round to round).
  * Each forwarder runs on CPU 1; the generator (live-frames XDP_TX from gen:g0) on CPU 0; the sink
  * counts at gen:g1. Offered and delivered rates are medians over the rounds; ratios are taken per
- * round against the C forwarder of the same round, then the median. Prints a table, writes JSON.
+ * round against the C forwarder of the same round, then the median. Each run's traffic starts once
+ * the host runs the generator's CPU and the forwarder's near each other, and is taken again if they
+ * moved apart during it (harness/placement.ts). Prints a table, writes JSON.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,6 +25,7 @@ import { megaflows } from './harness/flowspace';
 import { median } from './harness/median';
 import { stopChild, waitReady } from './harness/peers';
 import { writeResults } from './harness/results';
+import { gated, gateRecord, startGate, type PlacementGate, type PlacementRecord } from './harness/placement';
 
 export { megaflows };
 
@@ -43,6 +46,14 @@ const EMC_ENTRIES = argValue('emc-entries', '');
 const EMC_INSERT_INVERSE = argValue('emc-insert-inverse', '');
 const SMC_ENTRIES = argValue('smc-entries', '');
 const PEERS: Peer[] = ['kernel-redirect', 'c-afxdp', 'xdp-ts'];
+/**
+ * --placement-factor F: traffic runs only while a cache line's round trip between the generator's
+ * CPU and the forwarder's is within F x the lowest seen (0: no gate); --placement-wait S: the longest
+ * wait for that; a run after which the probe is far is taken again up to PLACEMENT_RETAKES times.
+ */
+const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));
+const PLACEMENT_WAIT_SECONDS = Number(argValue('placement-wait', '30'));
+const PLACEMENT_RETAKES = 2;
 
 /**
  * How xdp-ts's worker found the flows of one run (datapath.stats and worker.dump at its end, the
@@ -64,6 +75,8 @@ interface Measured {
   offeredPps: number;
   deliveredPps: number;
   lookups?: Lookups;
+  /** The CPU-pair probes around the traffic (bench/harness/placement.ts); null without the gate. */
+  placement: PlacementRecord | null;
 }
 
 interface Run extends Measured {
@@ -94,10 +107,10 @@ function describeLookups(l: Lookups): string {
  * Starts a peer, retrying while its queue is still busy: the kernel releases a closed AF_XDP
  * socket's queue in deferred work, so the peer that follows another may find it taken for a moment.
  */
-async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<Measured> {
+async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flows: number, gate: PlacementGate | null): Promise<Measured> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await measureOnce(rig, peer, size, seconds, flows);
+      return await measureOnce(rig, peer, size, seconds, flows, gate);
     } catch (error) {
       if (attempt >= 10 || !/Device or resource busy/.test((error as Error).message)) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -105,7 +118,7 @@ async function measure(rig: Rig, peer: Peer, size: number, seconds: number, flow
   }
 }
 
-async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, flows: number): Promise<Measured> {
+async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, flows: number, gate: PlacementGate | null): Promise<Measured> {
   let stop: () => Promise<unknown>;
   let lookups: (() => Promise<Lookups>) | null = null;
   if (peer === 'xdp-ts') {
@@ -144,11 +157,16 @@ async function measureOnce(rig: Rig, peer: Peer, size: number, seconds: number, 
     stop = () => stopChild(child);
   }
   try {
-    const lines = await runScript(rig, rig.gen, TRAFFIC, ['--tx', 'g0', '--sink', 'g1', '--size', String(size),
-      '--flows', String(flows), '--seconds', String(seconds), '--warmup', '1'], { cpu: GENERATOR_CPU });
-    const summary = lines.find((l) => l.type === 'summary') as { offeredPps: number; deliveredPps: number } | undefined;
-    if (!summary) throw new Error('generator printed no summary');
-    return { offeredPps: summary.offeredPps, deliveredPps: summary.deliveredPps, ...(lookups ? { lookups: await lookups() } : {}) };
+    // The traffic runs while the host keeps our two CPUs near each other, and again if they moved
+    // apart during it (see placement.ts); the forwarder stays up between the tries.
+    const { value: summary, placement } = await gated(gate, PLACEMENT_RETAKES, async () => {
+      const lines = await runScript(rig, rig.gen, TRAFFIC, ['--tx', 'g0', '--sink', 'g1', '--size', String(size),
+        '--flows', String(flows), '--seconds', String(seconds), '--warmup', '1'], { cpu: GENERATOR_CPU });
+      const found = lines.find((l) => l.type === 'summary') as { offeredPps: number; deliveredPps: number } | undefined;
+      if (!found) throw new Error('generator printed no summary');
+      return found;
+    }, (message) => process.stderr.write(`  ${peer}: ${message}\n`));
+    return { offeredPps: summary.offeredPps, deliveredPps: summary.deliveredPps, ...(lookups ? { lookups: await lookups() } : {}), placement };
   } finally {
     await stop();
   }
@@ -160,6 +178,7 @@ async function main(): Promise<void> {
   const sizes = argValue('sizes', '64,1500').split(',').map(Number);
   const flows = Number(argValue('flows', String(INSTALLED)));
   if (os.cpus().length < 2) throw new Error('needs 2 CPUs: the generator and the forwarder each get one');
+  const gate = await startGate([GENERATOR_CPU, FORWARDER_CPU], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`));
   const rig = Rig.create();
   const runs: Run[] = [];
   try {
@@ -169,9 +188,10 @@ async function main(): Promise<void> {
         // not always favour the same one.
         const order: Peer[] = round % 2 === 0 ? PEERS : ['kernel-redirect', 'xdp-ts', 'c-afxdp'];
         for (const peer of order) {
-          const r = await measure(rig, peer, size, seconds, flows);
+          const r = await measure(rig, peer, size, seconds, flows, gate);
           runs.push({ peer, size, round, ...r });
-          process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps${r.lookups ? `; ${describeLookups(r.lookups)}` : ''}\n`);
+          const where = r.placement ? `; CPU pair ${r.placement.beforeNs.toFixed(0)}/${r.placement.afterNs.toFixed(0)} ns${r.placement.displaced ? ' (far: displaced)' : ''}` : '';
+          process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps${r.lookups ? `; ${describeLookups(r.lookups)}` : ''}${where}\n`);
         }
       }
     }
@@ -189,10 +209,16 @@ async function main(): Promise<void> {
   for (const row of table) {
     console.log(`${String(row.size).padStart(5)}  ${row.peer.padEnd(16)}  ${row.offeredMpps.toFixed(3).padStart(12)}  ${row.deliveredMpps.toFixed(3).padStart(14)}  ${row.ratioToC.toFixed(3)} (${row.ratios.map((x) => x.toFixed(3)).join(', ')})`);
   }
+  if (gate) {
+    const displaced = runs.filter((r) => r.placement?.displaced).length;
+    const retaken = runs.reduce((n, r) => n + (r.placement?.retaken ?? 0), 0);
+    console.log(`placement: lowest CPU-pair round trip ${gate.baselineNs.toFixed(0)} ns; ${retaken} run(s) taken again after the CPUs moved apart, ${displaced} left displaced`);
+  }
   writeResults('forward', {
     benchmark: 'forward', date: new Date().toISOString(), kernel: os.release(), node: process.version, cpu: os.cpus()[0]?.model,
     rig: 'veth, copy-mode AF_XDP, native XDP', generator: 'BPF_PROG_TEST_RUN live frames, XDP_TX', flows, seconds, rounds,
     installedMegaflows: INSTALLED, masks: MASKS, emcEntries: EMC_ENTRIES || 'default', emcInsertInverse: EMC_INSERT_INVERSE || 'default', smcEntries: SMC_ENTRIES || 'default', forwarderCpu: FORWARDER_CPU, generatorCpu: GENERATOR_CPU, workers: 1, batch: 64, ringSize: 2048, table, runs,
+    placement: gateRecord(gate),
   });
 }
 

@@ -21,6 +21,7 @@ import { FORWARDER_CPU, GENERATOR_BURST, GENERATOR_CPU, runScenarios, type Conte
 import { pktgenAvailable } from './pktgen';
 import { ovsVersion } from './harness/ovs';
 import { plotFont } from './harness/plot';
+import { gateRecord, startGate } from './harness/placement';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -84,10 +85,11 @@ async function main(): Promise<void> {
   progress(`bench: ${o.quick ? 'quick' : 'full'} run, scenarios ${o.scenarios.join(', ')}; results in ${out}`);
   progress(`generator: ${generator.kind}; pktgen ${generator.pktgen}`);
   for (const p of peerStatus) progress(`peer ${p.name}: ${p.available ? p.role : `skipped — ${p.reason}`}`);
+  const placement = await startGate([GENERATOR_CPU, FORWARDER_CPU], o.placementFactor, o.placementWait, progress);
   const rig = Rig.create();
   const ctx: Context = {
     options: o, rig, peers: peers.filter((p) => p.available() === null), progress, zeroLoss: new Map(),
-    generatorInfo: env.generator as Record<string, unknown>, peerDetails: new Map<PeerName, Record<string, unknown>>(),
+    generatorInfo: env.generator as Record<string, unknown>, peerDetails: new Map<PeerName, Record<string, unknown>>(), placement,
   };
   let scenarios;
   try {
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
   const results: Results = {
     schema: SCHEMA, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), durationSeconds: +((performance.now() - t0) / 1000).toFixed(1),
     command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(), options: { ...o },
-    environment: { ...env, peers: Object.fromEntries(ctx.peerDetails) }, peers: peerStatus, scenarios, files: [],
+    environment: { ...env, peers: Object.fromEntries(ctx.peerDetails), placement: placement ? { ...gateRecord(placement), waitedSeconds: +((ctx.placementWaitMs ?? 0) / 1000).toFixed(1) } : null }, peers: peerStatus, scenarios, files: [],
   };
   try {
     results.files = await writePlots(out, results);

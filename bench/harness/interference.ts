@@ -49,6 +49,10 @@ export interface Disturbance {
   thread: string | null;
   /** Busy threads seen. */
   busyThreads: number;
+  /** The CPU-pair round trip after the trial (placement.ts), when a gate runs. */
+  placementNs?: number | null;
+  /** That round trip was far, or the trial started far (the gate's wait ran out). */
+  displaced?: boolean;
 }
 
 export function disturbance(before: SchedSnapshot, after: SchedSnapshot, wallNs: number): Disturbance {

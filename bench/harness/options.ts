@@ -33,6 +33,11 @@ results.json, results.md and PNG plots to --out. Progress on stderr, the tables 
   --disturbance F         a trial in which a busy thread of the generator or forwarder waited for a CPU
                           more than this share of the time is disturbed (default 0.05)
   --redo N                a disturbed trial is taken again up to N times (default 2; 90 s per run at most)
+  --placement-factor F    a trial starts once a cache line's round trip between the generator's CPU and
+                          the forwarder's is within F x the lowest seen (the host runs them near each
+                          other), and one after which it is not is displaced: taken again as a disturbed
+                          one (default 2.5; 0: no gate; needs build/bench/corepair)
+  --placement-wait S      the longest wait for that before a trial (default 20; 60 s per run at most)
   --setup-rates PPS,..    flow-setup scenario: new flows offered per second (default 50000,300000)
   --meter-rates PPS,..    meters scenario: meter rates in packets/s, offered at twice (default 10000,50000)
   --generator G           auto | live-frames (auto: live frames on the rig; kernel pktgen is detected
@@ -65,6 +70,8 @@ export interface BenchOptions {
   repeats: number;
   disturbance: number;
   redo: number;
+  placementFactor: number;
+  placementWait: number;
   generator: 'auto' | 'live-frames' | 'pktgen';
   ovsMaxFlows: number;
   setupRates: number[];
@@ -127,6 +134,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     repeats: quick ? 1 : 3,
     disturbance: 0.05,
     redo: 2,
+    placementFactor: 2.5,
+    placementWait: 20,
     generator: 'auto',
     ovsMaxFlows: 100000,
     setupRates: [50000, 300000],
@@ -158,6 +167,11 @@ export function parseOptions(argv: string[]): BenchOptions {
       case 'repeats': o.repeats = integer(name, value, 1, 10); break;
       case 'disturbance': o.disturbance = number(name, value, 0, 1); break;
       case 'redo': o.redo = integer(name, value, 0, 10); break;
+      case 'placement-factor':
+        o.placementFactor = number(name, value, 0, 100);
+        if (o.placementFactor > 0 && o.placementFactor <= 1) throw new OptionError(`--placement-factor: expected 0 (no gate) or a number above 1, got "${value}"`);
+        break;
+      case 'placement-wait': o.placementWait = number(name, value, 0, 600); break;
       case 'generator': o.generator = list(name, value, ['auto', 'live-frames', 'pktgen'] as const)[0]; break;
       case 'ovs-max-flows': o.ovsMaxFlows = integer(name, value, 1, 16_515_072); break;
       case 'setup-rates': o.setupRates = numbers(name, value, 1000, 10_000_000); break;

@@ -127,7 +127,10 @@ function problemNotes(rows: Row[], unit: string): string[] {
 /** The note that explains ~ marks, when a table has any. */
 function disturbedNote(rows: Row[]): string[] {
   if (!rows.some((r) => r.disturbed)) return [];
-  return ['', '- ~ disturbed: while it was measured a busy thread of the generator or the forwarder waited for a CPU longer than --disturbance of the time (another process ran there), also after the --redo tries: a low value there may be the machine\'s, not the forwarder\'s.'];
+  const lines = ['', '- ~ disturbed: while it was measured a busy thread of the generator or the forwarder waited for a CPU longer than --disturbance of the time (another process ran there), or the host ran the generator\'s CPU and the forwarder\'s far apart (displaced, see --placement-factor), also after the --redo tries: a value there may be the machine\'s, not the forwarder\'s.'];
+  const displaced = rows.filter((r) => r.displaced).map((r) => `${r.peer} ${r.key}`);
+  if (displaced.length > 0) lines.push(`- displaced: ${displaced.join(', ')}`);
+  return lines;
 }
 
 /** The ratio columns every table carries: subject and OVS against the C reference, subject against OVS. */

@@ -19,6 +19,7 @@ import type { BenchOptions, ScenarioName } from './options';
 import { startWithRetry, type ActionSpec, type Peer, type PeerName, type PeerSetup, type RunningPeer } from './peers';
 import { MAX_FLOWS } from './flowspace';
 import { disturbance, schedSnapshot, type Disturbance } from './interference';
+import type { Admission, PlacementGate } from './placement';
 import type { Row, ScenarioResult } from './report';
 import { zeroLossSearch, type SearchResult } from './search';
 import { startDatapath } from '../../src/rig/datapath-process';
@@ -56,6 +57,14 @@ export interface Context {
   watch?: number[];
   /** Milliseconds spent taking disturbed trials again, bounded by REDO_BUDGET_SECONDS (the run stays bounded). */
   redoSpentMs?: number;
+  /**
+   * The CPU-pair gate (placement.ts): a trial starts while the host runs the generator's CPU and the
+   * forwarder's near each other, and one after which they are far apart is displaced (taken again as
+   * a disturbed one is). Null: no gate.
+   */
+  placement?: PlacementGate | null;
+  /** Milliseconds spent waiting for the CPUs to be near, bounded by PLACEMENT_WAIT_BUDGET_SECONDS. */
+  placementWaitMs?: number;
 }
 
 export interface Measurement {
@@ -73,6 +82,13 @@ export interface Measurement {
   waitShare: number;
   /** Trials taken again because they were disturbed. */
   redone: number;
+  /** The CPU-pair round trip after the trial was far (placement.ts), also after the retakes. */
+  displaced?: boolean;
+}
+
+/** What a row says about how its trial was disturbed: by another process (waitShare) or the host's placement of our CPUs. */
+function marks(x: { waitShare: number; displaced?: boolean }, o: BenchOptions): { disturbed?: true; displaced?: true } {
+  return { ...(x.waitShare > o.disturbance || x.displaced ? { disturbed: true as const } : {}), ...(x.displaced ? { displaced: true as const } : {}) };
 }
 
 function measurement(s: TrialSummary, requested: number): Measurement {
@@ -141,6 +157,7 @@ function ctxCpus(): number {
  */
 async function watched<T>(ctx: Context, body: () => Promise<T>, worthRedoing: (value: T) => boolean = () => true): Promise<{ value: T; disturbance: Disturbance; redone: number }> {
   for (let redone = 0; ; redone++) {
+    const admission = await admit(ctx);
     const pids = ctx.watch ?? [];
     const before = schedSnapshot(pids);
     const started = process.hrtime.bigint();
@@ -148,10 +165,30 @@ async function watched<T>(ctx: Context, body: () => Promise<T>, worthRedoing: (v
     const ns = Number(process.hrtime.bigint() - started);
     if (redone > 0) ctx.redoSpentMs = (ctx.redoSpentMs ?? 0) + ns / 1e6;
     const d = disturbance(before, schedSnapshot(pids), ns);
-    const disturbed = d.waitShare > ctx.options.disturbance;
+    const gate = ctx.placement ?? null;
+    if (gate !== null && admission !== null) {
+      d.placementNs = gate.take();
+      d.displaced = !admission.near || gate.isFar(d.placementNs);
+    }
+    const disturbed = d.waitShare > ctx.options.disturbance || d.displaced === true;
     if (!disturbed || redone >= ctx.options.redo || (ctx.redoSpentMs ?? 0) > REDO_BUDGET_SECONDS * 1000 || !worthRedoing(value)) return { value, disturbance: d, redone };
-    ctx.progress(`  disturbed: thread ${d.thread} waited for a CPU ${(d.waitShare * 100).toFixed(0)}% of the trial; again`);
+    if (d.displaced && gate !== null) ctx.progress(`  displaced: CPUs ${gate.cpus.join(',')} ${d.placementNs?.toFixed(0)} ns a round trip after the trial (lowest ${gate.baselineNs.toFixed(0)}); again`);
+    else ctx.progress(`  disturbed: thread ${d.thread} waited for a CPU ${(d.waitShare * 100).toFixed(0)}% of the trial; again`);
   }
+}
+
+/**
+ * Waits (while the run's budget for it lasts) until the gate finds the CPUs near; null without a
+ * gate. With the budget spent, one probe says whether the trial starts near.
+ */
+async function admit(ctx: Context): Promise<Admission | null> {
+  const gate = ctx.placement ?? null;
+  if (gate === null) return null;
+  const left = PLACEMENT_WAIT_BUDGET_SECONDS * 1000 - (ctx.placementWaitMs ?? 0);
+  const admission = await gate.admit(Math.max(0, left));
+  ctx.placementWaitMs = (ctx.placementWaitMs ?? 0) + admission.waitedMs;
+  if (admission.tries > 1) ctx.progress(`  placement: waited ${(admission.waitedMs / 1000).toFixed(1)} s for CPUs ${gate.cpus.join(',')} to be near (${admission.roundTripNs.toFixed(0)} ns a round trip)`);
+  return admission;
 }
 
 async function trial(ctx: Context, gen: GeneratorSession, size: number, flows: number, rate: number, seconds = ctx.options.seconds, warmup = ctx.options.warmup,
@@ -161,7 +198,7 @@ async function trial(ctx: Context, gen: GeneratorSession, size: number, flows: n
     if (ctx.generatorInfo.runOverheadMs === undefined) ctx.generatorInfo.runOverheadMs = s.runOverheadMs;
     return measurement(s, rate);
   }, worthRedoing);
-  return { ...value, waitShare: +d.waitShare.toFixed(4), redone };
+  return { ...value, waitShare: +d.waitShare.toFixed(4), redone, ...(d.displaced ? { displaced: true } : {}) };
 }
 
 /**
@@ -274,7 +311,7 @@ async function throughput(ctx: Context, which: Set<'max-rate' | 'rfc2544'>): Pro
         zeroRows.push({ key: size, peer: peer.name, error });
         continue;
       }
-      maxRows.push({ key: size, peer: peer.name, offeredMpps: max.offeredMpps, deliveredMpps: max.deliveredMpps, repeatsMpps: max.repeats, waitShare: max.waitShare, ...(max.waitShare > o.disturbance ? { disturbed: true } : {}), redone: max.redone, loss: +max.loss.toFixed(5), gaps: max.gaps, late: max.late, gbps: +((max.deliveredPps * (size + 20) * 8) / 1e9).toFixed(3) });
+      maxRows.push({ key: size, peer: peer.name, offeredMpps: max.offeredMpps, deliveredMpps: max.deliveredMpps, repeatsMpps: max.repeats, waitShare: max.waitShare, ...marks(max, o), redone: max.redone, loss: +max.loss.toFixed(5), gaps: max.gaps, late: max.late, gbps: +((max.deliveredPps * (size + 20) * 8) / 1e9).toFixed(3) });
       if (!which.has('rfc2544')) continue;
       const search = ctx.zeroLoss.get(cell(peer, size));
       if (!search) {
@@ -328,7 +365,7 @@ async function flowsScenario(ctx: Context): Promise<ScenarioResult> {
       }
       const m = result.value!;
       ctx.progress(`  ${fmt(m)}`);
-      rows.push({ key: count, peer: peer.name, offeredMpps: m.offeredMpps, deliveredMpps: m.deliveredMpps, repeatsMpps: m.repeats, waitShare: m.waitShare, ...(m.waitShare > o.disturbance ? { disturbed: true } : {}), redone: m.redone, loss: +m.loss.toFixed(5), installSeconds: m.installSeconds });
+      rows.push({ key: count, peer: peer.name, offeredMpps: m.offeredMpps, deliveredMpps: m.deliveredMpps, repeatsMpps: m.repeats, waitShare: m.waitShare, ...marks(m, o), redone: m.redone, loss: +m.loss.toFixed(5), installSeconds: m.installSeconds });
     }
   }
   notes.push('kernel-redirect and c-afxdp do no lookup: their rows show what the spread of flows costs the generator and the kernel, not a flow table.');
@@ -365,7 +402,7 @@ async function workersScenario(ctx: Context): Promise<ScenarioResult> {
             const offered = summaries.reduce((sum, s) => sum + s.offeredPackets, 0);
             const sending = Math.max(...summaries.map((s) => s.sendingSeconds));
             const m = { offeredMpps: +(offered / sending / 1e6).toFixed(4), deliveredMpps: +(summaries[0].deliveredPackets / sending / 1e6).toFixed(4), loss: offered > 0 ? Math.max(0, (offered - summaries[0].deliveredPackets) / offered) : 0,
-              waitShare: +d.waitShare.toFixed(4), ...(d.waitShare > o.disturbance ? { disturbed: true } : {}), redone };
+              waitShare: +d.waitShare.toFixed(4), ...marks(d, o), redone };
             repeats.push(m.deliveredMpps);
             if (!best || m.deliveredMpps > best.deliveredMpps) best = m;
           }
@@ -421,7 +458,7 @@ async function latencyScenario(ctx: Context): Promise<ScenarioResult> {
         const p99s = tries.map((t) => t.lat.p99Us);
         ctx.progress(`  ${load}%: ${fmt(m)}, p50 ${lat.p50Us} µs, p99 ${lat.p99Us} µs, max ${lat.maxUs} µs${p99s.length > 1 ? ` (lowest p99 of ${p99s.join(', ')})` : ''}`);
         out.push({ key: load, peer: peer.name, requestedMpps: +((base * load) / 100 / 1e6).toFixed(4), offeredMpps: m.offeredMpps, deliveredMpps: m.deliveredMpps,
-          loss: +m.loss.toFixed(5), waitShare: m.waitShare, ...(m.waitShare > o.disturbance ? { disturbed: true } : {}), redone: tries.reduce((n, t) => n + t.m.redone, 0), ...lat, repeatsP99Us: p99s,
+          loss: +m.loss.toFixed(5), waitShare: m.waitShare, ...marks(m, o), redone: tries.reduce((n, t) => n + t.m.redone, 0), ...lat, repeatsP99Us: p99s,
           histogram: m.summary.latency, cdf: cdf(m.summary.latency).map(([x, y]) => [+x.toFixed(3), +y.toFixed(5)]) });
       }
       return out;
@@ -524,7 +561,7 @@ async function flowSetupScenario(ctx: Context): Promise<ScenarioResult> {
           const after = running.flowsInstalled ? await running.flowsInstalled() : null;
           return { s, installed: before !== null && after !== null ? after - before : null };
         }, () => false);
-        return { ...value, waitShare: d.waitShare, redone };
+        return { ...value, waitShare: d.waitShare, redone, displaced: d.displaced };
       });
       if (result.error !== undefined) {
         rows.push({ key: rate, peer: peer.name, error: result.error });
@@ -532,10 +569,10 @@ async function flowSetupScenario(ctx: Context): Promise<ScenarioResult> {
         continue;
       }
       const { s, installed } = result.value!;
-      const m = { ...measurement(s, rate), waitShare: +result.value!.waitShare.toFixed(4), redone: result.value!.redone };
+      const m = { ...measurement(s, rate), waitShare: +result.value!.waitShare.toFixed(4), redone: result.value!.redone, displaced: result.value!.displaced };
       ctx.progress(`  ${fmt(m)}; flows installed ${installed ?? 'n/a'}`);
       rows.push({ key: rate, peer: peer.name, offeredKfps: +(s.offeredPps / 1e3).toFixed(2), setupsKps: +(s.deliveredPps / 1e3).toFixed(2), loss: +m.loss.toFixed(5),
-        waitShare: m.waitShare, ...(m.waitShare > o.disturbance ? { disturbed: true } : {}), redone: m.redone, flowsInstalled: installed, installedKps: installed !== null ? +(installed / (s.warmup + s.elapsedSeconds) / 1e3).toFixed(2) : null });
+        waitShare: m.waitShare, ...marks(m, o), redone: m.redone, flowsInstalled: installed, installedKps: installed !== null ? +(installed / (s.warmup + s.elapsedSeconds) / 1e3).toFixed(2) : null });
     }
   }
   return { name: 'flow-setup', title: 'Flow setup rate (64 B, every frame a new flow)', ...statusOf(rows), keyLabel: 'offered new flows/s', metric: 'setupsKps',
@@ -569,7 +606,7 @@ async function metersScenario(ctx: Context): Promise<ScenarioResult> {
       ctx.progress(`meter ${pps} pps: ${peer.name}`);
       const result = await session(ctx, ctx.rig, peer, setup, 1, async ([gen]) => {
         const { value, disturbance: d, redone } = await watched(ctx, () => gen.trial({ size: 64, flows: 1, rate: 2 * pps, seconds: Math.max(o.seconds, 0.5), warmup: Math.max(o.warmup, 0.2), continuous: true }));
-        return { ...value, waitShare: +d.waitShare.toFixed(4), redone };
+        return { ...value, waitShare: +d.waitShare.toFixed(4), redone, displaced: d.displaced };
       });
       if (result.error !== undefined) {
         rows.push({ key, peer: peer.name, error: result.error });
@@ -579,7 +616,7 @@ async function metersScenario(ctx: Context): Promise<ScenarioResult> {
       const s = result.value!;
       ctx.progress(`  offered ${(s.offeredPps / 1e3).toFixed(1)} kpps, delivered ${(s.deliveredWallPps / 1e3).toFixed(1)} kpps: ${(s.deliveredWallPps / pps).toFixed(3)} of the set rate`);
       rows.push({ key, peer: peer.name, setPps: pps, burst: meter.burst, offeredKpps: +(s.offeredPps / 1e3).toFixed(2), deliveredKpps: +(s.deliveredWallPps / 1e3).toFixed(2),
-        deliveredToSet: +(s.deliveredWallPps / pps).toFixed(4), waitShare: s.waitShare, ...(s.waitShare > o.disturbance ? { disturbed: true } : {}), redone: s.redone });
+        deliveredToSet: +(s.deliveredWallPps / pps).toFixed(4), waitShare: s.waitShare, ...marks(s, o), redone: s.redone });
     }
   }
   return { name: 'meters', title: 'Meter accuracy (64 B, offered at 2x the meter rate)', ...statusOf(rows), keyLabel: 'meter kpps', metric: 'deliveredToSet',
@@ -629,7 +666,7 @@ async function actionsScenario(ctx: Context): Promise<ScenarioResult> {
         const m = await flatOut(ctx, gen, 64, 1);
         ctx.progress(`  ${spec.name}: ${fmt(m)}`);
         out.push({ key: index, peer: peer.name, class: spec.name, actions: peer.name === 'c-afxdp' ? '(none: every frame d0 -> d1)' : peer.name === 'ovs-afxdp' ? spec.openflow as string : spec.odp,
-          deliveredMpps: m.deliveredMpps, repeatsMpps: m.repeats, waitShare: m.waitShare, ...(m.waitShare > o.disturbance ? { disturbed: true } : {}), redone: m.redone, offeredMpps: m.offeredMpps, nsPerFrame: m.deliveredPps > 0 ? +(1e9 / m.deliveredPps).toFixed(1) : null });
+          deliveredMpps: m.deliveredMpps, repeatsMpps: m.repeats, waitShare: m.waitShare, ...marks(m, o), redone: m.redone, offeredMpps: m.offeredMpps, nsPerFrame: m.deliveredPps > 0 ? +(1e9 / m.deliveredPps).toFixed(1) : null });
       }
       return out;
     });
@@ -670,6 +707,9 @@ export const SCENARIOS: Record<ScenarioName, ScenarioRunner> = {
  * so with this it stays within 10 whatever the machine's other work does to the redos.
  */
 export const REDO_BUDGET_SECONDS = 90;
+
+/** The most a run waits, over all its trials, for the placement gate to find our CPUs near (s). */
+export const PLACEMENT_WAIT_BUDGET_SECONDS = 60;
 
 export async function runScenarios(ctx: Context, names: ScenarioName[]): Promise<ScenarioResult[]> {
   try {

@@ -19,6 +19,7 @@ import { parsePktgenResult, pktgenAvailable, pktgenCommands, type PktgenParams }
 import { checkTrial } from '../../bench/traffic';
 import { compareRuns, comparisonTable, poolRuns, pooledTable } from '../../bench/compare';
 import { disturbance, parseSchedstat, schedSnapshot } from '../../bench/harness/interference';
+import { corePairAvailable, gated, PlacementGate, probeCorePair } from '../../bench/harness/placement';
 // Deterministic (mulberry32), so a failing case can be replayed.
 import { prng } from '../../src/rig/frames';
 
@@ -38,6 +39,8 @@ test('options: defaults of the full and the quick run', () => {
   assert.equal(full.out, null);
   assert.equal(full.generator, 'auto');
   assert.equal(full.repeats, 3, 'flat-out rates and latency: the best of 3 trials');
+  assert.equal(full.placementFactor, 2.5, 'trials start with the two CPUs near each other');
+  assert.equal(full.placementWait, 20);
   assert.equal(full.retries, 1, 'a losing search rate is tried once more');
   const quick = parseOptions(['--quick']);
   assert.equal(quick.repeats, 1);
@@ -100,6 +103,9 @@ test('options: bad ones are refused with the option and what was expected', () =
     [['--setup-rates', '10'], /--setup-rates: "10" is not an integer from 1000/],
     [['--retries', '-1'], /--retries: expected an integer from 0 to 10/],
     [['--repeats', '0'], /--repeats: expected an integer from 1 to 10/],
+    [['--placement-factor', '1'], /--placement-factor: expected 0 \(no gate\) or a number above 1, got "1"/],
+    [['--placement-factor', '-2'], /--placement-factor: expected a number from 0 to 100/],
+    [['--placement-wait', 'soon'], /--placement-wait: expected a number from 0 to 600/],
   ];
   for (const [argv, message] of cases) {
     assert.throws(() => parseOptions(argv), (error: Error) => {
@@ -402,7 +408,82 @@ test('tables: a disturbed cell is marked and explained', () => {
   const table = scenarioTable(r.scenarios[0]);
   assert.match(table, /\| 512 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ ~ \| [0-9.]+ \| 0\.750 \|/);
   assert.match(table, /- ~ disturbed: while it was measured a busy thread/);
+  assert.doesNotMatch(table, /- displaced:/);
   assert.doesNotMatch(scenarioTable(syntheticResults().scenarios[0]), /~/);
+  row.displaced = true;
+  assert.match(scenarioTable(r.scenarios[0]), /\n- displaced: xdp-ts 512\n/);
+});
+
+/** A gate over a scripted series of probes, on a fake clock: sleeping advances it, a probe takes 5 ms. */
+function scriptedGate(series: number[], factor = 2.5, maxWaitMs = 1000) {
+  let clock = 0;
+  let next = 0;
+  const gate = new PlacementGate([0, 1], {
+    factor, maxWaitMs, pollMs: 100,
+    probe: () => {
+      clock += 5;
+      const ns = series[Math.min(next, series.length - 1)];
+      next++;
+      return ns;
+    },
+    sleep: async (ms) => { clock += ms; },
+    now: () => clock,
+  });
+  return { gate, probesTaken: () => next };
+}
+
+test('placement: the gate calibrates on the lowest probe, waits for a near one, and says far after a trial', async () => {
+  // Calibration sees the host flip to far and back: the baseline is the near placement's.
+  const { gate } = scriptedGate([120, 480, 110, 115, 500, 490, 470, 118, 112, 460]);
+  assert.equal(await gate.calibrate(5), 110);
+  assert.equal(gate.isFar(260), false, 'within 2.5x of 110');
+  assert.equal(gate.isFar(300), true);
+  // Far (490, 470), then near (118): admitted on the third probe, after two polls (5 ms a probe).
+  const admission = await gate.admit();
+  assert.deepEqual(admission, { roundTripNs: 118, near: true, waitedMs: 215, tries: 3 });
+  // Admitted near (112), then far after the trial (460) and far from then on: taken again twice,
+  // each time after the wait ran out, and left displaced.
+  let runs = 0;
+  const { value, placement } = await gated(gate, 2, async () => ++runs);
+  assert.equal(value, 3);
+  assert.deepEqual({ ...placement, waitedMs: undefined }, { beforeNs: 460, afterNs: 460, waitedMs: undefined, displaced: true, retaken: 2 });
+  assert.ok(placement!.waitedMs >= 1000);
+  assert.ok(gate.probes.length > 5 + 3 + 2 && gate.probes.every((p) => typeof p.roundTripNs === 'number' && typeof p.atMs === 'number'));
+});
+
+test('placement: a trial displaced once is taken again and kept when the CPUs stay near', async () => {
+  const { gate } = scriptedGate([100, 100, 100, 100, 100, /* admit */ 105, /* after */ 450, /* admit */ 480, 101, /* after */ 104]);
+  await gate.calibrate(5);
+  let runs = 0;
+  const messages: string[] = [];
+  const { value, placement } = await gated(gate, 2, async () => ++runs, (m) => messages.push(m));
+  assert.equal(value, 2, 'the second try is the one kept');
+  assert.deepEqual(placement, { beforeNs: 101, afterNs: 104, waitedMs: 110, displaced: false, retaken: 1 });
+  assert.match(messages[0], /CPUs 0,1 450 ns a round trip after the trial \(lowest 100\); again/);
+  assert.match(messages[1], /waited 0\.1 s for CPUs 0,1 to be near \(101 ns a round trip, lowest 100\)/);
+});
+
+test('placement: the wait is bounded, a far start is displaced, factor 0 gates nothing', async () => {
+  const far = scriptedGate([100, 500], 2.5, 250);
+  await far.gate.calibrate(1);
+  const admission = await far.gate.admit();
+  assert.equal(admission.near, false, 'still far when the wait ran out: the trial runs, marked');
+  assert.ok(admission.waitedMs >= 250 && admission.tries === 4, JSON.stringify(admission));
+  assert.equal((await far.gate.admit(0)).tries, 1, 'no budget left: one probe only');
+  const { placement } = await gated(far.gate, 0, async () => 0);
+  assert.equal(placement!.displaced, true);
+  assert.equal(placement!.retaken, 0);
+  const off = scriptedGate([100, 900, 900], 0);
+  await off.gate.calibrate(1);
+  assert.equal(off.gate.isFar(900), false);
+  assert.equal((await off.gate.admit()).tries, 1);
+  assert.deepEqual(await gated(null, 2, async () => 'x'), { value: 'x', placement: null });
+  assert.throws(() => new PlacementGate([0, 1], { factor: 1, maxWaitMs: 0 }), /placement factor must be 0 \(off\) or above 1, not 1/);
+});
+
+test('placement: the CPU-pair probe measures a round trip between two CPUs', { skip: os.cpus().length < 2 || corePairAvailable() !== null ? 'needs 2 CPUs and build/bench/corepair' : false }, () => {
+  const ns = probeCorePair([0, 1]);
+  assert.ok(ns > 5 && ns < 100_000, `${ns} ns`);
 });
 
 test('interference: CPU waits of busy threads from schedstat', () => {

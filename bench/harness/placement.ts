@@ -1,0 +1,168 @@
+/**
+ * Where the host runs our two CPUs, and measurements taken only while it runs them close.
+ *
+ * On a VM the two vCPUs are threads of the host, which moves them between physical cores: on the
+ * development VM a cache line's round trip between CPU 0 and CPU 1 is ~100-125 ns most of the time
+ * (cores sharing an L3) and ~430-660 ns in spells of a second or more (cores on different dies), about
+ * one probe in ten. Everything a benchmark measures passes lines between the generator's CPU and
+ * the forwarder's (rings, frames written on one and read on the other), so each placement has its
+ * own speed: engine-only, one UDP flow, 15.0-16.6 M frames/s near and 8.4-9.5 M far, in alternated
+ * runs of one build. A ratio of two trials taken in different placements measures the host.
+ *
+ * bench/c/corepair measures the round trip (SCHED_FIFO threads, so a probe taken while a polling
+ * forwarder holds its CPU measures the line, not the wait for a time slice; ~3-25 ms). The gate
+ * calibrates on a few probes, holds a trial until a probe is within `factor` of the lowest seen, and
+ * calls a trial displaced when the probe after it is not: the caller takes it again.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const COREPAIR = path.join(__dirname, '..', '..', '..', 'build', 'bench', 'corepair');
+
+export interface PairProbe {
+  roundTripNs: number;
+  /** When it was taken (ms, performance.now() of this process). */
+  atMs: number;
+}
+
+export type Probe = (cpus: [number, number]) => number;
+
+/** One round-trip probe between the two CPUs, in ns (median of 5 blocks of 5000 bounces). */
+export function probeCorePair(cpus: [number, number]): number {
+  const out = execFileSync(COREPAIR, ['--cpus', `${cpus[0]},${cpus[1]}`, '--bounces', '5000', '--fifo'], { encoding: 'utf8', timeout: 5000 });
+  const parsed = JSON.parse(out) as { roundTripNs?: unknown };
+  if (typeof parsed.roundTripNs !== 'number' || !(parsed.roundTripNs > 0)) throw new Error(`corepair printed ${out.trim()}`);
+  return parsed.roundTripNs;
+}
+
+/** Whether the probe can run here (the build made it; two CPUs). */
+export function corePairAvailable(): string | null {
+  if (!fs.existsSync(COREPAIR)) return `${COREPAIR} is not built (npm run build:bench)`;
+  return null;
+}
+
+export interface GateOptions {
+  /** A probe above factor x the lowest seen is "far" (0: no gate, probes still recorded). */
+  factor: number;
+  /** Longest wait for a near placement before a trial runs anyway (ms). */
+  maxWaitMs: number;
+  /** Between probes while waiting (ms). */
+  pollMs?: number;
+  probe?: Probe;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export interface Admission {
+  /** The probe that let the trial start. */
+  roundTripNs: number;
+  near: boolean;
+  waitedMs: number;
+  /** Probes taken (1: near at once). */
+  tries: number;
+}
+
+export class PlacementGate {
+  /** Every probe taken, in order (written to the results). */
+  readonly probes: PairProbe[] = [];
+  private lowest = Infinity;
+  private readonly probe: Probe;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly now: () => number;
+
+  constructor(readonly cpus: [number, number], readonly options: GateOptions) {
+    if (!(options.factor === 0 || options.factor > 1)) throw new RangeError(`placement factor must be 0 (off) or above 1, not ${options.factor}`);
+    this.probe = options.probe ?? probeCorePair;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** The lowest round trip seen: the near placement's. */
+  get baselineNs(): number {
+    return this.lowest;
+  }
+
+  /** A probe, recorded. */
+  take(): number {
+    const ns = this.probe(this.cpus);
+    this.probes.push({ roundTripNs: ns, atMs: Math.round(this.now()) });
+    if (ns < this.lowest) this.lowest = ns;
+    return ns;
+  }
+
+  /** `count` probes `pollMs` apart, so the baseline is the near placement's unless the host stayed far throughout. */
+  async calibrate(count = 5): Promise<number> {
+    for (let i = 0; i < count; i++) {
+      if (i > 0) await this.sleep(this.options.pollMs ?? 200);
+      this.take();
+    }
+    return this.lowest;
+  }
+
+  isFar(ns: number): boolean {
+    return this.options.factor > 0 && ns > this.options.factor * this.lowest;
+  }
+
+  /** Probes until the placement is near (or the wait runs out: the trial then runs, marked far). */
+  async admit(maxWaitMs = this.options.maxWaitMs): Promise<Admission> {
+    const started = this.now();
+    for (let tries = 1; ; tries++) {
+      const ns = this.take();
+      const waitedMs = Math.round(this.now() - started);
+      if (!this.isFar(ns)) return { roundTripNs: ns, near: true, waitedMs, tries };
+      if (waitedMs >= maxWaitMs) return { roundTripNs: ns, near: false, waitedMs, tries };
+      await this.sleep(this.options.pollMs ?? 200);
+    }
+  }
+}
+
+/**
+ * The gate a benchmark runs with (null for factor 0), calibrated; its line for the progress output
+ * goes to `log`. Refused when the probe is not built.
+ */
+export async function startGate(cpus: [number, number], factor: number, maxWaitSeconds: number, log: (message: string) => void): Promise<PlacementGate | null> {
+  if (factor === 0) return null;
+  const missing = corePairAvailable();
+  if (missing) throw new Error(`the placement gate needs the CPU-pair probe: ${missing} (or --placement-factor 0)`);
+  const gate = new PlacementGate(cpus, { factor, maxWaitMs: maxWaitSeconds * 1000 });
+  const lowest = await gate.calibrate();
+  log(`placement: CPUs ${cpus.join(',')} ${lowest.toFixed(0)} ns a cache-line round trip at the lowest of ${gate.probes.length} probes; trials start within ${factor}x of it`);
+  return gate;
+}
+
+/** The gate's record for a results file: its settings and every probe. */
+export function gateRecord(gate: PlacementGate | null): Record<string, unknown> | null {
+  if (gate === null) return null;
+  return { cpus: gate.cpus, factor: gate.options.factor, maxWaitSeconds: gate.options.maxWaitMs / 1000, lowestNs: gate.baselineNs, probes: gate.probes };
+}
+
+/** What a gated trial records: the probes around it and whether it was retaken. */
+export interface PlacementRecord {
+  beforeNs: number;
+  afterNs: number;
+  waitedMs: number;
+  /** The probe after the trial (or the one before it, if the wait ran out) was far. */
+  displaced: boolean;
+  /** Times the trial was taken again because it was displaced. */
+  retaken: number;
+}
+
+/**
+ * Runs `body` (one trial) between probes: admitted near, taken again (up to `retakes` times) when
+ * the probe after it is far. Without a gate, runs it once and records nothing.
+ */
+export async function gated<T>(gate: PlacementGate | null, retakes: number, body: () => Promise<T>, log?: (message: string) => void): Promise<{ value: T; placement: PlacementRecord | null }> {
+  if (gate === null) return { value: await body(), placement: null };
+  for (let retaken = 0; ; retaken++) {
+    const admission = await gate.admit();
+    if (admission.tries > 1 && log) log(`placement: waited ${(admission.waitedMs / 1000).toFixed(1)} s for CPUs ${gate.cpus.join(',')} to be near (${admission.roundTripNs.toFixed(0)} ns a round trip, lowest ${gate.baselineNs.toFixed(0)})`);
+    const value = await body();
+    const afterNs = gate.take();
+    const displaced = !admission.near || gate.isFar(afterNs);
+    if (!displaced || retaken >= retakes) {
+      return { value, placement: { beforeNs: admission.roundTripNs, afterNs, waitedMs: admission.waitedMs, displaced, retaken } };
+    }
+    if (log) log(`placement: CPUs ${gate.cpus.join(',')} ${afterNs.toFixed(0)} ns a round trip after the trial (lowest ${gate.baselineNs.toFixed(0)}); again`);
+  }
+}
