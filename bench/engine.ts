@@ -42,7 +42,7 @@ const FLOW = argValue('flow', 'in_port');
 const HUGEPAGES = process.argv.includes('--hugepages');
 /**
  * --placement-factor F (0: off) and --placement-wait S: each measured window runs while the CPU
- * pair's cache-line round trip is within F x the lowest seen, and again if it was not after it
+ * pair's cache-line round trip is within F x the near one, and again if it was not after it
  * (harness/placement.ts: the one-flow figure is ~15.5 M frames/s with the CPUs near, ~8.7 M far).
  */
 const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));

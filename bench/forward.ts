@@ -48,7 +48,7 @@ const SMC_ENTRIES = argValue('smc-entries', '');
 const PEERS: Peer[] = ['kernel-redirect', 'c-afxdp', 'xdp-ts'];
 /**
  * --placement-factor F: traffic runs only while a cache line's round trip between the generator's
- * CPU and the forwarder's is within F x the lowest seen (0: no gate); --placement-wait S: the longest
+ * CPU and the forwarder's is within F x the near one (0: no gate); --placement-wait S: the longest
  * wait for that; a run after which the probe is far is taken again up to PLACEMENT_RETAKES times.
  */
 const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
   if (gate) {
     const displaced = runs.filter((r) => r.placement?.displaced).length;
     const retaken = runs.reduce((n, r) => n + (r.placement?.retaken ?? 0), 0);
-    console.log(`placement: lowest CPU-pair round trip ${gate.baselineNs.toFixed(0)} ns; ${retaken} run(s) taken again after the CPUs moved apart, ${displaced} left displaced`);
+    console.log(`placement: near CPU-pair round trip ${gate.baselineNs.toFixed(0)} ns; ${retaken} run(s) taken again after the CPUs moved apart, ${displaced} left displaced`);
   }
   writeResults('forward', {
     benchmark: 'forward', date: new Date().toISOString(), kernel: os.release(), node: process.version, cpu: os.cpus()[0]?.model,

@@ -33,11 +33,11 @@ results.json, results.md and PNG plots to --out. Progress on stderr, the tables 
   --disturbance F         a trial in which a busy thread of the generator or forwarder waited for a CPU
                           more than this share of the time is disturbed (default 0.05)
   --redo N                a disturbed trial is taken again up to N times (default 2; 90 s per run at most)
-  --placement-factor F    a trial starts once a cache line's round trip between the generator's CPU and
-                          the forwarder's is within F x the lowest seen (the host runs them near each
-                          other), and one after which it is not is displaced: taken again as a disturbed
-                          one (default 2.5; 0: no gate; needs build/bench/corepair)
-  --placement-wait S      the longest wait for that before a trial (default 20; 60 s per run at most)
+  --placement-factor F    gate the trials on where the host runs our CPUs: a trial starts once a cache
+                          line's round trip between the generator's CPU and the forwarder's is within
+                          F x the near one, and one after which it is not is displaced: taken again as
+                          a disturbed one (e.g. 2.5; default 0: no gate; needs build/bench/corepair)
+  --placement-wait S      the longest wait for that before a trial (default 10; 30 s per run at most)
   --setup-rates PPS,..    flow-setup scenario: new flows offered per second (default 50000,300000)
   --meter-rates PPS,..    meters scenario: meter rates in packets/s, offered at twice (default 10000,50000)
   --generator G           auto | live-frames (auto: live frames on the rig; kernel pktgen is detected
@@ -134,8 +134,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     repeats: quick ? 1 : 3,
     disturbance: 0.05,
     redo: 2,
-    placementFactor: 2.5,
-    placementWait: 20,
+    placementFactor: 0,
+    placementWait: 10,
     generator: 'auto',
     ovsMaxFlows: 100000,
     setupRates: [50000, 300000],
