@@ -37,7 +37,8 @@ export interface DatapathConfig {
   /**
    * controlCpus: where every thread but the workers runs (thread-placement.ts); 'auto' keeps them off
    * the pinned workers' CPUs, 'any' leaves them alone. helperNice (opt-in): the nice value V8's
-   * helper threads get when the control threads are placed and node runs with --single-threaded-gc.
+   * helper threads get when the control threads are placed and node runs with --single-threaded-gc
+   * (nice 0 again while the slow path is saturated: HelperGovernor).
    */
   workers: { count: number; cpus: (number | null)[]; idle: 'busy' | 'adaptive'; controlCpus: ControlCpus; helperNice: number };
   umem: { frameSize: number; framesPerPort: number; ringSize: number; hugepages: boolean };

@@ -54,7 +54,7 @@ import { Revalidator } from './revalidator';
 import { SlowPathController } from './slowpath/slow-path';
 import { MeterBank, MeterBankWriter } from './meter';
 import { MeterTable } from './meter-table';
-import { placeControlThreads, Placement, lowerHelperThreads, singleThreadedGc, HelperLowering } from './thread-placement';
+import { placeControlThreads, Placement, lowerHelperThreads, singleThreadedGc, HelperLowering, HelperGovernor, processAffinity } from './thread-placement';
 
 const FORWARDER = path.join(__dirname, '..', 'workers', 'forwarder.js');
 /**
@@ -165,7 +165,10 @@ export class Datapath {
   /** Where the threads other than the workers were put at start (thread-placement.ts). */
   threadPlacement: Placement = { cpus: null, reason: 'not started', threads: 0 };
   /** What became of V8's helper threads' priority at start (thread-placement.ts). */
-  helperLowering: HelperLowering = { nice: null, threads: 0, reason: 'not started' };
+  helperLowering: HelperLowering = { nice: null, threads: 0, tids: [], reason: 'not started' };
+  /** Raises the lowered helpers while the slow path is saturated (thread-placement.ts); null when none were lowered. */
+  helperGovernor: HelperGovernor | null = null;
+  private governorTimer: NodeJS.Timeout | null = null;
   private readonly workers: WorkerHandle[] = [];
   /** The workers' per-flow stats arrays (FlowTable's backend.flowStats, called per flow by the revalidator). */
   private flowStatsArrays: Float64Array[] = [];
@@ -390,12 +393,37 @@ export class Datapath {
     this.upcalls.start();
     this.revalidator.start();
     this.log('slow_path_up', { type: config.type, handlers, flowLimit: this.upcalls.flowLimit });
+    if (this.helperLowering.nice !== null) this.governHelpers(this.helperLowering.nice, this.upcalls);
+  }
+
+  /** Every 100 ms: the lowered helpers get nice 0 back while the slow path is saturated (HelperGovernor). */
+  private governHelpers(nice: number, upcalls: UpcallDispatcher): void {
+    const governor = new HelperGovernor(this.helperLowering.tids, nice, processAffinity());
+    this.helperGovernor = governor;
+    this.governorTimer = setInterval(() => {
+      try {
+        const change = governor.update(upcalls.saturated(), performance.now());
+        if (change === 'raised') this.log('helper_threads_raised', { nice: 0, threads: this.helperLowering.tids.length, why: 'the slow path is saturated' });
+        else if (change === 'lowered') this.log('helper_threads_lowered', { nice, threads: this.helperLowering.tids.length });
+      } catch (error) {
+        // Raising needs CAP_SYS_NICE: without it the helpers stay lowered, as before the governor.
+        this.log('helper_threads_not_governed', { reason: (error as Error).message });
+        this.stopGoverningHelpers();
+      }
+    }, 100);
+    this.governorTimer.unref();
+  }
+
+  private stopGoverningHelpers(): void {
+    if (this.governorTimer) clearInterval(this.governorTimer);
+    this.governorTimer = null;
   }
 
   /** Stops everything that was started; safe on a half-started datapath and idempotent. */
   private async tearDown(): Promise<FrameAccount[]> {
     const errors: unknown[] = [];
     // The slow path first: it executes frames on the workers.
+    this.stopGoverningHelpers();
     try {
       await this.revalidator?.stop();
       await this.upcalls?.stop();

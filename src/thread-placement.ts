@@ -72,7 +72,15 @@ export function processAffinity(): AffinitySystem {
     threadAffinity: (tid) => addon.threadAffinity(tid),
     setThreadAffinity: (tid, cpus) => addon.setThreadAffinity(tid, cpus),
     threads: () => fs.readdirSync('/proc/self/task').map(Number),
-    setNice: (tid, nice) => os.setPriority(tid, nice),
+    setNice: (tid, nice) => {
+      try {
+        os.setPriority(tid, nice);
+      } catch (error) {
+        // os.setPriority throws ERR_SYSTEM_ERROR with the errno name in info.code; callers look for ESRCH.
+        const code = (error as { info?: { code?: string } }).info?.code;
+        throw Object.assign(new Error((error as Error).message), { code: code ?? (error as { code?: string }).code });
+      }
+    },
   };
 }
 
@@ -101,17 +109,21 @@ export function placeControlThreads(workerCpus: (number | null)[], wanted: Contr
  * that ends meanwhile (ESRCH) is skipped; any other failure throws.
  */
 function eachThread(system: AffinitySystem, except: number, change: (tid: number) => void): number {
-  let threads = 0;
-  for (const tid of system.threads()) {
-    if (tid === except) continue;
+  return changeThreads(system.threads().filter((tid) => tid !== except), change).length;
+}
+
+/** Runs `change` on each of `tids`; returns those it changed (a thread that ended, ESRCH, is skipped). */
+function changeThreads(tids: number[], change: (tid: number) => void): number[] {
+  const changed: number[] = [];
+  for (const tid of tids) {
     try {
       change(tid);
-      threads++;
+      changed.push(tid);
     } catch (error) {
       if ((error as { code?: string }).code !== 'ESRCH') throw error;
     }
   }
-  return threads;
+  return changed;
 }
 
 /** Whether node was started with V8's --single-threaded-gc (a V8 flag works only on the command line). */
@@ -123,6 +135,8 @@ export interface HelperLowering {
   /** The nice value given, or null when the helpers were left alone. */
   nice: number | null;
   threads: number;
+  /** The threads lowered (V8's helpers): what a HelperGovernor raises and lowers again. */
+  tids: number[];
   reason: string | null;
 }
 
@@ -139,9 +153,48 @@ export interface HelperLowering {
  * Only when the control threads were placed (`placed`): the helpers then share the control CPUs.
  */
 export function lowerHelperThreads(placed: boolean, nice: number, gcOnMainThread: boolean, selfTid: number, system?: AffinitySystem): HelperLowering {
-  if (nice === 0) return { nice: null, threads: 0, reason: 'workers.helperNice is 0' };
-  if (!placed) return { nice: null, threads: 0, reason: 'the control threads were not placed' };
-  if (!gcOnMainThread) return { nice: null, threads: 0, reason: 'node runs without --single-threaded-gc (start the daemon as node --single-threaded-gc .../cli.js run)' };
+  if (nice === 0) return { nice: null, threads: 0, tids: [], reason: 'workers.helperNice is 0' };
+  if (!placed) return { nice: null, threads: 0, tids: [], reason: 'the control threads were not placed' };
+  if (!gcOnMainThread) return { nice: null, threads: 0, tids: [], reason: 'node runs without --single-threaded-gc (start the daemon as node --single-threaded-gc .../cli.js run)' };
   const sys = system ?? processAffinity();
-  return { nice, threads: eachThread(sys, selfTid, (tid) => sys.setNice(tid, nice)), reason: null };
+  const tids = changeThreads(sys.threads().filter((tid) => tid !== selfTid), (tid) => sys.setNice(tid, nice));
+  return { nice, threads: tids.length, tids, reason: null };
+}
+
+/**
+ * Gives the lowered helpers nice 0 back while the slow path is saturated, and lowers them again once
+ * it has not been for `relowerMs`. Why (session 10): lowered helpers get ~1.5% of a saturated CPU,
+ * so in a setup storm the compile jobs the storm starts (code a flow change deoptimized, paths run
+ * for the first time) took 0.4-2.7 s, and the worker ran its flow-install path unoptimized for up to
+ * a second: an established flow kept 0.74 of its rate (median of seven runs) where the default kept
+ * 0.88. Raised for the storm, 0.83. Saturated, the first packets wait in the queues anyway, so the
+ * latency the lowering buys is not lost there.
+ */
+export class HelperGovernor {
+  private raised = false;
+  private lastSaturatedMs = -Infinity;
+  /** Times the helpers were raised. */
+  raises = 0;
+
+  constructor(private readonly tids: number[], private readonly nice: number, private readonly system: AffinitySystem, private readonly relowerMs = 2000) {}
+
+  get isRaised(): boolean {
+    return this.raised;
+  }
+
+  /** Called now and then with whether the slow path is saturated; returns 'raised', 'lowered' or null (no change). */
+  update(saturated: boolean, nowMs: number): 'raised' | 'lowered' | null {
+    if (saturated) {
+      this.lastSaturatedMs = nowMs;
+      if (this.raised) return null;
+      changeThreads(this.tids, (tid) => this.system.setNice(tid, 0));
+      this.raised = true;
+      this.raises++;
+      return 'raised';
+    }
+    if (!this.raised || nowMs - this.lastSaturatedMs < this.relowerMs) return null;
+    changeThreads(this.tids, (tid) => this.system.setNice(tid, this.nice));
+    this.raised = false;
+    return 'lowered';
+  }
 }

@@ -194,6 +194,16 @@ export class UpcallDispatcher {
     return () => this.subscribers.delete(listener);
   }
 
+  /**
+   * Whether the slow path is behind what arrives: a ring a quarter full or more, or the handler
+   * queue at its limit (then the rings fill next).
+   */
+  saturated(): boolean {
+    if (this.inFlight >= this.options.queueLimit) return true;
+    for (const ring of this.rings) if (ring.pending() * 4 >= ring.slots) return true;
+    return false;
+  }
+
   get handlerCount(): number {
     return this.allLanes.length;
   }

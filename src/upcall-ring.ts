@@ -264,6 +264,7 @@ export function readUpcall(records: ArrayBuffer | SharedArrayBuffer, stride: num
 
 export class UpcallConsumer {
   readonly stride: number;
+  readonly slots: number;
   private readonly words: Int32Array;
   private readonly mask: number;
   private consumer: number;
@@ -271,6 +272,7 @@ export class UpcallConsumer {
   constructor(init: UpcallRingInit) {
     this.words = new Int32Array(init.buffer);
     this.mask = init.slots - 1;
+    this.slots = init.slots;
     this.stride = recordWords(init.snaplen);
     this.consumer = Atomics.load(this.words, CONSUMER);
   }

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { controlCpuSet, placeControlThreads, lowerHelperThreads, singleThreadedGc, AffinitySystem } from '../../src/thread-placement';
+import { controlCpuSet, placeControlThreads, lowerHelperThreads, singleThreadedGc, AffinitySystem, HelperGovernor, processAffinity } from '../../src/thread-placement';
 import { ConfigError } from '../../src/config-error';
 import { parseConfig } from '../../src/config';
 import { Datapath } from '../../src/datapath';
@@ -83,10 +83,10 @@ test('nothing to place touches nothing (no addon needed)', () => {
 
 test('helper threads are lowered only when placed, asked for and with GC on the main thread; never the caller', () => {
   const { system, nice } = fakeSystem([0, 1], [100, 101, 102, 103], new Map([[102, 'ESRCH']]));
-  assert.deepEqual(lowerHelperThreads(true, 19, true, 100, system), { nice: 19, threads: 2, reason: null });
+  assert.deepEqual(lowerHelperThreads(true, 19, true, 100, system), { nice: 19, threads: 2, tids: [101, 103], reason: null });
   assert.deepEqual([...nice], [[101, 19], [103, 19]], 'the caller (the control thread) and a thread that ended are skipped');
   const untouched = fakeSystem([0, 1], [100, 101]);
-  assert.deepEqual(lowerHelperThreads(true, 0, true, 100, untouched.system), { nice: null, threads: 0, reason: 'workers.helperNice is 0' });
+  assert.deepEqual(lowerHelperThreads(true, 0, true, 100, untouched.system), { nice: null, threads: 0, tids: [], reason: 'workers.helperNice is 0' });
   assert.deepEqual(lowerHelperThreads(false, 19, true, 100, untouched.system).reason, 'the control threads were not placed');
   assert.match(lowerHelperThreads(true, 19, false, 100, untouched.system).reason ?? '', /without --single-threaded-gc/);
   assert.equal(untouched.nice.size, 0);
@@ -94,6 +94,28 @@ test('helper threads are lowered only when placed, asked for and with GC on the 
   assert.throws(() => lowerHelperThreads(true, 19, true, 100, denied.system), { message: 'set nice of thread 101: EPERM' });
   assert.equal(singleThreadedGc(['--single-threaded-gc']), true);
   assert.equal(singleThreadedGc(['--max-old-space-size=100']), false);
+});
+
+test('the governor raises the lowered helpers while the slow path is saturated and lowers them 2 s after', () => {
+  const { system, nice } = fakeSystem([0, 1], [], new Map([[103, 'ESRCH']]));
+  const governor = new HelperGovernor([101, 102, 103], 19, system);
+  assert.equal(governor.update(false, 0), null, 'not saturated, not raised: nothing to do');
+  assert.equal(nice.size, 0);
+  assert.equal(governor.update(true, 100), 'raised');
+  assert.deepEqual([...nice], [[101, 0], [102, 0]], 'a helper that ended is skipped');
+  assert.equal(governor.update(true, 200), null, 'already raised');
+  assert.equal(governor.update(false, 1500), null, 'saturated 1.3 s ago: still raised');
+  assert.equal(governor.update(false, 2200), 'lowered');
+  assert.deepEqual([...nice], [[101, 19], [102, 19]]);
+  assert.equal(governor.isRaised, false);
+  assert.equal(governor.update(true, 2300), 'raised');
+  assert.equal(governor.raises, 2);
+  const denied = fakeSystem([0, 1], [], new Map([[101, 'EACCES']]));
+  assert.throws(() => new HelperGovernor([101], 19, denied.system).update(true, 0), { message: 'set nice of thread 101: EACCES' });
+});
+
+test('the system setNice reports errno names as the code (a thread that ended is ESRCH)', () => {
+  assert.throws(() => processAffinity().setNice(0x3ffffff0, 5), (error: Error & { code?: string }) => error.code === 'ESRCH');
 });
 
 test('the config takes helperNice 0..19 (0, off, by default) and refuses anything else by its path', () => {

@@ -191,3 +191,29 @@ test('upcalls per port: packets handed to the slow path and those lost count on 
     await bare.stop();
   }
 });
+
+test('upcalls: the dispatcher is saturated while a ring is a quarter full', async () => {
+  const h = await harness({ type: 'rules', rules: [{ priority: 1, match: '', actions: '2' }] });
+  try {
+    assert.equal(h.dispatcher.saturated(), false);
+    // A second ring the dispatcher never serves: what it holds stays pending.
+    const idle = createUpcallRing(256, 256);
+    const producer = new UpcallProducer(idle);
+    const lagging = new UpcallDispatcher({ flows: h.dp.flows, executeMany: async () => [] }, [new UpcallConsumer(idle)], h.controller, { handlers: 1, queueLimit: 8 }, 1000);
+    try {
+      const key = new Int32Array(FLOW_KEY_WORDS);
+      const f = frame({ sport: 1 });
+      extractFlowKey(f, 0, f.length, 1, key, 0);
+      for (let i = 0; i < 63; i++) assert.ok(producer.push(UpcallKind.MISS, 1, key, 0, f, 0, f.length, 0, 0, new Int32Array(0), 0, 0));
+      producer.publish();
+      assert.equal(lagging.saturated(), false, '63 of 256 slots');
+      assert.ok(producer.push(UpcallKind.MISS, 1, key, 0, f, 0, f.length, 0, 0, new Int32Array(0), 0, 0));
+      producer.publish();
+      assert.equal(lagging.saturated(), true, '64 of 256 slots: a quarter');
+    } finally {
+      await lagging.stop();
+    }
+  } finally {
+    await h.close();
+  }
+});
