@@ -48,6 +48,8 @@ const HUGEPAGES = process.argv.includes('--hugepages');
 const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));
 const PLACEMENT_WAIT_SECONDS = Number(argValue('placement-wait', '30'));
 const PLACEMENT_RETAKES = 2;
+/** The most a run waits for the placement, over all its windows (s). */
+const PLACEMENT_BUDGET_SECONDS = 120;
 /** --emc N, --smc N: the caches' sizes (config flows.emcEntries / smcEntries; 0 turns one off). */
 const EMC_ENTRIES = argValue('emc', '');
 const SMC_ENTRIES = argValue('smc', '');
@@ -114,7 +116,7 @@ async function main(): Promise<void> {
   const size = Number(argValue('size', '64'));
   const rounds = Number(argValue('rounds', '3'));
   const twoCpus = os.cpus().length >= 2;
-  const gate = twoCpus ? await startGate([0, 1], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`)) : null;
+  const gate = twoCpus ? await startGate([0, 1], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`), PLACEMENT_BUDGET_SECONDS) : null;
   const placementResult = () => gateRecord(gate);
   if (ACTIONS !== '') {
     if (INSTALLED > 1) throw new Error('--actions measures the one-flow case (no --installed)');

@@ -54,6 +54,8 @@ const PEERS: Peer[] = ['kernel-redirect', 'c-afxdp', 'xdp-ts'];
 const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));
 const PLACEMENT_WAIT_SECONDS = Number(argValue('placement-wait', '30'));
 const PLACEMENT_RETAKES = 2;
+/** The most a run waits for the placement, over all its measurements (s). */
+const PLACEMENT_BUDGET_SECONDS = 120;
 
 /**
  * How xdp-ts's worker found the flows of one run (datapath.stats and worker.dump at its end, the
@@ -178,7 +180,7 @@ async function main(): Promise<void> {
   const sizes = argValue('sizes', '64,1500').split(',').map(Number);
   const flows = Number(argValue('flows', String(INSTALLED)));
   if (os.cpus().length < 2) throw new Error('needs 2 CPUs: the generator and the forwarder each get one');
-  const gate = await startGate([GENERATOR_CPU, FORWARDER_CPU], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`));
+  const gate = await startGate([GENERATOR_CPU, FORWARDER_CPU], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`), PLACEMENT_BUDGET_SECONDS);
   const rig = Rig.create();
   const runs: Run[] = [];
   try {

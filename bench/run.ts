@@ -17,7 +17,7 @@ import { Rig } from '../src/rig/rig';
 import { HelpRequested, OptionError, parseOptions, type BenchOptions } from './harness/options';
 import { PEERS, type PeerName } from './harness/peers';
 import { checkResults, markdown, SCHEMA, writePlots, type Results } from './harness/report';
-import { FORWARDER_CPU, GENERATOR_BURST, GENERATOR_CPU, runScenarios, type Context } from './harness/scenarios';
+import { FORWARDER_CPU, GENERATOR_BURST, GENERATOR_CPU, PLACEMENT_WAIT_BUDGET_SECONDS, runScenarios, type Context } from './harness/scenarios';
 import { pktgenAvailable } from './pktgen';
 import { ovsVersion } from './harness/ovs';
 import { plotFont } from './harness/plot';
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   progress(`bench: ${o.quick ? 'quick' : 'full'} run, scenarios ${o.scenarios.join(', ')}; results in ${out}`);
   progress(`generator: ${generator.kind}; pktgen ${generator.pktgen}`);
   for (const p of peerStatus) progress(`peer ${p.name}: ${p.available ? p.role : `skipped — ${p.reason}`}`);
-  const placement = await startGate([GENERATOR_CPU, FORWARDER_CPU], o.placementFactor, o.placementWait, progress);
+  const placement = await startGate([GENERATOR_CPU, FORWARDER_CPU], o.placementFactor, o.placementWait, progress, PLACEMENT_WAIT_BUDGET_SECONDS);
   const rig = Rig.create();
   const ctx: Context = {
     options: o, rig, peers: peers.filter((p) => p.available() === null), progress, zeroLoss: new Map(),
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   const results: Results = {
     schema: SCHEMA, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), durationSeconds: +((performance.now() - t0) / 1000).toFixed(1),
     command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(), options: { ...o },
-    environment: { ...env, peers: Object.fromEntries(ctx.peerDetails), placement: placement ? { ...gateRecord(placement), waitedSeconds: +((ctx.placementWaitMs ?? 0) / 1000).toFixed(1) } : null }, peers: peerStatus, scenarios, files: [],
+    environment: { ...env, peers: Object.fromEntries(ctx.peerDetails), placement: gateRecord(placement) }, peers: peerStatus, scenarios, files: [],
   };
   try {
     results.files = await writePlots(out, results);

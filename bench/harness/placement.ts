@@ -13,17 +13,20 @@
  * forwarder holds its CPU measures the line, not the wait for a time slice; ~3-25 ms). The gate
  * calibrates on a few probes, holds a trial until a probe is within `factor` of the near round trip,
  * and calls a trial displaced when the probe after it is not: the caller takes it again. The near
- * round trip is the first quartile of the probes so far, or 1.5x the lowest if that is less. Not
- * the lowest alone: the host now and then runs the two vCPUs as SMT siblings of one core (~50 ns,
- * under 1% of the probes of a full harness run), and 2.5x that would call the usual placement far.
- * Not the quartile alone: calibrated during a far spell, it would admit far trials until near
- * probes outnumbered them.
+ * round trip is the first quartile of the probes so far; if that is more than `factor` x the lowest
+ * (the calibration fell in a far spell), 1.5x the lowest. A probe below it / 1.6 is not the usual
+ * placement either: now and then the host runs the two vCPUs as SMT siblings of one core (~50 ns
+ * against ~95; 0.7% of a full harness run's probes, a few percent of forward.js's), where the
+ * generator and the forwarder share a core (one forward.js round there: xdp-ts at 1.39 of C).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 const COREPAIR = path.join(__dirname, '..', '..', '..', 'build', 'bench', 'corepair');
+
+/** A probe this much below the usual round trip is the SMT-sibling placement, not the usual one. */
+const SIBLING_RATIO = 1.6;
 
 export interface PairProbe {
   roundTripNs: number;
@@ -52,6 +55,8 @@ export interface GateOptions {
   factor: number;
   /** Longest wait for a near placement before a trial runs anyway (ms). */
   maxWaitMs: number;
+  /** Longest wait over all trials (ms; default: no limit): a host that keeps the CPUs apart for minutes does not stretch a run without end. */
+  budgetMs?: number;
   /** Between probes while waiting (ms). */
   pollMs?: number;
   probe?: Probe;
@@ -73,6 +78,8 @@ export class PlacementGate {
   readonly probes: PairProbe[] = [];
   /** The round trips seen, sorted (for the baseline). */
   private readonly sorted: number[] = [];
+  /** Waited in admit() so far, over all trials. */
+  waitedMs = 0;
   private readonly probe: Probe;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
@@ -84,13 +91,13 @@ export class PlacementGate {
     this.now = options.now ?? (() => performance.now());
   }
 
-  /**
-   * The near placement's round trip: the first quartile of the probes so far, or 1.5x the lowest
-   * if that is less (see the top of the file).
-   */
+  /** The usual placement's round trip (see the top of the file). */
   get baselineNs(): number {
     const n = this.sorted.length;
-    return n === 0 ? Infinity : Math.min(this.sorted[(n - 1) >> 2], 1.5 * this.sorted[0]);
+    if (n === 0) return Infinity;
+    const quartile = this.sorted[(n - 1) >> 2];
+    const factor = this.options.factor > 1 ? this.options.factor : 2.5;
+    return quartile > factor * this.sorted[0] ? 1.5 * this.sorted[0] : quartile;
   }
 
   /** A probe, recorded. */
@@ -112,18 +119,25 @@ export class PlacementGate {
     return this.baselineNs;
   }
 
+  /** Whether a probe is outside the usual placement: far apart, or SMT siblings (the name says the common case). */
   isFar(ns: number): boolean {
-    return this.options.factor > 0 && ns > this.options.factor * this.baselineNs;
+    if (this.options.factor === 0) return false;
+    const base = this.baselineNs;
+    return ns > this.options.factor * base || ns < base / SIBLING_RATIO;
   }
 
   /** Probes until the placement is near (or the wait runs out: the trial then runs, marked far). */
   async admit(maxWaitMs = this.options.maxWaitMs): Promise<Admission> {
     const started = this.now();
+    const limit = Math.min(maxWaitMs, (this.options.budgetMs ?? Infinity) - this.waitedMs);
     for (let tries = 1; ; tries++) {
       const ns = this.take();
       const waitedMs = Math.round(this.now() - started);
-      if (!this.isFar(ns)) return { roundTripNs: ns, near: true, waitedMs, tries };
-      if (waitedMs >= maxWaitMs) return { roundTripNs: ns, near: false, waitedMs, tries };
+      const near = !this.isFar(ns);
+      if (near || waitedMs >= limit) {
+        this.waitedMs += waitedMs;
+        return { roundTripNs: ns, near, waitedMs, tries };
+      }
       await this.sleep(this.options.pollMs ?? 200);
     }
   }
@@ -133,11 +147,11 @@ export class PlacementGate {
  * The gate a benchmark runs with (null for factor 0), calibrated; its line for the progress output
  * goes to `log`. Refused when the probe is not built.
  */
-export async function startGate(cpus: [number, number], factor: number, maxWaitSeconds: number, log: (message: string) => void): Promise<PlacementGate | null> {
+export async function startGate(cpus: [number, number], factor: number, maxWaitSeconds: number, log: (message: string) => void, budgetSeconds = Infinity): Promise<PlacementGate | null> {
   if (factor === 0) return null;
   const missing = corePairAvailable();
   if (missing) throw new Error(`the placement gate needs the CPU-pair probe: ${missing} (or --placement-factor 0)`);
-  const gate = new PlacementGate(cpus, { factor, maxWaitMs: maxWaitSeconds * 1000 });
+  const gate = new PlacementGate(cpus, { factor, maxWaitMs: maxWaitSeconds * 1000, budgetMs: budgetSeconds * 1000 });
   const lowest = await gate.calibrate();
   log(`placement: CPUs ${cpus.join(',')} ${lowest.toFixed(0)} ns a cache-line round trip (first quartile of ${gate.probes.length} probes); trials start within ${factor}x of it`);
   return gate;
@@ -146,7 +160,7 @@ export async function startGate(cpus: [number, number], factor: number, maxWaitS
 /** The gate's record for a results file: its settings and every probe. */
 export function gateRecord(gate: PlacementGate | null): Record<string, unknown> | null {
   if (gate === null) return null;
-  return { cpus: gate.cpus, factor: gate.options.factor, maxWaitSeconds: gate.options.maxWaitMs / 1000, nearNs: gate.baselineNs, probes: gate.probes };
+  return { cpus: gate.cpus, factor: gate.options.factor, maxWaitSeconds: gate.options.maxWaitMs / 1000, nearNs: gate.baselineNs, waitedSeconds: +(gate.waitedMs / 1000).toFixed(1), probes: gate.probes };
 }
 
 /** What a gated trial records: the probes around it and whether it was retaken. */

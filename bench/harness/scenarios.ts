@@ -63,8 +63,6 @@ export interface Context {
    * a disturbed one is). Null: no gate.
    */
   placement?: PlacementGate | null;
-  /** Milliseconds spent waiting for the CPUs to be near, bounded by PLACEMENT_WAIT_BUDGET_SECONDS. */
-  placementWaitMs?: number;
 }
 
 export interface Measurement {
@@ -178,15 +176,13 @@ async function watched<T>(ctx: Context, body: () => Promise<T>, worthRedoing: (v
 }
 
 /**
- * Waits (while the run's budget for it lasts) until the gate finds the CPUs near; null without a
- * gate. With the budget spent, one probe says whether the trial starts near.
+ * Waits (while the gate's budget lasts, PLACEMENT_WAIT_BUDGET_SECONDS a run) until the gate finds
+ * the CPUs near; null without a gate. With the budget spent, one probe says whether the trial starts near.
  */
 async function admit(ctx: Context): Promise<Admission | null> {
   const gate = ctx.placement ?? null;
   if (gate === null) return null;
-  const left = PLACEMENT_WAIT_BUDGET_SECONDS * 1000 - (ctx.placementWaitMs ?? 0);
-  const admission = await gate.admit(Math.max(0, left));
-  ctx.placementWaitMs = (ctx.placementWaitMs ?? 0) + admission.waitedMs;
+  const admission = await gate.admit();
   if (admission.tries > 1) ctx.progress(`  placement: waited ${(admission.waitedMs / 1000).toFixed(1)} s for CPUs ${gate.cpus.join(',')} to be near (${admission.roundTripNs.toFixed(0)} ns a round trip)`);
   return admission;
 }

@@ -436,11 +436,14 @@ function scriptedGate(series: number[], factor = 2.5, maxWaitMs = 1000) {
 
 test('placement: the gate calibrates on the near round trip, waits for a near probe, and says far after a trial', async () => {
   // Calibration sees the host flip to far and back, and once run the CPUs as SMT siblings (50):
-  // the baseline is 1.5x that (75), below the first quartile (115); the usual 115-120 stay near.
+  // the baseline is the first quartile (115), and both the far probes and the sibling one are
+  // outside the usual placement.
   const { gate } = scriptedGate([120, 480, 50, 115, 500, 490, 470, 118, 112, 460]);
-  assert.equal(await gate.calibrate(5), 75);
-  assert.equal(gate.isFar(180), false, 'within 2.5x of 75');
-  assert.equal(gate.isFar(200), true);
+  assert.equal(await gate.calibrate(5), 115);
+  assert.equal(gate.isFar(280), false, 'within 2.5x of 115');
+  assert.equal(gate.isFar(300), true);
+  assert.equal(gate.isFar(50), true, 'SMT siblings: below 115 / 1.6');
+  assert.equal(gate.isFar(80), false);
   // Far (490, 470), then near (118): admitted on the third probe, after two polls (5 ms a probe).
   const admission = await gate.admit();
   assert.deepEqual(admission, { roundTripNs: 118, near: true, waitedMs: 215, tries: 3 });
@@ -451,7 +454,7 @@ test('placement: the gate calibrates on the near round trip, waits for a near pr
   assert.equal(value, 3);
   assert.deepEqual({ ...placement, waitedMs: undefined }, { beforeNs: 460, afterNs: 460, waitedMs: undefined, displaced: true, retaken: 2 });
   assert.ok(placement!.waitedMs >= 1000);
-  assert.equal(gate.baselineNs, 75, 'far probes never become the baseline once a near one was seen');
+  assert.equal(gate.baselineNs, 75, 'far probes outnumber the rest three to one: 1.5x the lowest (50), not the far quartile');
   assert.ok(gate.probes.length > 5 + 3 + 2 && gate.probes.every((p) => typeof p.roundTripNs === 'number' && typeof p.atMs === 'number'));
 });
 
@@ -478,6 +481,14 @@ test('placement: the wait is bounded, a far start is displaced, factor 0 gates n
   const { placement } = await gated(far.gate, 0, async () => 0);
   assert.equal(placement!.displaced, true);
   assert.equal(placement!.retaken, 0);
+  // A budget over all trials: once spent, one probe per trial and no wait.
+  let clock = 0;
+  const timed = new PlacementGate([0, 1], { factor: 2.5, maxWaitMs: 1000, budgetMs: 300, pollMs: 100, probe: () => { clock += 5; return clock < 10 ? 100 : 500; }, sleep: async (ms) => { clock += ms; }, now: () => clock });
+  await timed.calibrate(1);
+  const first = await timed.admit();
+  assert.ok(!first.near && first.waitedMs >= 300 && first.waitedMs < 1000, JSON.stringify(first));
+  assert.equal((await timed.admit()).tries, 1, 'the budget is spent');
+  assert.equal(timed.waitedMs, first.waitedMs + 5, 'that one probe (5 ms) counts too');
   const off = scriptedGate([100, 900, 900], 0);
   await off.gate.calibrate(1);
   assert.equal(off.gate.isFar(900), false);
