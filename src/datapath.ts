@@ -166,8 +166,7 @@ export class Datapath {
   threadPlacement: Placement = { cpus: null, reason: 'not started', threads: 0 };
   /** What became of V8's helper threads' priority at start (thread-placement.ts). */
   helperLowering: HelperLowering = { nice: null, threads: 0, tids: [], reason: 'not started' };
-  /** Raises the lowered helpers while the slow path is saturated (thread-placement.ts); null when none were lowered. */
-  helperGovernor: HelperGovernor | null = null;
+  /** Runs the HelperGovernor (thread-placement.ts) while helpers are lowered and a slow path runs. */
   private governorTimer: NodeJS.Timeout | null = null;
   private readonly workers: WorkerHandle[] = [];
   /** The workers' per-flow stats arrays (FlowTable's backend.flowStats, called per flow by the revalidator). */
@@ -399,7 +398,6 @@ export class Datapath {
   /** Every 100 ms: the lowered helpers get nice 0 back while the slow path is saturated (HelperGovernor). */
   private governHelpers(nice: number, upcalls: UpcallDispatcher): void {
     const governor = new HelperGovernor(this.helperLowering.tids, nice, processAffinity());
-    this.helperGovernor = governor;
     this.governorTimer = setInterval(() => {
       try {
         const change = governor.update(upcalls.saturated(), performance.now());

@@ -101,15 +101,15 @@ export function placeControlThreads(workerCpus: (number | null)[], wanted: Contr
   const choice = controlCpuSet(system.threadAffinity(0), workerCpus, wanted);
   if (choice.cpus === null) return { ...choice, threads: 0 };
   const cpus = choice.cpus;
-  return { ...choice, threads: eachThread(system, -1, (tid) => system.setThreadAffinity(tid, cpus)) };
+  return { ...choice, threads: eachThread(system, -1, (tid) => system.setThreadAffinity(tid, cpus)).length };
 }
 
 /**
- * Runs `change` on every thread of the process but `except`; returns how many it changed. A thread
+ * Runs `change` on every thread of the process but `except`; returns those it changed. A thread
  * that ends meanwhile (ESRCH) is skipped; any other failure throws.
  */
-function eachThread(system: AffinitySystem, except: number, change: (tid: number) => void): number {
-  return changeThreads(system.threads().filter((tid) => tid !== except), change).length;
+function eachThread(system: AffinitySystem, except: number, change: (tid: number) => void): number[] {
+  return changeThreads(system.threads().filter((tid) => tid !== except), change);
 }
 
 /** Runs `change` on each of `tids`; returns those it changed (a thread that ended, ESRCH, is skipped). */
@@ -157,7 +157,7 @@ export function lowerHelperThreads(placed: boolean, nice: number, gcOnMainThread
   if (!placed) return { nice: null, threads: 0, tids: [], reason: 'the control threads were not placed' };
   if (!gcOnMainThread) return { nice: null, threads: 0, tids: [], reason: 'node runs without --single-threaded-gc (start the daemon as node --single-threaded-gc .../cli.js run)' };
   const sys = system ?? processAffinity();
-  const tids = changeThreads(sys.threads().filter((tid) => tid !== selfTid), (tid) => sys.setNice(tid, nice));
+  const tids = eachThread(sys, selfTid, (tid) => sys.setNice(tid, nice));
   return { nice, threads: tids.length, tids, reason: null };
 }
 
