@@ -24,7 +24,7 @@ import { flowToInstall } from '../src/flow-format';
 import { PutFlags } from '../src/flow-table';
 import { megaflows } from './forward';
 import { writeResults } from './harness/results';
-import { gated, gateRecord, startGate, type PlacementGate } from './harness/placement';
+import { describeRecord, gated, gateRecord, PLACEMENT_RETAKES, startGateFromArgs, type PlacementGate } from './harness/placement';
 
 
 
@@ -40,16 +40,6 @@ const UDP_FLOW = 'in_port(1),eth(),eth_type(0x0800),ipv4(proto=17,frag=no),udp()
 const FLOW = argValue('flow', 'in_port');
 /** --hugepages: the worker's UMEM on 2 MiB hugepages (they must be reserved: vm.nr_hugepages). */
 const HUGEPAGES = process.argv.includes('--hugepages');
-/**
- * --placement-factor F (0: off) and --placement-wait S: each measured window runs while the CPU
- * pair's cache-line round trip is within F x the near one, and again if it was not after it
- * (harness/placement.ts: the one-flow figure is ~15.5 M frames/s with the CPUs near, ~8.7 M far).
- */
-const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));
-const PLACEMENT_WAIT_SECONDS = Number(argValue('placement-wait', '30'));
-const PLACEMENT_RETAKES = 2;
-/** The most a run waits for the placement, over all its windows (s). */
-const PLACEMENT_BUDGET_SECONDS = 120;
 /** --emc N, --smc N: the caches' sizes (config flows.emcEntries / smcEntries; 0 turns one off). */
 const EMC_ENTRIES = argValue('emc', '');
 const SMC_ENTRIES = argValue('smc', '');
@@ -116,7 +106,9 @@ async function main(): Promise<void> {
   const size = Number(argValue('size', '64'));
   const rounds = Number(argValue('rounds', '3'));
   const twoCpus = os.cpus().length >= 2;
-  const gate = twoCpus ? await startGate([0, 1], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`), PLACEMENT_BUDGET_SECONDS) : null;
+  // --placement-factor F (0: none), --placement-wait S (harness/placement.ts: the one-flow figure
+  // is ~15.5 M frames/s with the CPUs near, ~8.7 M far).
+  const gate = twoCpus ? await startGateFromArgs([0, 1], (m) => process.stderr.write(`${m}\n`)) : null;
   const placementResult = () => gateRecord(gate);
   if (ACTIONS !== '') {
     if (INSTALLED > 1) throw new Error('--actions measures the one-flow case (no --installed)');
@@ -142,8 +134,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     const r = await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null, gate);
     results.push(r);
-    const where = r.placement ? `; CPU pair ${r.placement.beforeNs.toFixed(0)}/${r.placement.afterNs.toFixed(0)} ns${r.placement.displaced ? ' (far: displaced)' : ''}` : '';
-    process.stderr.write(`round ${i + 1}/${rounds}: ${(r.framesPerSecond / 1e6).toFixed(2)} M frames/s, average batch ${r.averageBatch.toFixed(1)}${where}\n`);
+    process.stderr.write(`round ${i + 1}/${rounds}: ${(r.framesPerSecond / 1e6).toFixed(2)} M frames/s, average batch ${r.averageBatch.toFixed(1)}${describeRecord(r.placement)}\n`);
   }
   const best = Math.max(...results.map((r) => r.framesPerSecond));
   const sorted = results.map((r) => r.framesPerSecond).sort((a, b) => a - b);

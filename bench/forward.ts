@@ -25,7 +25,7 @@ import { megaflows } from './harness/flowspace';
 import { median } from './harness/median';
 import { stopChild, waitReady } from './harness/peers';
 import { writeResults } from './harness/results';
-import { gated, gateRecord, startGate, type PlacementGate, type PlacementRecord } from './harness/placement';
+import { describeRecord, gated, gateRecord, PLACEMENT_RETAKES, startGateFromArgs, type PlacementGate, type PlacementRecord } from './harness/placement';
 
 export { megaflows };
 
@@ -46,16 +46,6 @@ const EMC_ENTRIES = argValue('emc-entries', '');
 const EMC_INSERT_INVERSE = argValue('emc-insert-inverse', '');
 const SMC_ENTRIES = argValue('smc-entries', '');
 const PEERS: Peer[] = ['kernel-redirect', 'c-afxdp', 'xdp-ts'];
-/**
- * --placement-factor F: traffic runs only while a cache line's round trip between the generator's
- * CPU and the forwarder's is within F x the near one (0: no gate); --placement-wait S: the longest
- * wait for that; a run after which the probe is far is taken again up to PLACEMENT_RETAKES times.
- */
-const PLACEMENT_FACTOR = Number(argValue('placement-factor', '2.5'));
-const PLACEMENT_WAIT_SECONDS = Number(argValue('placement-wait', '30'));
-const PLACEMENT_RETAKES = 2;
-/** The most a run waits for the placement, over all its measurements (s). */
-const PLACEMENT_BUDGET_SECONDS = 120;
 
 /**
  * How xdp-ts's worker found the flows of one run (datapath.stats and worker.dump at its end, the
@@ -180,7 +170,8 @@ async function main(): Promise<void> {
   const sizes = argValue('sizes', '64,1500').split(',').map(Number);
   const flows = Number(argValue('flows', String(INSTALLED)));
   if (os.cpus().length < 2) throw new Error('needs 2 CPUs: the generator and the forwarder each get one');
-  const gate = await startGate([GENERATOR_CPU, FORWARDER_CPU], PLACEMENT_FACTOR, PLACEMENT_WAIT_SECONDS, (m) => process.stderr.write(`${m}\n`), PLACEMENT_BUDGET_SECONDS);
+  // --placement-factor F (0: none), --placement-wait S: harness/placement.ts, startGateFromArgs.
+  const gate = await startGateFromArgs([GENERATOR_CPU, FORWARDER_CPU], (m) => process.stderr.write(`${m}\n`));
   const rig = Rig.create();
   const runs: Run[] = [];
   try {
@@ -192,8 +183,7 @@ async function main(): Promise<void> {
         for (const peer of order) {
           const r = await measure(rig, peer, size, seconds, flows, gate);
           runs.push({ peer, size, round, ...r });
-          const where = r.placement ? `; CPU pair ${r.placement.beforeNs.toFixed(0)}/${r.placement.afterNs.toFixed(0)} ns${r.placement.displaced ? ' (far: displaced)' : ''}` : '';
-          process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps${r.lookups ? `; ${describeLookups(r.lookups)}` : ''}${where}\n`);
+          process.stderr.write(`size ${size} round ${round + 1}/${rounds} ${peer.padEnd(16)} offered ${(r.offeredPps / 1e6).toFixed(3)} Mpps delivered ${(r.deliveredPps / 1e6).toFixed(3)} Mpps${r.lookups ? `; ${describeLookups(r.lookups)}` : ''}${describeRecord(r.placement)}\n`);
         }
       }
     }

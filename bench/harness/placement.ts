@@ -22,6 +22,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { argValue } from '../../src/rig/args';
 
 const COREPAIR = path.join(__dirname, '..', '..', '..', 'build', 'bench', 'corepair');
 
@@ -141,6 +142,34 @@ export class PlacementGate {
       await this.sleep(this.options.pollMs ?? 200);
     }
   }
+
+  /** The probe after a trial admitted with `admission`: the trial is displaced if it started far or ended far. */
+  settle(admission: Admission): { afterNs: number; displaced: boolean } {
+    const afterNs = this.take();
+    return { afterNs, displaced: !admission.near || this.isFar(afterNs) };
+  }
+
+  /** The progress line for an admission that waited, or null if the first probe was near. */
+  describeWait(admission: Admission): string | null {
+    if (admission.tries === 1) return null;
+    return `placement: waited ${(admission.waitedMs / 1000).toFixed(1)} s for CPUs ${this.cpus.join(',')} to be near (${admission.roundTripNs.toFixed(0)} ns a round trip, near ${this.baselineNs.toFixed(0)})`;
+  }
+
+  /** The progress line for a trial displaced by the probe after it (`afterNs`), taken again. */
+  describeDisplaced(afterNs: number): string {
+    return `placement: CPUs ${this.cpus.join(',')} ${afterNs.toFixed(0)} ns a round trip after the trial (near ${this.baselineNs.toFixed(0)}); again`;
+  }
+}
+
+/** Retakes of a displaced trial in forward.js and engine.js. */
+export const PLACEMENT_RETAKES = 2;
+
+/**
+ * The gate of forward.js and engine.js, from their --placement-factor (2.5; 0: none) and
+ * --placement-wait (30 s a trial), with 120 s of waiting a run at most.
+ */
+export function startGateFromArgs(cpus: [number, number], log: (message: string) => void): Promise<PlacementGate | null> {
+  return startGate(cpus, Number(argValue('placement-factor', '2.5')), Number(argValue('placement-wait', '30')), log, 120);
 }
 
 /**
@@ -182,13 +211,18 @@ export async function gated<T>(gate: PlacementGate | null, retakes: number, body
   if (gate === null) return { value: await body(), placement: null };
   for (let retaken = 0; ; retaken++) {
     const admission = await gate.admit();
-    if (admission.tries > 1 && log) log(`placement: waited ${(admission.waitedMs / 1000).toFixed(1)} s for CPUs ${gate.cpus.join(',')} to be near (${admission.roundTripNs.toFixed(0)} ns a round trip, near ${gate.baselineNs.toFixed(0)})`);
+    const waited = gate.describeWait(admission);
+    if (waited !== null && log) log(waited);
     const value = await body();
-    const afterNs = gate.take();
-    const displaced = !admission.near || gate.isFar(afterNs);
+    const { afterNs, displaced } = gate.settle(admission);
     if (!displaced || retaken >= retakes) {
       return { value, placement: { beforeNs: admission.roundTripNs, afterNs, waitedMs: admission.waitedMs, displaced, retaken } };
     }
-    if (log) log(`placement: CPUs ${gate.cpus.join(',')} ${afterNs.toFixed(0)} ns a round trip after the trial (near ${gate.baselineNs.toFixed(0)}); again`);
+    if (log) log(gate.describeDisplaced(afterNs));
   }
+}
+
+/** The end of a benchmark's progress line: the probes around it, and whether it stayed displaced. */
+export function describeRecord(record: PlacementRecord | null): string {
+  return record ? `; CPU pair ${record.beforeNs.toFixed(0)}/${record.afterNs.toFixed(0)} ns${record.displaced ? ' (far: displaced)' : ''}` : '';
 }

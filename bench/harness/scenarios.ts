@@ -165,12 +165,13 @@ async function watched<T>(ctx: Context, body: () => Promise<T>, worthRedoing: (v
     const d = disturbance(before, schedSnapshot(pids), ns);
     const gate = ctx.placement ?? null;
     if (gate !== null && admission !== null) {
-      d.placementNs = gate.take();
-      d.displaced = !admission.near || gate.isFar(d.placementNs);
+      const { afterNs, displaced } = gate.settle(admission);
+      d.placementNs = afterNs;
+      d.displaced = displaced;
     }
     const disturbed = d.waitShare > ctx.options.disturbance || d.displaced === true;
     if (!disturbed || redone >= ctx.options.redo || (ctx.redoSpentMs ?? 0) > REDO_BUDGET_SECONDS * 1000 || !worthRedoing(value)) return { value, disturbance: d, redone };
-    if (d.displaced && gate !== null) ctx.progress(`  displaced: CPUs ${gate.cpus.join(',')} ${d.placementNs?.toFixed(0)} ns a round trip after the trial (near ${gate.baselineNs.toFixed(0)}); again`);
+    if (d.displaced && gate !== null) ctx.progress(`  ${gate.describeDisplaced(d.placementNs as number)}`);
     else ctx.progress(`  disturbed: thread ${d.thread} waited for a CPU ${(d.waitShare * 100).toFixed(0)}% of the trial; again`);
   }
 }
@@ -183,7 +184,8 @@ async function admit(ctx: Context): Promise<Admission | null> {
   const gate = ctx.placement ?? null;
   if (gate === null) return null;
   const admission = await gate.admit();
-  if (admission.tries > 1) ctx.progress(`  placement: waited ${(admission.waitedMs / 1000).toFixed(1)} s for CPUs ${gate.cpus.join(',')} to be near (${admission.roundTripNs.toFixed(0)} ns a round trip)`);
+  const waited = gate.describeWait(admission);
+  if (waited !== null) ctx.progress(`  ${waited}`);
   return admission;
 }
 
