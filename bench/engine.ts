@@ -12,7 +12,9 @@
  *
  * --flow: the one flow is `in_port(1) actions:2` (default), which the worker serves by simple match
  * (no key, no lookup), or the UDP megaflow below, which goes through the full pipeline (extraction,
- * caches, classifier). The summary says which share of the frames took which path.
+ * caches, classifier). The summary says which share of the frames took which path, and each round
+ * which level answered the lookups (exact-match cache, signature cache, classifier and its tables
+ * probed a hit, and the share the cache policy sent past the caches).
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -89,8 +91,18 @@ async function round(seconds: number, size: number, workerCpu: number | null, fe
       const elapsed = (performance.now() - start.time) / 1000;
       const lookups = dp.lookupStats();
       const hits = lookups.hit - start.lookups.hit;
-      const simpleShare = hits > 0 ? (lookups.simpleHits - start.lookups.simpleHits) / hits : 0;
-      return { framesPerSecond: frames / elapsed, averageBatch: frames / (w1.batches - start.batches), loops: w1.loops - start.loops, simpleShare };
+      const share = (now: number, before: number) => (hits > 0 ? (now - before) / hits : 0);
+      const simpleShare = share(lookups.simpleHits, start.lookups.simpleHits);
+      // Which level answered (the cache policy may send keys past the caches: bypassedShare).
+      const levels = {
+        emcShare: share(lookups.emcHits, start.lookups.emcHits),
+        smcShare: share(lookups.smcHits, start.lookups.smcHits),
+        megaflowShare: share(lookups.megaflowHits, start.lookups.megaflowHits),
+        bypassedShare: share(w1.cacheBypassed, w0.cacheBypassed),
+        subtablesPerMegaflowHit: lookups.megaflowHits > start.lookups.megaflowHits
+          ? (lookups.maskHits - start.lookups.maskHits) / (lookups.megaflowHits - start.lookups.megaflowHits) : 0,
+      };
+      return { framesPerSecond: frames / elapsed, averageBatch: frames / (w1.batches - start.batches), loops: w1.loops - start.loops, simpleShare, ...levels };
     }, (message) => process.stderr.write(`  ${message}\n`));
     return { ...value, placement };
   } finally {
@@ -100,6 +112,8 @@ async function round(seconds: number, size: number, workerCpu: number | null, fe
     if (report.frames.some((f) => f.lost !== 0)) throw new Error(`frames lost: ${JSON.stringify(report.frames)}`);
   }
 }
+
+const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
 
 async function main(): Promise<void> {
   const seconds = Number(argValue('seconds', '3'));
@@ -134,7 +148,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     const r = await round(seconds, size, twoCpus ? 1 : null, twoCpus ? 0 : null, gate);
     results.push(r);
-    process.stderr.write(`round ${i + 1}/${rounds}: ${(r.framesPerSecond / 1e6).toFixed(2)} M frames/s, average batch ${r.averageBatch.toFixed(1)}${describeRecord(r.placement)}\n`);
+    const levels = r.simpleShare === 1 ? '' : `; emc ${pct(r.emcShare)}, smc ${pct(r.smcShare)}, classifier ${pct(r.megaflowShare)} (${r.subtablesPerMegaflowHit.toFixed(2)} tables a hit), caches bypassed ${pct(r.bypassedShare)}`;
+    process.stderr.write(`round ${i + 1}/${rounds}: ${(r.framesPerSecond / 1e6).toFixed(2)} M frames/s, average batch ${r.averageBatch.toFixed(1)}${levels}${describeRecord(r.placement)}\n`);
   }
   const best = Math.max(...results.map((r) => r.framesPerSecond));
   const sorted = results.map((r) => r.framesPerSecond).sort((a, b) => a - b);
