@@ -61,6 +61,13 @@ export interface TrialRequest {
    * state that refills with time (a meter's bucket) enters the window as it leaves it.
    */
   continuous?: boolean;
+  /**
+   * Frames the pacing may send back to back to catch up when the generator fell behind (the live
+   * runs' set-up gaps, preemption); default the session's --burst. A latency trial wants a small
+   * one: a catch-up burst at the generator's full speed is queued by any forwarder slower than it,
+   * and that queue, not the forwarder, then makes the tail.
+   */
+  burst?: number;
 }
 
 export interface TrialSummary extends TrialRequest {
@@ -108,6 +115,7 @@ export function checkTrial(t: Partial<TrialRequest>): TrialRequest {
     seconds: number('seconds', 0.05, 3600, false),
     warmup: number('warmup', 0, 3600, false),
     continuous: t.continuous === undefined ? false : flag('continuous', t.continuous),
+    ...(t.burst === undefined ? {} : { burst: number('burst', 1, 1 << 20, true) }),
   };
 }
 
@@ -134,7 +142,7 @@ class Generator {
   /** CPUs the generator moves between, one live run each (empty: stay put). */
   cpus: number[] = [];
 
-  constructor(private readonly tx: string, sinkInterface: string | null, private readonly id: number, burst: number) {
+  constructor(private readonly tx: string, sinkInterface: string | null, private readonly id: number, private readonly burst: number) {
     this.gen = this.addon.bpfObjectLoad(path.join(BPF_DIR, 'bench_gen.o'));
     this.prog = this.addon.bpfProgramFd(this.gen, 'bench_gen');
     this.config = this.addon.bpfMapFd(this.gen, 'gen_config');
@@ -210,6 +218,7 @@ class Generator {
     this.addon.mapUpdate(this.config, GEN_CFG.ipChecksum, manyAddresses ? (frame[24] << 8) | frame[25] : 0);
     // Picoseconds per frame; u32 in the map, so rates below ~233 fps are not paced finer.
     this.addon.mapUpdate(this.config, GEN_CFG.intervalPs, t.rate > 0 ? Math.min(0xffffffff, Math.round(1e12 / t.rate)) : 0);
+    this.addon.mapUpdate(this.config, GEN_CFG.burst, t.burst ?? this.burst);
     if (t.warmup > 0) {
       this.send(frame, t.warmup);
       if (t.continuous !== true) sleep(DRAIN_MS);

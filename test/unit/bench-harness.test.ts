@@ -626,6 +626,11 @@ test('generator: trial requests are checked field by field', () => {
   assert.throws(() => checkTrial({ size: 64, flows: 0, rate: 0, seconds: 1, warmup: 0 }), /trial.flows/);
   assert.throws(() => checkTrial({ size: 64, flows: 1, rate: -1, seconds: 1, warmup: 0 }), /trial.rate/);
   assert.throws(() => checkTrial({ size: 64, flows: 1, rate: 0, seconds: 1, warmup: 0, continuous: 'yes' as unknown as boolean }), /trial.continuous/);
+  // The catch-up allowance is per trial when given (latency trials ask for a smooth stream).
+  assert.equal(checkTrial({ size: 64, flows: 1, rate: 1000, seconds: 1, warmup: 0, burst: 32 }).burst, 32);
+  assert.equal('burst' in checkTrial({ size: 64, flows: 1, rate: 1000, seconds: 1, warmup: 0 }), false);
+  assert.throws(() => checkTrial({ size: 64, flows: 1, rate: 1000, seconds: 1, warmup: 0, burst: 0 }), /trial.burst: expected an integer from 1 to 1048576, got 0/);
+  assert.throws(() => checkTrial({ size: 64, flows: 1, rate: 1000, seconds: 1, warmup: 0, burst: 2.5 }), /trial.burst/);
 });
 
 // ---------------------------------------------------------------------------------------------
