@@ -7,6 +7,11 @@
  *
  * Encoding (Int32 words): each operation is [opcode, argumentCount, ...arguments]. A status is 0 or
  * a negative errno. One transaction is in flight per worker; the control side queues the rest.
+ *
+ * After the statuses, the reply area holds when the worker finished the transaction (a Float64 at
+ * REPLY_TIME_BYTE, performance.timeOrigin + performance.now() on the worker, the base of an upcall's
+ * queued time): its executes' frames were on their tx rings then. The control thread may learn of
+ * the reply much later (it shares a CPU with others), so a packet's latency ends at this time.
  */
 import { ControlWord, WorkerState } from './worker-layout';
 
@@ -42,6 +47,10 @@ export const enum Opcode {
 
 export const REQUEST_WORDS = 1 << 18;
 export const REPLY_WORDS = 1 << 13;
+/** Byte offset of the transaction's completion time in the reply area (8-byte aligned). */
+export const REPLY_TIME_BYTE = REPLY_WORDS * 4;
+/** Size of a reply area: the statuses, then the completion time. */
+export const REPLY_BYTES = REPLY_TIME_BYTE + 8;
 
 export const ENOENT = 2;
 export const EEXIST = 17;
@@ -54,26 +63,40 @@ export interface Operation {
   args: ArrayLike<number>;
 }
 
+/** A transaction's outcome: one status per operation, and when the worker finished it. */
+export interface TransactionResult {
+  statuses: number[];
+  /** The worker's clock (performance.timeOrigin + performance.now(), ms) when it published the reply. */
+  completedMs: number;
+}
+
 export class CommandChannel {
   private readonly control: Int32Array;
   private readonly request: Int32Array;
   private readonly reply: Int32Array;
+  private readonly replyTime: Float64Array;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(control: SharedArrayBuffer, request: SharedArrayBuffer, reply: SharedArrayBuffer) {
     this.control = new Int32Array(control);
     this.request = new Int32Array(request);
-    this.reply = new Int32Array(reply);
+    this.reply = new Int32Array(reply, 0, REPLY_WORDS);
+    this.replyTime = new Float64Array(reply, REPLY_TIME_BYTE, 1);
   }
 
   /** Runs the operations on the worker; resolves with one status per operation. */
-  transact(operations: Operation[], timeoutMs = 2000): Promise<number[]> {
+  async transact(operations: Operation[], timeoutMs = 2000): Promise<number[]> {
+    return (await this.transactTimed(operations, timeoutMs)).statuses;
+  }
+
+  /** As transact(), with the worker's time of completion (for latencies that end in the worker). */
+  transactTimed(operations: Operation[], timeoutMs = 2000): Promise<TransactionResult> {
     const run = this.tail.then(() => this.post(operations, timeoutMs));
     this.tail = run.catch(() => undefined);
     return run;
   }
 
-  private async post(operations: Operation[], timeoutMs: number): Promise<number[]> {
+  private async post(operations: Operation[], timeoutMs: number): Promise<TransactionResult> {
     if (operations.length > REPLY_WORDS) throw new RangeError(`at most ${REPLY_WORDS} operations per transaction`);
     let word = 0;
     for (const { opcode, args } of operations) {
@@ -105,7 +128,7 @@ export class CommandChannel {
     // A loop: Array.from over a typed array goes through its iterator, an object per status.
     const statuses = new Array<number>(operations.length);
     for (let i = 0; i < operations.length; i++) statuses[i] = this.reply[i];
-    return statuses;
+    return { statuses, completedMs: this.replyTime[0] };
   }
 }
 
@@ -113,7 +136,8 @@ export class CommandChannel {
  * Worker side: applies the posted transaction if there is one. `apply` runs one operation and
  * returns its status; the request words are read in place (no allocation). `finish`, if given, runs
  * after the last operation and before the reply is published (the worker sends the transaction's
- * packet executes there, together).
+ * packet executes there, together). `replyTime` (a view at REPLY_TIME_BYTE of the reply area)
+ * receives the completion time.
  */
 export function serveCommands(
   control: Int32Array,
@@ -121,6 +145,7 @@ export function serveCommands(
   reply: Int32Array,
   apply: (opcode: number, request: Int32Array, argsAt: number, argCount: number) => number,
   finish?: () => void,
+  replyTime?: Float64Array,
 ): boolean {
   const seq = Atomics.load(control, ControlWord.COMMAND_SEQ);
   if (seq === Atomics.load(control, ControlWord.REPLY_SEQ)) return false;
@@ -133,6 +158,7 @@ export function serveCommands(
     word += 2 + argCount;
   }
   finish?.();
+  if (replyTime !== undefined) replyTime[0] = performance.timeOrigin + performance.now();
   Atomics.store(control, ControlWord.REPLY_SEQ, seq);
   Atomics.notify(control, ControlWord.REPLY_SEQ);
   return true;

@@ -29,7 +29,7 @@
 import * as path from 'node:path';
 import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import type { DatapathConfig, PortConfig } from './config';
-import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_WORDS } from './command-channel';
+import { CommandChannel, Opcode, Operation, REQUEST_WORDS, REPLY_BYTES, REPLY_WORDS } from './command-channel';
 import { DpifError, FlowStat, FlowTable, flowSpec, PutFlags } from './flow-table';
 import { ActionSpec, outputPorts } from './action-format';
 import { ActionCompileError, ProgramCache } from './action-program';
@@ -315,7 +315,7 @@ export class Datapath {
       }
       const control = new SharedArrayBuffer(ControlWord.COUNT * 4);
       const request = new SharedArrayBuffer(REQUEST_WORDS * 4);
-      const reply = new SharedArrayBuffer(REPLY_WORDS * 4);
+      const reply = new SharedArrayBuffer(REPLY_BYTES);
       const workerStats = new SharedArrayBuffer(WorkerStat.COUNT * 8);
       const portStats = new SharedArrayBuffer(MAX_PORT_SLOTS * PortStat.COUNT * 8);
       const flowStats = new SharedArrayBuffer(this.config.flows.limit * FlowStat.COUNT * 8);
@@ -654,7 +654,18 @@ export class Datapath {
    * each item's outcome is null or its error, as execute() would have thrown it.
    */
   async executeMany(items: { frame: Uint8Array; actions: ActionSpec[]; inPort: number }[]): Promise<(Error | null)[]> {
+    return (await this.executeManyTimed(items)).outcomes;
+  }
+
+  /**
+   * executeMany(), and when worker 0 had sent the last of them: `sentMs` on the workers' clock
+   * (performance.timeOrigin + performance.now(), as an upcall's queued time), NaN if none reached
+   * the worker. A first packet's latency ends there, not when the control thread, which shares its
+   * CPU with others, reads the reply.
+   */
+  async executeManyTimed(items: { frame: Uint8Array; actions: ActionSpec[]; inPort: number }[]): Promise<{ outcomes: (Error | null)[]; sentMs: number }> {
     const outcomes: (Error | null)[] = new Array(items.length).fill(null);
+    let sentMs = Number.NaN;
     const operations: Operation[] = [];
     const opIndex: number[] = [];
     const maxLength = this.config.umem.frameSize - COPY_HEADROOM;
@@ -714,7 +725,8 @@ export class Datapath {
       let last = first;
       while (last < operations.length && last - first < REPLY_WORDS && words + 2 + operations[last].args.length <= REQUEST_WORDS) words += 2 + operations[last++].args.length;
       if (last === first) throw new RangeError('a packet too large for the request area');
-      const statuses = await worker.channel.transact(operations.slice(first, last));
+      const { statuses, completedMs } = await worker.channel.transactTimed(operations.slice(first, last));
+      sentMs = completedMs;
       statuses.forEach((status, j) => {
         const i = opIndex[first + j];
         if (status === -ENOBUFS) outcomes[i] = new DpifError('ENOBUFS', 'no free frame in the worker to execute the packet in');
@@ -722,7 +734,7 @@ export class Datapath {
       });
       first = last;
     }
-    return outcomes;
+    return { outcomes, sentMs };
   }
 
   /** config flows.initial, in one batch before any port receives; the first refused one fails start-up. */

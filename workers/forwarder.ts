@@ -21,7 +21,7 @@
 import { MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ConsumerRing, ProducerRing, RingLayout } from '../src/ring';
 import { ControlWord, MAX_PORT_SLOTS, PortStat, WorkerState, WorkerStat } from '../src/worker-layout';
-import { Opcode, serveCommands, EEXIST, EINVAL, ENOENT, ENOSYS, ENOBUFS as E_NOBUFS } from '../src/command-channel';
+import { Opcode, serveCommands, EEXIST, EINVAL, ENOENT, ENOSYS, ENOBUFS as E_NOBUFS, REPLY_TIME_BYTE, REPLY_WORDS } from '../src/command-channel';
 import { native, NativeAddon, EAGAIN, EBUSY, ENOBUFS } from '../src/native';
 import { WorkerFlows } from '../src/worker-flows';
 import { PORT_KIND_AFXDP, PORT_KIND_MEMORY } from '../src/vport';
@@ -112,6 +112,8 @@ class Forwarder implements OutputSink {
   readonly control: Int32Array;
   readonly request: Int32Array;
   readonly reply: Int32Array;
+  /** When the worker finished the last transaction (command-channel.ts). */
+  readonly replyTime: Float64Array;
   readonly workerStats: Float64Array;
   readonly portStats: Float64Array;
   /** The output table, by slot: null where no port is (never added, or deleted). */
@@ -172,7 +174,8 @@ class Forwarder implements OutputSink {
   constructor(init: ForwarderInit) {
     this.control = new Int32Array(init.control);
     this.request = new Int32Array(init.request);
-    this.reply = new Int32Array(init.reply);
+    this.reply = new Int32Array(init.reply, 0, REPLY_WORDS);
+    this.replyTime = new Float64Array(init.reply, REPLY_TIME_BYTE, 1);
     this.workerStats = new Float64Array(init.workerStats);
     this.portStats = new Float64Array(init.portStats);
     this.ports = new Array<WorkerPort | null>(MAX_PORT_SLOTS).fill(null);
@@ -225,7 +228,7 @@ class Forwarder implements OutputSink {
       if ((loops++ & 15) === 0 && Atomics.load(control, ControlWord.STATE) !== WorkerState.RUNNING) break;
       const seq = Atomics.load(control, ControlWord.COMMAND_SEQ);
       if (seq !== servedSeq) {
-        if (serveCommands(control, this.request, this.reply, applyCommand, this.sendExecuted)) stats[WorkerStat.COMMANDS]++;
+        if (serveCommands(control, this.request, this.reply, applyCommand, this.sendExecuted, this.replyTime)) stats[WorkerStat.COMMANDS]++;
         servedSeq = seq;
       }
       let received = 0;

@@ -9,7 +9,7 @@ import { FLOW_KEY_WORDS, FlowWord } from '../../src/flow-key';
 import { extractFlowKey } from '../../src/flow-extract';
 import { createUpcallRing, UpcallProducer, UpcallConsumer, UpcallKind } from '../../src/upcall-ring';
 import { SlowPathController, SlowPathConfig } from '../../src/slowpath/slow-path';
-import { UpcallDispatcher, UpcallDatapath } from '../../src/upcall-dispatcher';
+import { UpcallDispatcher, UpcallDatapath, LATENCY_BUCKETS_MS } from '../../src/upcall-dispatcher';
 import { Revalidator } from '../../src/revalidator';
 import { formatActions, ActionSpec } from '../../src/flow-format';
 import { ethernet, ipv4, udp } from '../helpers/packet-builder';
@@ -21,7 +21,7 @@ function frame(o: { src?: string; dst?: string; ipDst?: string; sport?: number }
 }
 
 /** A datapath on memory ports whose executes are recorded (the flow table is the real one). */
-async function harness(slowPath: SlowPathConfig, flowLimit = 1000) {
+async function harness(slowPath: SlowPathConfig, flowLimit = 1000, replyDelayMs = 0) {
   const dp = await Datapath.start(parseConfig({
     ports: [{ name: 'm0', type: 'memory' }, { name: 'm1', type: 'memory' }, { name: 'm2', type: 'memory' }],
     umem: { ringSize: 256, framesPerPort: 1024 },
@@ -30,9 +30,12 @@ async function harness(slowPath: SlowPathConfig, flowLimit = 1000) {
   const executed: { frame: Uint8Array; actions: string; inPort: number }[] = [];
   const target: UpcallDatapath = {
     flows: dp.flows,
-    executeMany: async (items: { frame: Uint8Array; actions: ActionSpec[]; inPort: number }[]) => {
+    executeManyTimed: async (items: { frame: Uint8Array; actions: ActionSpec[]; inPort: number }[]) => {
       for (const { frame: f, actions, inPort } of items) executed.push({ frame: f, actions: formatActions(actions), inPort });
-      return items.map(() => null);
+      const sentMs = performance.timeOrigin + performance.now();
+      // The reply is read late, as by a control thread that waited for its CPU.
+      if (replyDelayMs > 0) await sleep(replyDelayMs);
+      return { outcomes: items.map(() => null), sentMs };
     },
   };
   const ring = createUpcallRing(256, 256);
@@ -83,6 +86,27 @@ test('upcalls: the rule table decides, a megaflow is installed once per flow, ev
       assert.equal(flow.mask[FlowWord.IN_PORT], -1);
     }
     assert.equal(h.dispatcher.stats.latencyCount, 40);
+  } finally {
+    await h.close();
+  }
+});
+
+test('upcalls: first-packet latency ends when the worker sent the frame, not when the control thread read the reply', async () => {
+  const h = await harness({ type: 'rules', rules: [{ priority: 1, match: '', actions: '2' }] }, 1000, 50);
+  try {
+    // The first batch starts the handler threads (tens of ms): measure a second one, of new flows.
+    for (let i = 0; i < 8; i++) h.miss(frame({ sport: i }), 1);
+    await h.settle(8);
+    const s = h.dispatcher.stats;
+    const before = [...s.latencyBuckets];
+    // One flow hash, so one handler lane and one execute transaction (lanes are executed in turn).
+    for (let i = 0; i < 8; i++) h.miss(frame({ sport: 16, src: `02:00:00:00:01:${(16 + i).toString(16)}` }), 1);
+    await h.settle(16);
+    assert.equal(s.latencyCount, 16);
+    // Sent a few ms after being queued, the reply read 50 ms later: no sample in the 50 ms bucket or above.
+    const delta = s.latencyBuckets.map((n, i) => n - before[i]);
+    const late = delta.slice(LATENCY_BUCKETS_MS.indexOf(25) + 1).reduce((a, b) => a + b, 0);
+    assert.equal(late, 0, `latency buckets of the second batch ${delta.join(',')}`);
   } finally {
     await h.close();
   }
@@ -199,7 +223,7 @@ test('upcalls: the dispatcher is saturated while a ring is a quarter full', asyn
     // A second ring the dispatcher never serves: what it holds stays pending.
     const idle = createUpcallRing(256, 256);
     const producer = new UpcallProducer(idle);
-    const lagging = new UpcallDispatcher({ flows: h.dp.flows, executeMany: async () => [] }, [new UpcallConsumer(idle)], h.controller, { handlers: 1, queueLimit: 8 }, 1000);
+    const lagging = new UpcallDispatcher({ flows: h.dp.flows, executeManyTimed: async () => ({ outcomes: [], sentMs: Number.NaN }) }, [new UpcallConsumer(idle)], h.controller, { handlers: 1, queueLimit: 8 }, 1000);
     try {
       const key = new Int32Array(FLOW_KEY_WORDS);
       const f = frame({ sport: 1 });
