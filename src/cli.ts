@@ -15,6 +15,8 @@ import { ControlClient } from './control/client';
 import { formatMeterConfig, formatMeterFeatures, formatMeterListing, formatMeterStats } from './meter-format';
 import type { MeterConfig, MeterFeatures, MeterStats } from './meter-table';
 import { formatShow, ShowDatapath } from './show-format';
+import { DAEMON_NODE_FLAGS, relaunchArgs } from './node-flags';
+import { native } from './native';
 
 export const DEFAULT_SOCKET = '/run/xdp-ts/xdp-ts.sock';
 
@@ -65,6 +67,15 @@ function options(argv: string[], known: Record<string, 'value' | 'flag'>): Recor
 async function run(argv: string[]): Promise<number> {
   const o = options(argv, { config: 'value' });
   if (typeof o.config !== 'string') throw new UsageError('run needs --config FILE');
+  // The daemon's heap flags must be given at start: restart under them, same pid (node-flags.ts).
+  const relaunch = relaunchArgs(process.execPath, process.execArgv, process.argv, process.env);
+  if (relaunch !== null) {
+    try {
+      native().execv(process.execPath, relaunch);
+    } catch (error) {
+      process.stderr.write(`xdp-ts: running without ${DAEMON_NODE_FLAGS.join(' ')}: restarting under them failed: ${(error as Error).message}\n`);
+    }
+  }
   // Loaded here, not at the top: the daemon's modules (prom-client, pino, the datapath) would add
   // ~100 ms to every short command.
   const { Daemon } = await import('./daemon');

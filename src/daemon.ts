@@ -133,7 +133,7 @@ export class Daemon {
     }
     this.logger.info({
       event: 'ready', datapath: config.datapath, workers: datapath.workerCount, socket: config.control.socket,
-      metrics: this.metricsUrl(),
+      metrics: this.metricsUrl(), pid: process.pid, nodeFlags: process.execArgv,
       ports: datapath.ports.map((p) => ({ name: p.name, number: p.number, type: p.type, ...p.describe() })),
     }, 'ready');
   }

@@ -81,6 +81,8 @@ export interface NativeAddon {
   setThreadAffinity(tid: number, cpus: number[]): void;
   waitReadable(fds: Int32Array, count: number, timeoutMs: number): number;
   closeFd(fd: number): void;
+  /** Replaces the process image (same pid); returns only by throwing (errno in .code). */
+  execv(path: string, args: string[]): never;
 }
 
 export const ADDON_PATH = path.join(__dirname, '..', '..', 'addon', 'build', 'Release', 'xdp_ts.node');

@@ -1,11 +1,13 @@
 // Thread placement, waiting on sockets, closing descriptors.
 #include "common.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 #include <vector>
 
 namespace xdpts {
@@ -83,9 +85,41 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// execv(path, args): replaces this process's image with `path` run with argv `args` (args[0]
+// included), keeping its pid, environment, stdin/stdout/stderr and the descriptors without
+// close-on-exec. Returns only on failure, by throwing with the errno. The daemon uses it to restart
+// itself under node flags that must be given at start (V8's heap sizes), as the same process a
+// service manager or a test knows.
+Napi::Value Execv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+    return ThrowMessage(env, "execv(path, args): path must be a string, args an array of strings");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array list = info[1].As<Napi::Array>();
+  if (list.Length() == 0) return ThrowMessage(env, "execv: args must hold at least argv[0]");
+  std::vector<std::string> args;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsString()) return ThrowMessage(env, "execv: args[" + std::to_string(i) + "] is not a string");
+    args.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // Node marks the standard descriptors close-on-exec: without this the new image starts with
+  // /dev/null for stdin, stdout and stderr, and the daemon's log goes nowhere.
+  for (int fd = 0; fd <= 2; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+  execv(path.c_str(), argv.data());
+  return ThrowErrno(env, "execv " + path, errno);
+}
+
 }  // namespace
 
 void InitSystem(Napi::Env env, Napi::Object exports) {
+  exports.Set("execv", Napi::Function::New(env, Execv));
   exports.Set("pinThread", Napi::Function::New(env, PinThread));
   exports.Set("threadAffinity", Napi::Function::New(env, ThreadAffinity));
   exports.Set("setThreadAffinity", Napi::Function::New(env, SetThreadAffinity));

@@ -39,6 +39,9 @@ test('the daemon on afxdp ports: CLI, show -s and /metrics agree with the traffi
     });
     let stopped;
     try {
+      // Restarted under its heap flags in place: the process that was started is the daemon.
+      assert.equal(dp.ready.pid, dp.child.pid);
+      assert.ok((dp.ready.nodeFlags as string[]).includes('--initial-old-space-size=256'), `node flags ${JSON.stringify(dp.ready.nodeFlags)}`);
       const socket = ['--socket', dp.socket];
       const file = path.join(dir, 'flows.txt');
       fs.writeFileSync(file, Array.from({ length: FLOWS }, (_, i) =>
