@@ -153,6 +153,10 @@ class Forwarder implements OutputSink {
   /** The upcall ring's producer, or null without a slow path. */
   readonly upcalls: RingUpcalls | null;
   native: NativeAddon | null = null;
+  /** The run loop's last clock reading (ms, performance.now()), in a cell: receive() moves it too. */
+  readonly clockAt = new Float64Array(1);
+  /** Idle loops ran since the last clock reading (the next batch's receive() reads it first). */
+  idleSinceClock = false;
   /** The sockets an idle worker sleeps on (rebuilt when ports change). */
   socketFds = new Int32Array(0);
   socketCount = 0;
@@ -215,10 +219,12 @@ class Forwarder implements OutputSink {
     let bell = 0;
     let servedSeq = Atomics.load(control, ControlWord.REPLY_SEQ);
     // Busy and idle time: the clock is read after every loop that received frames (busy: the time
-    // since the last read) and after every 16th idle loop (idle). performance.now() returns a boxed
-    // number, and read on every idle loop it allocated ~100 MB/s (25-30 collections a second); the
-    // price is that up to 15 idle loops (a few microseconds) before a busy one count as busy.
-    let clock = performance.now();
+    // since the last read), when frames arrive after idle loops (idle: receive() reads it before
+    // the batch's work), and every 256th idle loop, so an idle stretch reaches the counters.
+    // performance.now() returns a new heap number each call: read every idle loop it allocated
+    // ~100 MB/s, every 16th ~24 MB/s (a 0.13-0.19 ms scavenge every ~330 ms).
+    const clockAt = this.clockAt;
+    clockAt[0] = performance.now();
     for (let p = 0; p < this.activeCount; p++) this.refill(this.active[p]);
     Atomics.store(control, ControlWord.STATE, WorkerState.RUNNING);
     Atomics.notify(control, ControlWord.STATE);
@@ -246,15 +252,17 @@ class Forwarder implements OutputSink {
       if ((loops & 0xffff) === 0) this.maybeRerank();
       if (received !== 0) {
         const now = performance.now();
-        stats[WorkerStat.BUSY_MS] += now - clock;
-        clock = now;
+        stats[WorkerStat.BUSY_MS] += now - clockAt[0];
+        clockAt[0] = now;
         idleLoops = 0;
         continue;
       }
-      if ((loops & 15) === 0) {
+      this.idleSinceClock = true;
+      if ((loops & 255) === 0) {
         const now = performance.now();
-        stats[WorkerStat.IDLE_MS] += now - clock;
-        clock = now;
+        stats[WorkerStat.IDLE_MS] += now - clockAt[0];
+        clockAt[0] = now;
+        this.idleSinceClock = false;
       }
       stats[WorkerStat.IDLE_LOOPS]++;
       if (!this.adaptive) continue;
@@ -270,8 +278,9 @@ class Forwarder implements OutputSink {
         stats[WorkerStat.SLEEPS]++;
         this.sleep(bell);
         const woke = performance.now();
-        stats[WorkerStat.IDLE_MS] += woke - clock;
-        clock = woke;
+        stats[WorkerStat.IDLE_MS] += woke - clockAt[0];
+        clockAt[0] = woke;
+        this.idleSinceClock = false;
       }
     }
     this.drain();
@@ -288,6 +297,13 @@ class Forwarder implements OutputSink {
     const rx = port.rx;
     const count = rx.available(BATCH);
     if (count === 0) return 0;
+    // Frames after idle loops: the idle stretch ends here, before this batch's work (run()).
+    if (this.idleSinceClock) {
+      const now = performance.now();
+      this.workerStats[WorkerStat.IDLE_MS] += now - this.clockAt[0];
+      this.clockAt[0] = now;
+      this.idleSinceClock = false;
+    }
     const words = rx.words;
     const descWord = rx.descWord;
     const mask = rx.mask;
