@@ -144,8 +144,8 @@ export function serveCommands(
   request: Int32Array,
   reply: Int32Array,
   apply: (opcode: number, request: Int32Array, argsAt: number, argCount: number) => number,
-  finish?: () => void,
-  replyTime?: Float64Array,
+  finish: (() => void) | undefined,
+  replyTime: Float64Array,
 ): boolean {
   const seq = Atomics.load(control, ControlWord.COMMAND_SEQ);
   if (seq === Atomics.load(control, ControlWord.REPLY_SEQ)) return false;
@@ -158,7 +158,7 @@ export function serveCommands(
     word += 2 + argCount;
   }
   finish?.();
-  if (replyTime !== undefined) replyTime[0] = performance.timeOrigin + performance.now();
+  replyTime[0] = performance.timeOrigin + performance.now();
   Atomics.store(control, ControlWord.REPLY_SEQ, seq);
   Atomics.notify(control, ControlWord.REPLY_SEQ);
   return true;

@@ -211,6 +211,14 @@ class Forwarder implements OutputSink {
     this.publishFrames();
   }
 
+  /** Charges the time since the last clock reading to `stat` (BUSY_MS or IDLE_MS) and reads the clock. */
+  chargeClock(stat: WorkerStat): void {
+    const now = performance.now();
+    this.workerStats[stat] += now - this.clockAt[0];
+    this.clockAt[0] = now;
+    this.idleSinceClock = false;
+  }
+
   run(): void {
     const control = this.control;
     const stats = this.workerStats;
@@ -223,8 +231,7 @@ class Forwarder implements OutputSink {
     // the batch's work), and every 256th idle loop, so an idle stretch reaches the counters.
     // performance.now() returns a new heap number each call: read every idle loop it allocated
     // ~100 MB/s, every 16th ~24 MB/s (a 0.13-0.19 ms scavenge every ~330 ms).
-    const clockAt = this.clockAt;
-    clockAt[0] = performance.now();
+    this.clockAt[0] = performance.now();
     for (let p = 0; p < this.activeCount; p++) this.refill(this.active[p]);
     Atomics.store(control, ControlWord.STATE, WorkerState.RUNNING);
     Atomics.notify(control, ControlWord.STATE);
@@ -251,19 +258,12 @@ class Forwarder implements OutputSink {
       // Re-rank the classifier's subtables by hits about once a second, as dpcls does.
       if ((loops & 0xffff) === 0) this.maybeRerank();
       if (received !== 0) {
-        const now = performance.now();
-        stats[WorkerStat.BUSY_MS] += now - clockAt[0];
-        clockAt[0] = now;
+        this.chargeClock(WorkerStat.BUSY_MS);
         idleLoops = 0;
         continue;
       }
       this.idleSinceClock = true;
-      if ((loops & 255) === 0) {
-        const now = performance.now();
-        stats[WorkerStat.IDLE_MS] += now - clockAt[0];
-        clockAt[0] = now;
-        this.idleSinceClock = false;
-      }
+      if ((loops & 255) === 0) this.chargeClock(WorkerStat.IDLE_MS);
       stats[WorkerStat.IDLE_LOOPS]++;
       if (!this.adaptive) continue;
       idleLoops++;
@@ -277,10 +277,7 @@ class Forwarder implements OutputSink {
         if (Atomics.load(control, ControlWord.STATE) !== WorkerState.RUNNING) break;
         stats[WorkerStat.SLEEPS]++;
         this.sleep(bell);
-        const woke = performance.now();
-        stats[WorkerStat.IDLE_MS] += woke - clockAt[0];
-        clockAt[0] = woke;
-        this.idleSinceClock = false;
+        this.chargeClock(WorkerStat.IDLE_MS);
       }
     }
     this.drain();
@@ -298,12 +295,7 @@ class Forwarder implements OutputSink {
     const count = rx.available(BATCH);
     if (count === 0) return 0;
     // Frames after idle loops: the idle stretch ends here, before this batch's work (run()).
-    if (this.idleSinceClock) {
-      const now = performance.now();
-      this.workerStats[WorkerStat.IDLE_MS] += now - this.clockAt[0];
-      this.clockAt[0] = now;
-      this.idleSinceClock = false;
-    }
+    if (this.idleSinceClock) this.chargeClock(WorkerStat.IDLE_MS);
     const words = rx.words;
     const descWord = rx.descWord;
     const mask = rx.mask;
